@@ -1,0 +1,2 @@
+DROP TABLE node_execution_results;
+DROP TABLE execution_records;

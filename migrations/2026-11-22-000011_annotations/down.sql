@@ -1,0 +1,2 @@
+DROP TABLE message_feedbacks;
+DROP TABLE message_annotations;

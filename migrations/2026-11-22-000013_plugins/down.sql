@@ -1,0 +1,2 @@
+DROP TABLE installed_plugins;
+DROP TABLE plugins;

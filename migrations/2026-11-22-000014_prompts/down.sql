@@ -1,0 +1,2 @@
+DROP TABLE prompt_template_versions;
+DROP TABLE prompt_templates;

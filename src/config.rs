@@ -1,0 +1,185 @@
+//! Configuration, read once at start-up from the environment.
+//!
+//! Variables (all documented in README.md):
+//! - `DATABASE_URL`: PostgreSQL (default `postgres://postgres@127.0.0.1:5432/weft`).
+//! - `DATABASE_POOL_SIZE`: connections in the pool (default 16).
+//! - `REDIS_URL`: Redis (default `redis://127.0.0.1:6379`); `memory` selects the in-process bus.
+//! - `WEFT_REDIS_PREFIX`: prefix of every Redis key and channel (default `weft:`).
+//! - `WEFT_BIND`: listen address (default `127.0.0.1:8080`).
+//! - `WEFT_DATA_DIR`: local state: generated secrets, the file store (default `./data`).
+//! - `WEFT_JWT_SECRET`: key signing access tokens; generated into the data dir when unset.
+//! - `WEFT_ENCRYPTION_KEY`: 64 hex characters (32 bytes) encrypting stored provider keys;
+//!   generated into the data dir when unset.
+//! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::secrets::{self, Secret};
+
+/// Where the event bus lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisConfig {
+    /// A Redis server shared by every instance.
+    Url(String),
+    /// An in-process bus: one instance only, nothing shared.
+    Memory,
+}
+
+/// The typed configuration of one server process.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub database_pool_size: usize,
+    /// How long a request waits for a pooled connection before failing.
+    pub database_wait_timeout: Duration,
+    pub redis: RedisConfig,
+    pub redis_prefix: String,
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub jwt_secret: Secret,
+    pub encryption_key: Secret,
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/weft";
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Reads the environment. Secrets that are not set are loaded from (or generated into)
+    /// the data directory, so a restart keeps tokens valid and stored keys readable.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        let database_pool_size = match var("DATABASE_POOL_SIZE") {
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| {
+                    ConfigError(format!("DATABASE_POOL_SIZE must be 1 to 1000, got {v:?}"))
+                })?,
+            None => 16,
+        };
+        let redis = parse_redis(var("REDIS_URL").as_deref().unwrap_or(DEFAULT_REDIS_URL));
+        let redis_prefix = var("WEFT_REDIS_PREFIX").unwrap_or_else(|| "weft:".into());
+        let bind_text = var("WEFT_BIND").unwrap_or_else(|| DEFAULT_BIND.into());
+        let bind = bind_text.parse::<SocketAddr>().map_err(|_| {
+            ConfigError(format!(
+                "WEFT_BIND must be an address and port such as 127.0.0.1:8080, got {bind_text:?}"
+            ))
+        })?;
+        let data_dir = PathBuf::from(var("WEFT_DATA_DIR").unwrap_or_else(|| "./data".into()));
+
+        let jwt_secret = match var("WEFT_JWT_SECRET") {
+            Some(v) if v.len() >= 32 => Secret::new(v.into_bytes()),
+            Some(_) => {
+                return Err(ConfigError(
+                    "WEFT_JWT_SECRET must be at least 32 characters".into(),
+                ));
+            }
+            None => secrets::load_or_generate(&data_dir, "jwt_secret", "WEFT_JWT_SECRET")
+                .map_err(|e| ConfigError(format!("cannot keep the JWT secret: {e}")))?,
+        };
+        let encryption_key = match var("WEFT_ENCRYPTION_KEY") {
+            Some(v) => secrets::parse_key_hex(&v).ok_or_else(|| {
+                ConfigError("WEFT_ENCRYPTION_KEY must be 64 hexadecimal characters".into())
+            })?,
+            None => secrets::load_or_generate(&data_dir, "encryption_key", "WEFT_ENCRYPTION_KEY")
+                .map_err(|e| ConfigError(format!("cannot keep the encryption key: {e}")))?,
+        };
+
+        Ok(Config {
+            database_url,
+            database_pool_size,
+            database_wait_timeout: Duration::from_secs(5),
+            redis,
+            redis_prefix,
+            bind,
+            data_dir,
+            jwt_secret,
+            encryption_key,
+        })
+    }
+
+    /// A configuration for tests: the given database and Redis, a data directory of the
+    /// test's own, fixed secrets, and an ephemeral port.
+    pub fn for_test(
+        database_url: &str,
+        redis: RedisConfig,
+        redis_prefix: &str,
+        data_dir: &Path,
+    ) -> Config {
+        Config {
+            database_url: database_url.into(),
+            database_pool_size: 8,
+            database_wait_timeout: Duration::from_secs(5),
+            redis,
+            redis_prefix: redis_prefix.into(),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: data_dir.into(),
+            jwt_secret: Secret::new(b"test-jwt-secret-of-at-least-32-bytes".to_vec()),
+            encryption_key: Secret::new(vec![7u8; 32]),
+        }
+    }
+}
+
+/// `memory` selects the in-process bus; anything else is a Redis URL.
+pub fn parse_redis(value: &str) -> RedisConfig {
+    if value.eq_ignore_ascii_case("memory") {
+        RedisConfig::Memory
+    } else {
+        RedisConfig::Url(value.to_string())
+    }
+}
+
+/// A URL with its password replaced, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://weft:hunter2@db:5432/weft"),
+            "postgres://weft:***@db:5432/weft"
+        );
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/weft"),
+            "postgres://postgres@127.0.0.1/weft"
+        );
+        assert_eq!(
+            redact_url("redis://:pw@127.0.0.1:6379"),
+            "redis://:***@127.0.0.1:6379"
+        );
+    }
+
+    #[test]
+    fn memory_selects_the_in_process_bus() {
+        assert_eq!(parse_redis("memory"), RedisConfig::Memory);
+        assert_eq!(
+            parse_redis("redis://127.0.0.1:6379"),
+            RedisConfig::Url("redis://127.0.0.1:6379".into())
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Diesel models: conversations, messages, annotations and feedback.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::schema::{conversations, message_annotations, message_feedbacks, messages};
+
+/// A row of `conversations`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
+pub struct Conversation {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub application_id: Uuid,
+    pub end_user_id: Option<Uuid>,
+    pub title: String,
+    pub status: String,
+    pub summary: Option<String>,
+    pub message_count: i32,
+    pub metadata: Value,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `messages`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
+pub struct Message {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub conversation_id: Uuid,
+    pub application_id: Uuid,
+    pub execution_id: Option<Uuid>,
+    pub sequence_number: i32,
+    pub role: String,
+    pub content: String,
+    pub query: Option<String>,
+    pub answer: Option<String>,
+    pub inputs: Value,
+    pub outputs: Option<Value>,
+    pub model_provider: Option<String>,
+    pub model_name: Option<String>,
+    pub prompt_tokens: i32,
+    pub completion_tokens: i32,
+    pub total_tokens: i32,
+    pub latency: Option<f64>,
+    pub status: String,
+    pub error: Option<String>,
+    pub metadata: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `message_annotations`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = message_annotations, check_for_backend(diesel::pg::Pg))]
+pub struct MessageAnnotation {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub application_id: Uuid,
+    pub question: Option<String>,
+    pub content: String,
+    pub annotation_type: String,
+    pub hit_count: i32,
+    pub annotated_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `message_feedbacks`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = message_feedbacks, check_for_backend(diesel::pg::Pg))]
+pub struct MessageFeedback {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub message_id: Uuid,
+    pub conversation_id: Uuid,
+    pub application_id: Uuid,
+    pub end_user_id: Uuid,
+    pub rating: String,
+    pub content: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}

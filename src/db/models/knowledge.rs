@@ -1,0 +1,102 @@
+//! Diesel models: datasets, documents, segments and their links to applications.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::schema::{dataset_application_joins, datasets, document_segments, documents};
+
+/// A row of `datasets`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = datasets, check_for_backend(diesel::pg::Pg))]
+pub struct Dataset {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub icon: Option<String>,
+    pub embedding_model: Option<String>,
+    pub embedding_model_provider: Option<String>,
+    pub retrieval_model_config: Value,
+    pub indexing_technique: String,
+    pub document_count: i32,
+    pub word_count: i32,
+    pub tokens: i32,
+    pub similarity_threshold: f32,
+    pub vector_similarity_weight: f32,
+    pub top_k: i32,
+    pub created_by: Option<Uuid>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `documents`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = documents, check_for_backend(diesel::pg::Pg))]
+pub struct Document {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub dataset_id: Uuid,
+    pub name: String,
+    pub data_source_type: String,
+    pub data_source_info: Value,
+    pub file_id: Option<Uuid>,
+    pub position: i32,
+    pub word_count: i32,
+    pub tokens: i32,
+    pub indexing_status: String,
+    pub error: Option<String>,
+    pub progress: f32,
+    pub progress_msg: Option<String>,
+    pub process_begin_at: Option<DateTime<Utc>>,
+    pub process_duration: Option<f64>,
+    pub enabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_by: Option<Uuid>,
+    pub archived: bool,
+    pub created_by: Option<Uuid>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `document_segments`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = document_segments, check_for_backend(diesel::pg::Pg))]
+pub struct DocumentSegment {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub document_id: Uuid,
+    pub dataset_id: Uuid,
+    pub position: i32,
+    pub content: String,
+    pub word_count: i32,
+    pub tokens: i32,
+    pub keywords: Value,
+    pub index_node_id: Option<String>,
+    pub index_node_hash: Option<String>,
+    pub hit_count: i32,
+    pub enabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_by: Option<Uuid>,
+    pub archived: bool,
+    pub status: String,
+    pub error: Option<String>,
+    pub embedding: Option<Vec<Option<f32>>>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A row of `dataset_application_joins`.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = dataset_application_joins, check_for_backend(diesel::pg::Pg))]
+pub struct DatasetApplicationJoin {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub dataset_id: Uuid,
+    pub application_id: Uuid,
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,62 @@
+//! The diesel-async connection pool. Every connection it opens counts its statements into
+//! `Metrics::db_queries` through Diesel's instrumentation.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::FutureExt;
+
+use crate::metrics::Metrics;
+
+pub type DbPool = Pool<AsyncPgConnection>;
+pub type DbConn = Object<AsyncPgConnection>;
+
+/// Counts every statement sent on one connection.
+struct QueryCounter(Arc<Metrics>);
+
+impl Instrumentation for QueryCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+            self.0.db_queries.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Builds the pool. Connections are opened lazily; a request waits at most `wait_timeout`
+/// for one, and opening one may take at most 5 s.
+pub fn build(
+    database_url: &str,
+    size: usize,
+    wait_timeout: Duration,
+    metrics: Arc<Metrics>,
+) -> Result<DbPool, deadpool::managed::BuildError> {
+    let mut config = ManagerConfig::default();
+    // A returned connection is reused without a test query: a broken one fails on first use
+    // and is dropped, which costs less than a round trip on every checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(move |url| {
+        let metrics = metrics.clone();
+        let url = url.to_string();
+        async move {
+            let mut conn = AsyncPgConnection::establish(&url).await?;
+            conn.set_instrumentation(QueryCounter(metrics));
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(database_url, config);
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(wait_timeout))
+        .create_timeout(Some(Duration::from_secs(5)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()
+}

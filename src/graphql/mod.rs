@@ -1,0 +1,31 @@
+//! The GraphQL schema: its assembly, the root types and the mapping of errors to codes.
+
+mod errors;
+mod query;
+
+use std::sync::Arc;
+
+use async_graphql::{EmptyMutation, EmptySubscription, Schema, SchemaBuilder};
+
+use crate::app::App;
+
+pub use errors::ErrorCodes;
+pub use query::Query;
+
+/// The executable schema of the service.
+pub type WeftSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+/// The schema's shape and extensions, without state: enough to print the SDL.
+pub fn schema_builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query, EmptyMutation, EmptySubscription).extension(ErrorCodes)
+}
+
+/// The schema wired to the application state.
+pub fn build_schema(app: Arc<App>) -> WeftSchema {
+    schema_builder().data(app).finish()
+}
+
+/// The SDL, as checked in at `schema.graphql` and served at `/schema.graphql`.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

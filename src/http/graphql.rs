@@ -1,0 +1,141 @@
+//! GraphQL over HTTP: `POST /graphql` for any query or mutation, `GET /graphql` for queries.
+//!
+//! The answer is `application/graphql-response+json` when the client accepts it (then a
+//! request that fails before execution, such as a syntax error or an unknown field, is a
+//! 400), else `application/json` with 200.
+
+use std::sync::atomic::Ordering;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::GraphQLRequest;
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use super::{HttpState, RequestId};
+
+const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
+
+pub async fn post(
+    State(state): State<HttpState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    execute(&state, request_id, &headers, request.into_inner()).await
+}
+
+pub async fn get(
+    State(state): State<HttpState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+        Ok(request) => request,
+        Err(e) => {
+            return plain_error(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                &format!("invalid request: {e}"),
+            );
+        }
+    };
+    if is_mutation(&request) {
+        let mut response = plain_error(
+            &headers,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "mutations are sent with POST",
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    execute(&state, request_id, &headers, request).await
+}
+
+async fn execute(
+    state: &HttpState,
+    request_id: RequestId,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+) -> Response {
+    state
+        .app
+        .metrics
+        .graphql_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let response = state.schema.execute(request.data(request_id)).await;
+    let strict = accepts_graphql_response_json(headers);
+    // A request error (nothing executed) has no data and errors without a path.
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| e.path.is_empty());
+    let status = if strict && request_error {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    json_response(strict, status, serde_json::to_vec(&response))
+}
+
+/// Whether the selected operation of a GET request is a mutation. A document that does not
+/// parse is left to the executor, which answers with the syntax error.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let ty = match &document.operations {
+        DocumentOperations::Single(op) => Some(op.node.ty),
+        DocumentOperations::Multiple(ops) => match &request.operation_name {
+            Some(name) => ops.get(name.as_str()).map(|op| op.node.ty),
+            None if ops.len() == 1 => ops.values().next().map(|op| op.node.ty),
+            None => None,
+        },
+    };
+    ty == Some(OperationType::Mutation)
+}
+
+fn accepts_graphql_response_json(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(GRAPHQL_RESPONSE_JSON))
+}
+
+/// An error response that did not reach the executor, in the GraphQL response shape.
+fn plain_error(headers: &HeaderMap, status: StatusCode, message: &str) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }]
+    });
+    json_response(
+        accepts_graphql_response_json(headers),
+        status,
+        serde_json::to_vec(&body),
+    )
+}
+
+fn json_response(strict: bool, status: StatusCode, body: serde_json::Result<Vec<u8>>) -> Response {
+    let content_type = if strict {
+        GRAPHQL_RESPONSE_JSON
+    } else {
+        "application/json"
+    };
+    let (status, body) = match body {
+        Ok(body) => (status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize a GraphQL response");
+            (StatusCode::INTERNAL_SERVER_ERROR, b"{\"errors\":[{\"message\":\"internal error\",\"extensions\":{\"code\":\"INTERNAL\"}}]}".to_vec())
+        }
+    };
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}

@@ -1,0 +1,55 @@
+//! Liveness, readiness and metrics.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+use super::HttpState;
+use crate::realtime::ComponentHealth;
+
+/// 200 while the process serves.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    postgres: ComponentHealth,
+    redis: ComponentHealth,
+}
+
+/// 200 when PostgreSQL and the bus are usable, else 503; the body says which is down.
+pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
+    let (postgres, redis) = tokio::join!(postgres_health(&state), state.app.broker.health());
+    let ready = postgres != ComponentHealth::Down && redis != ComponentHealth::Down;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(Readiness { postgres, redis }))
+}
+
+async fn postgres_health(state: &HttpState) -> ComponentHealth {
+    let check = async {
+        let mut conn = state.app.pool.get().await.ok()?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Some(_)) => ComponentHealth::Ok,
+        _ => ComponentHealth::Down,
+    }
+}
+
+/// The Prometheus text exposition.
+pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.app.metrics.render(),
+    )
+}

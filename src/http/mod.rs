@@ -1,0 +1,37 @@
+//! The HTTP surface: the router and one small module per endpoint group.
+
+mod graphiql;
+mod graphql;
+mod health;
+mod request_id;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::app::App;
+use crate::graphql::WeftSchema;
+
+pub use request_id::RequestId;
+
+/// What every handler is given.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: Arc<App>,
+    pub schema: WeftSchema,
+}
+
+/// Every route of API.md's endpoint table served so far.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/graphiql", get(graphiql::page))
+        .route("/", get(graphiql::redirect))
+        .route("/schema.graphql", get(graphiql::schema_sdl))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .layer(axum::middleware::from_fn(request_id::assign))
+        .with_state(state)
+}

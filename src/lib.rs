@@ -1,0 +1,16 @@
+//! Weft: the GraphQL backend of an LLM application platform.
+//!
+//! The map of this crate is `ARCHITECTURE.md`. In short: `config` and `app` build the state
+//! once, `http` and `graphql` serve it, `db` holds PostgreSQL, `realtime` the event bus.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metrics;
+pub mod realtime;
+pub mod secrets;
+pub mod server;
+pub mod telemetry;

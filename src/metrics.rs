@@ -1,0 +1,45 @@
+//! Process counters exposed on `/metrics` in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one server process. Cheap to bump from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// SQL statements sent to PostgreSQL (counted by Diesel's instrumentation).
+    pub db_queries: AtomicU64,
+    /// GraphQL requests received over HTTP.
+    pub graphql_requests: AtomicU64,
+}
+
+impl Metrics {
+    pub fn db_queries(&self) -> u64 {
+        self.db_queries.load(Ordering::Relaxed)
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        counter(
+            &mut out,
+            "weft_db_queries_total",
+            "SQL statements sent to PostgreSQL.",
+            self.db_queries(),
+        );
+        counter(
+            &mut out,
+            "weft_graphql_requests_total",
+            "GraphQL requests received over HTTP.",
+            self.graphql_requests.load(Ordering::Relaxed),
+        );
+        out
+    }
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}

@@ -1,0 +1,84 @@
+//! The connection to the event bus: Redis shared by every instance, or nothing but this
+//! process when `REDIS_URL=memory`.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::config::{RedisConfig, redact_url};
+
+/// The bus this process publishes to and subscribes from.
+#[derive(Clone)]
+pub enum Broker {
+    /// Redis: commands go through a multiplexed connection that reconnects by itself.
+    Redis {
+        client: redis::Client,
+        commands: ConnectionManager,
+    },
+    /// One process only: nothing leaves it.
+    Memory,
+}
+
+/// The state of a component as `/readyz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComponentHealth {
+    Ok,
+    Down,
+    Memory,
+}
+
+/// Redis could not be reached at start-up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot reach Redis at {url}: {source}")]
+pub struct BrokerError {
+    pub url: String,
+    pub source: redis::RedisError,
+}
+
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Broker {
+    /// Connects to Redis (answering a PING) or selects the in-process bus.
+    pub async fn connect(config: &RedisConfig) -> Result<Broker, BrokerError> {
+        let url = match config {
+            RedisConfig::Memory => return Ok(Broker::Memory),
+            RedisConfig::Url(url) => url,
+        };
+        let fail = |source| BrokerError {
+            url: redact_url(url),
+            source,
+        };
+        let client = redis::Client::open(url.as_str()).map_err(fail)?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(3)))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(2));
+        let mut commands = ConnectionManager::new_with_config(client.clone(), manager_config)
+            .await
+            .map_err(fail)?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut commands)
+            .await
+            .map_err(fail)?;
+        Ok(Broker::Redis { client, commands })
+    }
+
+    /// Whether the bus answers now (a PING within two seconds).
+    pub async fn health(&self) -> ComponentHealth {
+        match self {
+            Broker::Memory => ComponentHealth::Memory,
+            Broker::Redis { commands, .. } => {
+                let mut conn = commands.clone();
+                let ping = redis::cmd("PING");
+                match tokio::time::timeout(RESPONSE_TIMEOUT, ping.query_async::<String>(&mut conn))
+                    .await
+                {
+                    Ok(Ok(_)) => ComponentHealth::Ok,
+                    _ => ComponentHealth::Down,
+                }
+            }
+        }
+    }
+}
