@@ -81,9 +81,11 @@ pub async fn ensure_database(database_url: &str) -> Result<bool, MigrateError> {
         }
         match conn.batch_execute(&format!("CREATE DATABASE {}", quote_ident(&name))) {
             Ok(()) => Ok(true),
-            // Another instance created it between our check and our CREATE.
-            Err(diesel::result::Error::DatabaseError(_, info))
-                if info.message().contains("already exists") =>
+            // Another instance created it between our check and our CREATE: PostgreSQL says
+            // "already exists", or, when both CREATEs overlap, violates pg_database's key.
+            Err(diesel::result::Error::DatabaseError(kind, info))
+                if matches!(kind, diesel::result::DatabaseErrorKind::UniqueViolation)
+                    || info.message().contains("already exists") =>
             {
                 Ok(false)
             }

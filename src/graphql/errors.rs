@@ -51,11 +51,77 @@ pub fn classify(error: &mut ServerError, request_id: Option<RequestId>) {
     match source {
         Some(AppError::BadUserInput { field, .. }) => extensions.set("field", field.as_str()),
         Some(AppError::Internal(detail)) => {
-            let id = request_id.unwrap_or_else(RequestId::new);
+            let id = request_id.unwrap_or_default();
             tracing::error!(request_id = %id, path = ?error.path, error = %detail, "internal error");
             error.message = "internal error".to_string();
             extensions.set("requestId", id.to_string());
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_graphql::{Pos, Value};
+
+    use super::*;
+
+    fn server_error(error: AppError) -> ServerError {
+        async_graphql::Error::new_with_source(error).into_server_error(Pos::default())
+    }
+
+    fn extension(error: &ServerError, name: &str) -> Option<Value> {
+        error.extensions.as_ref().and_then(|e| e.get(name)).cloned()
+    }
+
+    #[test]
+    fn internal_errors_show_a_generic_message_and_the_request_id() {
+        let id = RequestId::new();
+        let mut error = server_error(AppError::internal(std::io::Error::other("password=x")));
+        classify(&mut error, Some(id));
+        assert_eq!(error.message, "internal error");
+        assert_eq!(extension(&error, "code"), Some(Value::from("INTERNAL")));
+        assert_eq!(
+            extension(&error, "requestId"),
+            Some(Value::from(id.to_string()))
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let mut error = server_error(AppError::bad_input("input.email", "not an email address"));
+        classify(&mut error, None);
+        assert_eq!(error.message, "not an email address");
+        assert_eq!(
+            extension(&error, "code"),
+            Some(Value::from("BAD_USER_INPUT"))
+        );
+        assert_eq!(extension(&error, "field"), Some(Value::from("input.email")));
+    }
+
+    #[test]
+    fn engine_errors_are_bad_user_input() {
+        let mut error = ServerError::new("Unknown field", None);
+        classify(&mut error, None);
+        assert_eq!(
+            extension(&error, "code"),
+            Some(Value::from("BAD_USER_INPUT"))
+        );
+    }
+
+    #[test]
+    fn each_variant_has_its_code() {
+        for (error, code) in [
+            (AppError::Unauthenticated, "UNAUTHENTICATED"),
+            (AppError::Forbidden, "FORBIDDEN"),
+            (AppError::NotFound("workflow"), "NOT_FOUND"),
+            (AppError::Conflict("taken".into()), "CONFLICT"),
+            (AppError::RateLimited, "RATE_LIMITED"),
+            (AppError::QuotaExceeded("quota".into()), "QUOTA_EXCEEDED"),
+        ] {
+            let mut error = server_error(error);
+            classify(&mut error, None);
+            assert_eq!(extension(&error, "code"), Some(Value::from(code)));
+        }
     }
 }

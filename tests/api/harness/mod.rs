@@ -1,0 +1,10 @@
+//! The test harness: a database per test cloned from a migrated template, a Redis key prefix
+//! per test, and the server started in-process on an ephemeral port.
+
+pub mod db;
+pub mod redis_server;
+pub mod server;
+
+pub use db::TestDb;
+pub use redis_server::RedisServer;
+pub use server::TestServer;

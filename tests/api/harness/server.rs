@@ -1,0 +1,99 @@
+//! The server started in-process on an ephemeral port, against a test database and a Redis
+//! key prefix of the test's own.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use weft::app::App;
+use weft::config::{Config, RedisConfig};
+
+use super::TestDb;
+
+/// The Redis every test shares, each under its own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("WEFT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub struct TestServer {
+    pub app: Arc<App>,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    data_dir: PathBuf,
+    // Dropped last: the database outlives the server using it.
+    _db: TestDb,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by the test.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let db = TestDb::new();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("weft-test-{id}"));
+        let mut config = Config::for_test(
+            &db.url,
+            RedisConfig::Url(redis_url()),
+            &format!("weft-test-{id}:"),
+            &data_dir,
+        );
+        adjust(&mut config);
+        let app = App::start(config).await.expect("the app starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let (tx, rx) = oneshot::channel();
+        let served = app.clone();
+        tokio::spawn(async move {
+            let _ = weft::server::serve(served, listener, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestServer {
+            app,
+            base,
+            client: reqwest::Client::new(),
+            shutdown: Some(tx),
+            data_dir,
+            _db: db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// POSTs a GraphQL request and returns the JSON answer.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        self.client
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests against real PostgreSQL and Redis: one binary, tests in parallel, each
+//! with a database of its own (see `harness`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod endpoints;
+mod migrations;
+mod schema_sdl;
+mod startup;
