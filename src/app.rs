@@ -2,8 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::auth::password::PasswordHasher;
+use crate::auth::rate_limit::{Limits, LoginLimiter};
+use crate::auth::tokens::TokenSigner;
 use crate::config::{Config, redact_url};
 use crate::db::{self, DbPool};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::realtime::{Broker, BrokerError};
 
@@ -13,6 +17,15 @@ pub struct App {
     pub pool: DbPool,
     pub broker: Broker,
     pub metrics: Arc<Metrics>,
+    pub auth: AuthServices,
+    pub mailer: Mailer,
+}
+
+/// What authentication needs beyond the database.
+pub struct AuthServices {
+    pub signer: TokenSigner,
+    pub hasher: PasswordHasher,
+    pub limiter: LoginLimiter,
 }
 
 /// What stopped the service from starting; each message says what was tried and how to fix it.
@@ -29,6 +42,8 @@ pub enum StartupError {
          running server, or set REDIS_URL=memory for a single instance."
     )]
     Redis(#[from] BrokerError),
+    #[error("{0}")]
+    Config(String),
 }
 
 impl App {
@@ -60,11 +75,27 @@ impl App {
         )
         .map_err(|e| postgres(e.to_string()))?;
         let broker = Broker::connect(&config.redis).await?;
+        let smtp_url = config
+            .smtp_url
+            .as_ref()
+            .map(|s| String::from_utf8_lossy(s.expose()).into_owned());
+        let mailer = Mailer::from_config(smtp_url.as_deref(), &config.mail_from)
+            .map_err(StartupError::Config)?;
+        let hashing = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+        let auth = AuthServices {
+            signer: TokenSigner::new(&config.jwt_secret),
+            hasher: PasswordHasher::new(hashing)
+                .await
+                .map_err(|e| StartupError::Config(format!("password hashing: {e}")))?,
+            limiter: LoginLimiter::new(broker.clone(), &config.redis_prefix, Limits::default()),
+        };
         Ok(Arc::new(App {
             config,
             pool,
             broker,
             metrics,
+            auth,
+            mailer,
         }))
     }
 }

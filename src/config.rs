@@ -10,6 +10,10 @@
 //! - `WEFT_JWT_SECRET`: key signing access tokens; generated into the data dir when unset.
 //! - `WEFT_ENCRYPTION_KEY`: 64 hex characters (32 bytes) encrypting stored provider keys;
 //!   generated into the data dir when unset.
+//! - `WEFT_PUBLIC_URL`: the address users reach the service at, for links in mail
+//!   (default `http://<WEFT_BIND>`).
+//! - `WEFT_SMTP_URL`: SMTP server for outgoing mail; unset, mail goes to the log.
+//! - `WEFT_MAIL_FROM`: sender of outgoing mail (default `Weft <no-reply@localhost>`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -40,6 +44,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub jwt_secret: Secret,
     pub encryption_key: Secret,
+    pub public_url: String,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -50,6 +57,7 @@ pub struct ConfigError(pub String);
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/weft";
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAIL_FROM: &str = "Weft <no-reply@localhost>";
 
 impl Config {
     /// Reads the environment. Secrets that are not set are loaded from (or generated into)
@@ -96,6 +104,10 @@ impl Config {
                 .map_err(|e| ConfigError(format!("cannot keep the encryption key: {e}")))?,
         };
 
+        let public_url = var("WEFT_PUBLIC_URL").unwrap_or_else(|| format!("http://{bind}"));
+        let smtp_url = var("WEFT_SMTP_URL").map(|v| Secret::new(v.into_bytes()));
+        let mail_from = var("WEFT_MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into());
+
         Ok(Config {
             database_url,
             database_pool_size,
@@ -106,6 +118,9 @@ impl Config {
             data_dir,
             jwt_secret,
             encryption_key,
+            public_url,
+            smtp_url,
+            mail_from,
         })
     }
 
@@ -127,6 +142,9 @@ impl Config {
             data_dir: data_dir.into(),
             jwt_secret: Secret::new(b"test-jwt-secret-of-at-least-32-bytes".to_vec()),
             encryption_key: Secret::new(vec![7u8; 32]),
+            public_url: "http://weft.test".into(),
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.into(),
         }
     }
 }

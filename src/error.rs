@@ -11,6 +11,9 @@ use std::fmt;
 pub enum AppError {
     #[error("authentication required")]
     Unauthenticated,
+    /// A failed login: the same answer for an unknown email and a wrong password.
+    #[error("invalid email or password")]
+    InvalidCredentials,
     #[error("not allowed")]
     Forbidden,
     #[error("{0} not found")]
@@ -46,7 +49,7 @@ impl AppError {
     /// The `extensions.code` of this error.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::Unauthenticated | AppError::InvalidCredentials => "UNAUTHENTICATED",
             AppError::Forbidden => "FORBIDDEN",
             AppError::NotFound(_) => "NOT_FOUND",
             AppError::BadUserInput { .. } => "BAD_USER_INPUT",

@@ -4,13 +4,19 @@
 //! once, `http` and `graphql` serve it, `db` holds PostgreSQL, `realtime` the event bus.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod identity;
+pub mod mail;
 pub mod metrics;
 pub mod realtime;
 pub mod secrets;
 pub mod server;
 pub mod telemetry;
+pub mod tenancy;
+pub mod validate;

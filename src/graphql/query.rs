@@ -1,10 +1,14 @@
-//! The root `Query` type.
+//! The root `Query` and `Mutation` types, merged from one part per domain.
 
-use async_graphql::{Object, SimpleObject};
+use async_graphql::{MergedObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
-/// Entry points of every read.
-pub struct Query;
+use super::identity::{IdentityMutation, IdentityQuery};
+use super::tenancy::{TenancyMutation, TenancyQuery};
+
+/// Facts about the API itself.
+#[derive(Default)]
+pub struct HealthQuery;
 
 /// Facts about the serving instance.
 #[derive(SimpleObject)]
@@ -16,7 +20,7 @@ pub struct Health {
 }
 
 #[Object]
-impl Query {
+impl HealthQuery {
     /// Whether the API answers, and which version does.
     async fn health(&self) -> Health {
         Health {
@@ -25,3 +29,11 @@ impl Query {
         }
     }
 }
+
+/// Entry points of every read.
+#[derive(MergedObject, Default)]
+pub struct Query(HealthQuery, IdentityQuery, TenancyQuery);
+
+/// Entry points of every change.
+#[derive(MergedObject, Default)]
+pub struct Mutation(IdentityMutation, TenancyMutation);

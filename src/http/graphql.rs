@@ -4,16 +4,18 @@
 //! request that fails before execution, such as a syntax error or an unknown field, is a
 //! 400), else `application/json` with 200.
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::auth::request_data;
 use super::{HttpState, RequestId};
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
@@ -21,15 +23,17 @@ const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 pub async fn post(
     State(state): State<HttpState>,
     Extension(request_id): Extension<RequestId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
-    execute(&state, request_id, &headers, request.into_inner()).await
+    execute(&state, request_id, peer, &headers, request.into_inner()).await
 }
 
 pub async fn get(
     State(state): State<HttpState>,
     Extension(request_id): Extension<RequestId>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -54,12 +58,13 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, request_id, &headers, request).await
+    execute(&state, request_id, peer, &headers, request).await
 }
 
 async fn execute(
     state: &HttpState,
     request_id: RequestId,
+    peer: SocketAddr,
     headers: &HeaderMap,
     request: async_graphql::Request,
 ) -> Response {
@@ -68,7 +73,8 @@ async fn execute(
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let response = state.schema.execute(request.data(request_id)).await;
+    let request = request_data(&state.app, request.data(request_id), peer, headers);
+    let response = state.schema.execute(request).await;
     let strict = accepts_graphql_response_json(headers);
     // A request error (nothing executed) has no data and errors without a path.
     let request_error = response.data == async_graphql::Value::Null

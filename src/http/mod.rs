@@ -1,5 +1,6 @@
 //! The HTTP surface: the router and one small module per endpoint group.
 
+mod auth;
 mod graphiql;
 mod graphql;
 mod health;

@@ -1,0 +1,63 @@
+//! The audit trail: every mutation that changes data writes one `audit_logs` row in its own
+//! transaction, so a failed mutation leaves none.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::auth::{Actor, ClientInfo};
+use crate::db::schema::audit_logs;
+use crate::error::AppResult;
+use crate::validate::truncate;
+
+/// What happened, to what.
+pub struct AuditEntry<'a> {
+    pub workspace_id: Option<Uuid>,
+    /// `<resource>.<verb>`, e.g. `team.create`.
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<Uuid>,
+    pub metadata: Value,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = audit_logs)]
+struct NewAuditLog {
+    workspace_id: Option<Uuid>,
+    actor_type: &'static str,
+    actor_user_id: Option<Uuid>,
+    action: String,
+    resource_type: String,
+    resource_id: Option<Uuid>,
+    metadata: Value,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// Writes one row. Call it inside the mutation's transaction.
+pub async fn record(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    entry: AuditEntry<'_>,
+) -> AppResult<()> {
+    let (actor_type, actor_user_id) = match actor {
+        Actor::User { user_id } => ("USER", Some(user_id)),
+    };
+    diesel::insert_into(audit_logs::table)
+        .values(NewAuditLog {
+            workspace_id: entry.workspace_id,
+            actor_type,
+            actor_user_id,
+            action: entry.action.to_string(),
+            resource_type: entry.resource_type.to_string(),
+            resource_id: entry.resource_id,
+            metadata: entry.metadata,
+            ip: client.ip.as_deref().map(|ip| truncate(ip, 64)),
+            user_agent: client.user_agent.as_deref().map(|ua| truncate(ua, 500)),
+        })
+        .execute(conn)
+        .await?;
+    Ok(())
+}

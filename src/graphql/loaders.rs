@@ -1,0 +1,344 @@
+//! DataLoaders: every relation is resolved in batches, one SQL statement per relation and
+//! level of a query, whatever the number of rows. A loader is made per request for its
+//! viewer, and every statement filters by what that viewer may see.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::auth::permissions::member_team_ids;
+use crate::db::DbPool;
+use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
+use crate::db::schema::{organizations, team_invitations, team_members, teams, users, workspaces};
+use crate::error::AppError;
+
+/// The batch loader of one request.
+pub struct DbLoader {
+    pool: DbPool,
+    viewer: Option<Uuid>,
+}
+
+impl DbLoader {
+    pub fn new(pool: DbPool, viewer: Option<Uuid>) -> DbLoader {
+        DbLoader { pool, viewer }
+    }
+}
+
+type LoadResult<K, V> = Result<HashMap<K, V>, Arc<AppError>>;
+
+fn fail(e: impl Into<AppError>) -> Arc<AppError> {
+    Arc::new(e.into())
+}
+
+macro_rules! key {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name(pub Uuid);
+    };
+}
+
+key!(/// An organization the viewer belongs to.
+    OrganizationById);
+key!(/// A team the viewer belongs to.
+    TeamById);
+key!(/// A workspace the viewer can see.
+    WorkspaceById);
+key!(/// A user's public profile.
+    UserProfileById);
+key!(/// The viewer's teams in an organization.
+    TeamsOfOrganization);
+key!(/// The workspaces of a team of the viewer's.
+    WorkspacesOfTeam);
+key!(/// The members of a team of the viewer's.
+    MembersOfTeam);
+key!(/// The pending invitations of a team of the viewer's.
+    PendingInvitationsOfTeam);
+key!(/// The viewer's role in a team.
+    ViewerRoleInTeam);
+key!(/// The viewer's highest role in an organization's teams.
+    ViewerRoleInOrganization);
+
+/// What anyone sharing a team may see of a user.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct UserProfile {
+    pub id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub avatar_url: Option<String>,
+}
+
+fn ids<K: Copy>(keys: &[K], id: impl Fn(K) -> Uuid) -> Vec<Uuid> {
+    keys.iter().map(|k| id(*k)).collect()
+}
+
+fn group<K: std::hash::Hash + Eq + Copy, V>(
+    keys: &[K],
+    rows: Vec<V>,
+    key_of: impl Fn(&V) -> K,
+) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+    for row in rows {
+        map.entry(key_of(&row)).or_default().push(row);
+    }
+    map
+}
+
+impl Loader<OrganizationById> for DbLoader {
+    type Value = Organization;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[OrganizationById]) -> LoadResult<OrganizationById, Organization> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Organization> = organizations::table
+            .filter(organizations::id.eq_any(ids(keys, |k| k.0)))
+            .filter(
+                organizations::id.eq_any(
+                    teams::table
+                        .filter(teams::id.eq_any(member_team_ids(viewer)))
+                        .select(teams::organization_id),
+                ),
+            )
+            .select(Organization::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|o| (OrganizationById(o.id), o))
+            .collect())
+    }
+}
+
+impl Loader<TeamById> for DbLoader {
+    type Value = Team;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[TeamById]) -> LoadResult<TeamById, Team> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Team> = teams::table
+            .filter(teams::id.eq_any(ids(keys, |k| k.0)))
+            .filter(teams::id.eq_any(member_team_ids(viewer)))
+            .select(Team::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows.into_iter().map(|t| (TeamById(t.id), t)).collect())
+    }
+}
+
+impl Loader<WorkspaceById> for DbLoader {
+    type Value = Workspace;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[WorkspaceById]) -> LoadResult<WorkspaceById, Workspace> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Workspace> = workspaces::table
+            .filter(workspaces::id.eq_any(ids(keys, |k| k.0)))
+            .filter(workspaces::team_id.eq_any(member_team_ids(viewer)))
+            .select(Workspace::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows.into_iter().map(|w| (WorkspaceById(w.id), w)).collect())
+    }
+}
+
+impl Loader<UserProfileById> for DbLoader {
+    type Value = UserProfile;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[UserProfileById]) -> LoadResult<UserProfileById, UserProfile> {
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<UserProfile> = users::table
+            .filter(users::id.eq_any(ids(keys, |k| k.0)))
+            .select(UserProfile::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|u| (UserProfileById(u.id), u))
+            .collect())
+    }
+}
+
+impl Loader<TeamsOfOrganization> for DbLoader {
+    type Value = Vec<Team>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[TeamsOfOrganization],
+    ) -> LoadResult<TeamsOfOrganization, Vec<Team>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Team> = teams::table
+            .filter(teams::organization_id.eq_any(ids(keys, |k| k.0)))
+            .filter(teams::id.eq_any(member_team_ids(viewer)))
+            .order((teams::created_at.asc(), teams::id.asc()))
+            .select(Team::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |t| {
+            TeamsOfOrganization(t.organization_id)
+        }))
+    }
+}
+
+impl Loader<WorkspacesOfTeam> for DbLoader {
+    type Value = Vec<Workspace>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[WorkspacesOfTeam],
+    ) -> LoadResult<WorkspacesOfTeam, Vec<Workspace>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Workspace> = workspaces::table
+            .filter(workspaces::team_id.eq_any(ids(keys, |k| k.0)))
+            .filter(workspaces::team_id.eq_any(member_team_ids(viewer)))
+            .order((workspaces::created_at.asc(), workspaces::id.asc()))
+            .select(Workspace::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |w| WorkspacesOfTeam(w.team_id)))
+    }
+}
+
+impl Loader<MembersOfTeam> for DbLoader {
+    type Value = Vec<TeamMember>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[MembersOfTeam]) -> LoadResult<MembersOfTeam, Vec<TeamMember>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let viewer_teams = diesel::alias!(team_members as viewer_teams);
+        let rows: Vec<TeamMember> = team_members::table
+            .filter(team_members::team_id.eq_any(ids(keys, |k| k.0)))
+            .filter(
+                team_members::team_id.eq_any(
+                    viewer_teams
+                        .filter(viewer_teams.field(team_members::user_id).eq(viewer))
+                        .select(viewer_teams.field(team_members::team_id)),
+                ),
+            )
+            .order((team_members::created_at.asc(), team_members::id.asc()))
+            .select(TeamMember::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |m| MembersOfTeam(m.team_id)))
+    }
+}
+
+impl Loader<PendingInvitationsOfTeam> for DbLoader {
+    type Value = Vec<TeamInvitation>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[PendingInvitationsOfTeam],
+    ) -> LoadResult<PendingInvitationsOfTeam, Vec<TeamInvitation>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        // Only teams where the viewer manages members.
+        let managed = team_members::table
+            .filter(team_members::user_id.eq(viewer))
+            .filter(team_members::role.eq_any([Role::Owner.as_str(), Role::Admin.as_str()]))
+            .select(team_members::team_id);
+        let rows: Vec<TeamInvitation> = team_invitations::table
+            .filter(team_invitations::team_id.eq_any(ids(keys, |k| k.0)))
+            .filter(team_invitations::team_id.eq_any(managed))
+            .filter(team_invitations::accepted_at.is_null())
+            .filter(team_invitations::expires_at.gt(chrono::Utc::now()))
+            .order(team_invitations::created_at.desc())
+            .select(TeamInvitation::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |i| PendingInvitationsOfTeam(i.team_id)))
+    }
+}
+
+impl Loader<ViewerRoleInTeam> for DbLoader {
+    type Value = Role;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[ViewerRoleInTeam]) -> LoadResult<ViewerRoleInTeam, Role> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<(Uuid, String)> = team_members::table
+            .filter(team_members::team_id.eq_any(ids(keys, |k| k.0)))
+            .filter(team_members::user_id.eq(viewer))
+            .select((team_members::team_id, team_members::role))
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(team, role)| Some((ViewerRoleInTeam(team), Role::parse(&role)?)))
+            .collect())
+    }
+}
+
+impl Loader<ViewerRoleInOrganization> for DbLoader {
+    type Value = Role;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[ViewerRoleInOrganization],
+    ) -> LoadResult<ViewerRoleInOrganization, Role> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<(Uuid, String)> = team_members::table
+            .inner_join(teams::table)
+            .filter(teams::organization_id.eq_any(ids(keys, |k| k.0)))
+            .filter(team_members::user_id.eq(viewer))
+            .select((teams::organization_id, team_members::role))
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        let mut best: HashMap<ViewerRoleInOrganization, Role> = HashMap::new();
+        for (organization, role) in rows {
+            if let Some(role) = Role::parse(&role) {
+                let entry = best
+                    .entry(ViewerRoleInOrganization(organization))
+                    .or_insert(role);
+                *entry = (*entry).max(role);
+            }
+        }
+        Ok(best)
+    }
+}

@@ -1,0 +1,422 @@
+//! Organizations, teams, workspaces, members and invitations in GraphQL.
+
+use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::context::{ContextExt, conn};
+use super::loaders::*;
+use crate::auth::Role;
+use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
+use crate::error::AppError;
+use crate::tenancy;
+
+fn role(text: &str) -> Result<Role> {
+    Ok(Role::parse(text).ok_or_else(|| AppError::internal(format!("unknown role {text:?}")))?)
+}
+
+pub struct OrganizationObject(pub Organization);
+
+#[Object(name = "Organization")]
+impl OrganizationObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The caller's highest role in the organization's teams.
+    async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {
+        let found = ctx
+            .loader()?
+            .load_one(ViewerRoleInOrganization(self.0.id))
+            .await?;
+        Ok(found.ok_or(AppError::NotFound("organization"))?)
+    }
+    /// The organization's teams the caller belongs to.
+    async fn teams(&self, ctx: &Context<'_>) -> Result<Vec<TeamObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(TeamsOfOrganization(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(TeamObject)
+            .collect())
+    }
+}
+
+pub struct TeamObject(pub Team);
+
+#[Object(name = "Team")]
+impl TeamObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn organization(&self, ctx: &Context<'_>) -> Result<OrganizationObject> {
+        let found = ctx
+            .loader()?
+            .load_one(OrganizationById(self.0.organization_id))
+            .await?;
+        Ok(OrganizationObject(
+            found.ok_or(AppError::NotFound("organization"))?,
+        ))
+    }
+    /// The caller's role in this team (and its workspaces).
+    async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {
+        let found = ctx.loader()?.load_one(ViewerRoleInTeam(self.0.id)).await?;
+        Ok(found.ok_or(AppError::NotFound("team"))?)
+    }
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<WorkspaceObject>> {
+        let found = ctx.loader()?.load_one(WorkspacesOfTeam(self.0.id)).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(WorkspaceObject)
+            .collect())
+    }
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<TeamMemberObject>> {
+        let found = ctx.loader()?.load_one(MembersOfTeam(self.0.id)).await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(TeamMemberObject)
+            .collect())
+    }
+    /// Invitations not accepted yet; empty unless the caller is OWNER or ADMIN of the team.
+    async fn pending_invitations(&self, ctx: &Context<'_>) -> Result<Vec<TeamInvitationObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(PendingInvitationsOfTeam(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(TeamInvitationObject)
+            .collect())
+    }
+}
+
+/// The unit of isolation: everything builders make lives in a workspace.
+pub struct WorkspaceObject(pub Workspace);
+
+#[Object(name = "Workspace")]
+impl WorkspaceObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn icon(&self) -> Option<&str> {
+        self.0.icon.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
+        let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
+        Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+    /// The caller's role here (its role in the workspace's team).
+    async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {
+        let found = ctx
+            .loader()?
+            .load_one(ViewerRoleInTeam(self.0.team_id))
+            .await?;
+        Ok(found.ok_or(AppError::NotFound("workspace"))?)
+    }
+}
+
+/// What team mates see of a user.
+#[derive(SimpleObject)]
+#[graphql(name = "UserProfile")]
+pub struct UserProfileObject {
+    id: Uuid,
+    name: String,
+    email: String,
+    avatar_url: Option<String>,
+}
+
+impl From<UserProfile> for UserProfileObject {
+    fn from(u: UserProfile) -> Self {
+        UserProfileObject {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            avatar_url: u.avatar_url,
+        }
+    }
+}
+
+pub struct TeamMemberObject(pub TeamMember);
+
+#[Object(name = "TeamMember")]
+impl TeamMemberObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn role(&self) -> Result<Role> {
+        role(&self.0.role)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn user(&self, ctx: &Context<'_>) -> Result<UserProfileObject> {
+        let found = ctx
+            .loader()?
+            .load_one(UserProfileById(self.0.user_id))
+            .await?;
+        Ok(found.ok_or(AppError::NotFound("user"))?.into())
+    }
+    async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
+        let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
+        Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+}
+
+pub struct TeamInvitationObject(pub TeamInvitation);
+
+#[Object(name = "TeamInvitation")]
+impl TeamInvitationObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn role(&self) -> Result<Role> {
+        role(&self.0.role)
+    }
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+    async fn accepted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.accepted_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
+        let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
+        Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+    async fn invited_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
+        let Some(id) = self.0.invited_by else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(UserProfileById(id))
+            .await?
+            .map(Into::into))
+    }
+}
+
+/// An invitation and its token, shown only here.
+#[derive(SimpleObject)]
+pub struct TeamInvitationPayload {
+    invitation: TeamInvitationObject,
+    /// Give it to the invitee: `acceptInvitation(token:)`. It is not stored and cannot be shown again.
+    token: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateOrganizationInput {
+    name: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateTeamInput {
+    organization_id: Uuid,
+    name: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateWorkspaceInput {
+    team_id: Uuid,
+    name: String,
+}
+
+#[derive(InputObject)]
+pub struct InviteTeamMemberInput {
+    team_id: Uuid,
+    email: String,
+    role: Role,
+}
+
+#[derive(InputObject)]
+pub struct UpdateTeamMemberRoleInput {
+    team_id: Uuid,
+    user_id: Uuid,
+    role: Role,
+}
+
+#[derive(InputObject)]
+pub struct RemoveTeamMemberInput {
+    team_id: Uuid,
+    user_id: Uuid,
+}
+
+#[derive(Default)]
+pub struct TenancyQuery;
+
+#[Object]
+impl TenancyQuery {
+    /// A workspace the caller can see, or null.
+    async fn workspace(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<WorkspaceObject>> {
+        ctx.actor()?;
+        Ok(ctx
+            .loader()?
+            .load_one(WorkspaceById(id))
+            .await?
+            .map(WorkspaceObject))
+    }
+}
+
+#[derive(Default)]
+pub struct TenancyMutation;
+
+#[Object]
+impl TenancyMutation {
+    /// Creates an organization with a first team ("General") and workspace; the caller owns them.
+    async fn create_organization(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateOrganizationInput,
+    ) -> Result<OrganizationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let org =
+            tenancy::create_organization(&mut conn, actor, &ctx.client(), &input.name).await?;
+        Ok(OrganizationObject(org))
+    }
+
+    /// Creates a team; the caller must be OWNER or ADMIN in the organization and owns the team.
+    async fn create_team(&self, ctx: &Context<'_>, input: CreateTeamInput) -> Result<TeamObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let team = tenancy::create_team(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.organization_id,
+            &input.name,
+        )
+        .await?;
+        Ok(TeamObject(team))
+    }
+
+    /// Creates a workspace in a team the caller is OWNER or ADMIN of.
+    async fn create_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateWorkspaceInput,
+    ) -> Result<WorkspaceObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let workspace =
+            tenancy::create_workspace(&mut conn, actor, &ctx.client(), input.team_id, &input.name)
+                .await?;
+        Ok(WorkspaceObject(workspace))
+    }
+
+    /// Invites an email to a team; the token is shown once.
+    async fn invite_team_member(
+        &self,
+        ctx: &Context<'_>,
+        input: InviteTeamMemberInput,
+    ) -> Result<TeamInvitationPayload> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let (invitation, token) = tenancy::invite_team_member(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.team_id,
+            &input.email,
+            input.role,
+        )
+        .await?;
+        Ok(TeamInvitationPayload {
+            invitation: TeamInvitationObject(invitation),
+            token,
+        })
+    }
+
+    /// Joins the team of an invitation addressed to the caller's email.
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        token: String,
+    ) -> Result<TeamMemberObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let member = tenancy::accept_invitation(&mut conn, actor, &ctx.client(), &token).await?;
+        Ok(TeamMemberObject(member))
+    }
+
+    /// Changes a member's role; a team keeps at least one OWNER.
+    async fn update_team_member_role(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTeamMemberRoleInput,
+    ) -> Result<TeamMemberObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let member = tenancy::update_team_member_role(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.team_id,
+            input.user_id,
+            input.role,
+        )
+        .await?;
+        Ok(TeamMemberObject(member))
+    }
+
+    /// Removes a member (or the caller leaves); the last OWNER cannot be removed.
+    async fn remove_team_member(
+        &self,
+        ctx: &Context<'_>,
+        input: RemoveTeamMemberInput,
+    ) -> Result<bool> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        tenancy::remove_team_member(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.team_id,
+            input.user_id,
+        )
+        .await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,217 @@
+//! Sessions: an access token plus an opaque refresh token. Refresh tokens are stored hashed,
+//! live 30 days, are rotated on every use and consumed atomically; presenting one that was
+//! already rotated revokes its whole family (the session it belongs to).
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::audit::{self, AuditEntry};
+use crate::auth::tokens::{hash_token, new_opaque_token};
+use crate::auth::{Actor, ClientInfo};
+use crate::db::models::User;
+use crate::db::schema::{refresh_tokens, users};
+use crate::error::{AppError, AppResult};
+use crate::validate::truncate;
+
+/// How long a refresh token is valid.
+pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
+
+/// What a successful login, registration or refresh returns.
+pub struct Session {
+    pub user: User,
+    pub access_token: String,
+    pub access_token_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = refresh_tokens)]
+struct NewRefreshToken {
+    user_id: Uuid,
+    token_hash: String,
+    family_id: Uuid,
+    expires_at: DateTime<Utc>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+/// Stores a new refresh token of `family_id` and signs an access token. Runs inside the
+/// caller's transaction; returns the session and the stored token's id.
+pub(crate) async fn open(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    user: User,
+    family_id: Uuid,
+    client: &ClientInfo,
+) -> AppResult<(Session, Uuid)> {
+    let refresh_token = new_opaque_token();
+    let id: Uuid = diesel::insert_into(refresh_tokens::table)
+        .values(NewRefreshToken {
+            user_id: user.id,
+            token_hash: hash_token(&refresh_token),
+            family_id,
+            expires_at: Utc::now() + REFRESH_TOKEN_TTL,
+            user_agent: client.user_agent.as_deref().map(|ua| truncate(ua, 500)),
+            ip: client.ip.as_deref().map(|ip| truncate(ip, 64)),
+        })
+        .returning(refresh_tokens::id)
+        .get_result(conn)
+        .await?;
+    let (access_token, access_token_expires_at) = app.auth.signer.issue(user.id)?;
+    Ok((
+        Session {
+            user,
+            access_token,
+            access_token_expires_at,
+            refresh_token,
+        },
+        id,
+    ))
+}
+
+/// Exchanges a refresh token for a new session of the same family.
+pub async fn refresh(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    client: &ClientInfo,
+    token: &str,
+) -> AppResult<Session> {
+    let hash = hash_token(token);
+    let outcome = conn
+        .transaction(async |conn| {
+            // Consuming is one UPDATE: of two concurrent uses, exactly one gets the row.
+            let consumed: Option<(Uuid, Uuid, Uuid)> = diesel::update(refresh_tokens::table)
+                .filter(refresh_tokens::token_hash.eq(&hash))
+                .filter(refresh_tokens::revoked_at.is_null())
+                .filter(refresh_tokens::expires_at.gt(Utc::now()))
+                .set(refresh_tokens::revoked_at.eq(Utc::now()))
+                .returning((
+                    refresh_tokens::id,
+                    refresh_tokens::user_id,
+                    refresh_tokens::family_id,
+                ))
+                .get_result(conn)
+                .await
+                .optional()?;
+            let Some((old_id, user_id, family_id)) = consumed else {
+                return Ok::<_, AppError>(None);
+            };
+            let user: Option<User> = users::table
+                .find(user_id)
+                .filter(users::is_active.eq(true))
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()?;
+            let Some(user) = user else {
+                return Ok(None);
+            };
+            let (session, new_id) = open(app, conn, user, family_id, client).await?;
+            diesel::update(refresh_tokens::table.find(old_id))
+                .set(refresh_tokens::replaced_by.eq(new_id))
+                .execute(conn)
+                .await?;
+            audit::record(
+                conn,
+                Actor::User { user_id },
+                client,
+                AuditEntry {
+                    workspace_id: None,
+                    action: "session.refresh",
+                    resource_type: "user",
+                    resource_id: Some(user_id),
+                    metadata: json!({ "family": family_id }),
+                },
+            )
+            .await?;
+            Ok(Some(session))
+        })
+        .await?;
+    match outcome {
+        Some(session) => Ok(session),
+        None => {
+            revoke_family_if_reused(conn, &hash).await?;
+            Err(AppError::Unauthenticated)
+        }
+    }
+}
+
+/// A token that was rotated already is being presented again: someone holds a copy, so the
+/// whole family is revoked.
+async fn revoke_family_if_reused(conn: &mut AsyncPgConnection, hash: &str) -> AppResult<()> {
+    let reused: Option<Uuid> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .filter(refresh_tokens::replaced_by.is_not_null())
+        .select(refresh_tokens::family_id)
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(family_id) = reused {
+        let revoked = diesel::update(refresh_tokens::table)
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .set(refresh_tokens::revoked_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        tracing::warn!(%family_id, revoked, "a rotated refresh token was reused: session revoked");
+    }
+    Ok(())
+}
+
+/// Ends the session the refresh token belongs to (its whole family). Always succeeds, so it
+/// tells nothing about the token.
+pub async fn logout(
+    conn: &mut AsyncPgConnection,
+    client: &ClientInfo,
+    token: &str,
+) -> AppResult<()> {
+    let hash = hash_token(token);
+    conn.transaction(async |conn| {
+        let found: Option<(Uuid, Uuid)> = refresh_tokens::table
+            .filter(refresh_tokens::token_hash.eq(&hash))
+            .select((refresh_tokens::user_id, refresh_tokens::family_id))
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((user_id, family_id)) = found else {
+            return Ok(());
+        };
+        let revoked = diesel::update(refresh_tokens::table)
+            .filter(refresh_tokens::family_id.eq(family_id))
+            .filter(refresh_tokens::revoked_at.is_null())
+            .set(refresh_tokens::revoked_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        if revoked > 0 {
+            audit::record(
+                conn,
+                Actor::User { user_id },
+                client,
+                AuditEntry {
+                    workspace_id: None,
+                    action: "session.logout",
+                    resource_type: "user",
+                    resource_id: Some(user_id),
+                    metadata: json!({ "family": family_id }),
+                },
+            )
+            .await?;
+        }
+        Ok::<_, AppError>(())
+    })
+    .await
+}
+
+/// Revokes every refresh token of a user (after a password reset).
+pub(crate) async fn revoke_all(conn: &mut AsyncPgConnection, user_id: Uuid) -> AppResult<usize> {
+    Ok(diesel::update(refresh_tokens::table)
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .set(refresh_tokens::revoked_at.eq(Utc::now()))
+        .execute(conn)
+        .await?)
+}
