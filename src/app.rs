@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::rate_limit::{Limits, LoginLimiter};
+use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::tokens::TokenSigner;
 use crate::config::{Config, redact_url};
 use crate::db::{self, DbPool};
@@ -87,7 +87,7 @@ impl App {
             hasher: PasswordHasher::new(hashing)
                 .await
                 .map_err(|e| StartupError::Config(format!("password hashing: {e}")))?,
-            limiter: LoginLimiter::new(broker.clone(), &config.redis_prefix, Limits::default()),
+            limiter: LoginLimiter::new(broker.clone(), &config.redis_prefix, config.login_limits),
         };
         Ok(Arc::new(App {
             config,

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::auth::rate_limit::Limits;
 use crate::secrets::{self, Secret};
 
 /// Where the event bus lives.
@@ -47,6 +48,8 @@ pub struct Config {
     pub public_url: String,
     pub smtp_url: Option<Secret>,
     pub mail_from: String,
+    /// Failed logins allowed per email and per client address (README: "Limits").
+    pub login_limits: Limits,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -121,6 +124,7 @@ impl Config {
             public_url,
             smtp_url,
             mail_from,
+            login_limits: Limits::default(),
         })
     }
 
@@ -145,6 +149,7 @@ impl Config {
             public_url: "http://weft.test".into(),
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
+            login_limits: Limits::default(),
         }
     }
 }

@@ -6,6 +6,8 @@
 mod harness;
 
 mod endpoints;
+mod identity;
 mod migrations;
 mod schema_sdl;
 mod startup;
+mod tenancy;

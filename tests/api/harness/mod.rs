@@ -1,9 +1,11 @@
 //! The test harness: a database per test cloned from a migrated template, a Redis key prefix
 //! per test, and the server started in-process on an ephemeral port.
 
+pub mod accounts;
 pub mod db;
 pub mod redis_server;
 pub mod server;
+pub mod smtp;
 
 pub use db::TestDb;
 pub use redis_server::RedisServer;

@@ -77,15 +77,41 @@ impl TestServer {
 
     /// POSTs a GraphQL request and returns the JSON answer.
     pub async fn graphql(&self, query: &str, variables: Value) -> Value {
-        self.client
+        self.graphql_as(None, query, variables).await
+    }
+
+    /// POSTs a GraphQL request with `Authorization: Bearer <token>`.
+    pub async fn graphql_as(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = self
+            .client
             .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request
             .send()
             .await
             .expect("POST /graphql")
             .json()
             .await
             .expect("a JSON answer")
+    }
+
+    /// Runs a SQL query returning one bigint, e.g. `SELECT count(*) FROM users`.
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.app.pool.get().await.expect("a connection");
+        diesel::sql_query(format!("SELECT ({sql})::bigint AS n"))
+            .get_result::<Row>(&mut conn)
+            .await
+            .expect("scalar query")
+            .n
     }
 }
 
