@@ -14,6 +14,9 @@
 //!   (default `http://<WEFT_BIND>`).
 //! - `WEFT_SMTP_URL`: SMTP server for outgoing mail; unset, mail goes to the log.
 //! - `WEFT_MAIL_FROM`: sender of outgoing mail (default `Weft <no-reply@localhost>`).
+//! - `WEFT_MAX_DEPTH` (15), `WEFT_MAX_COMPLEXITY` (25000), `WEFT_MAX_DIRECTIVES` (50):
+//!   limits of a GraphQL document; `WEFT_INTROSPECTION` (`true`) turns introspection off
+//!   with `false`.
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -30,6 +33,28 @@ pub enum RedisConfig {
     Url(String),
     /// An in-process bus: one instance only, nothing shared.
     Memory,
+}
+
+/// Limits every GraphQL document must stay within; over one, nothing is executed.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiLimits {
+    pub max_depth: usize,
+    /// Each field costs 1; a connection costs `first` (or `last`, default 20) times its
+    /// selection.
+    pub max_complexity: usize,
+    pub max_directives: usize,
+    pub introspection: bool,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        ApiLimits {
+            max_depth: 15,
+            max_complexity: 25_000,
+            max_directives: 50,
+            introspection: true,
+        }
+    }
 }
 
 /// The typed configuration of one server process.
@@ -50,6 +75,7 @@ pub struct Config {
     pub mail_from: String,
     /// Failed logins allowed per email and per client address (README: "Limits").
     pub login_limits: Limits,
+    pub api_limits: ApiLimits,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -111,6 +137,30 @@ impl Config {
         let smtp_url = var("WEFT_SMTP_URL").map(|v| Secret::new(v.into_bytes()));
         let mail_from = var("WEFT_MAIL_FROM").unwrap_or_else(|| DEFAULT_MAIL_FROM.into());
 
+        let number = |name: &str, default: usize| -> Result<usize, ConfigError> {
+            match var(name) {
+                Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    ConfigError(format!("{name} must be a positive number, got {v:?}"))
+                }),
+                None => Ok(default),
+            }
+        };
+        let defaults = ApiLimits::default();
+        let api_limits = ApiLimits {
+            max_depth: number("WEFT_MAX_DEPTH", defaults.max_depth)?,
+            max_complexity: number("WEFT_MAX_COMPLEXITY", defaults.max_complexity)?,
+            max_directives: number("WEFT_MAX_DIRECTIVES", defaults.max_directives)?,
+            introspection: match var("WEFT_INTROSPECTION").as_deref() {
+                None | Some("true") | Some("1") => true,
+                Some("false") | Some("0") => false,
+                Some(v) => {
+                    return Err(ConfigError(format!(
+                        "WEFT_INTROSPECTION must be true or false, got {v:?}"
+                    )));
+                }
+            },
+        };
+
         Ok(Config {
             database_url,
             database_pool_size,
@@ -125,6 +175,7 @@ impl Config {
             smtp_url,
             mail_from,
             login_limits: Limits::default(),
+            api_limits,
         })
     }
 
@@ -150,6 +201,7 @@ impl Config {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.into(),
             login_limits: Limits::default(),
+            api_limits: ApiLimits::default(),
         }
     }
 }

@@ -20,3 +20,4 @@ pub mod server;
 pub mod telemetry;
 pub mod tenancy;
 pub mod validate;
+pub mod workflow;

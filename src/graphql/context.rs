@@ -17,7 +17,7 @@ pub trait ContextExt {
     /// The authenticated caller, or UNAUTHENTICATED.
     fn actor(&self) -> AppResult<Actor>;
     fn client(&self) -> ClientInfo;
-    fn loader(&self) -> AppResult<&DataLoader<DbLoader>>;
+    fn loader(&self) -> AppResult<&Arc<DataLoader<DbLoader>>>;
 }
 
 impl ContextExt for Context<'_> {
@@ -37,8 +37,8 @@ impl ContextExt for Context<'_> {
         self.data_opt::<ClientInfo>().cloned().unwrap_or_default()
     }
 
-    fn loader(&self) -> AppResult<&DataLoader<DbLoader>> {
-        self.data::<DataLoader<DbLoader>>()
+    fn loader(&self) -> AppResult<&Arc<DataLoader<DbLoader>>> {
+        self.data::<Arc<DataLoader<DbLoader>>>()
             .map_err(|_| AppError::internal("the request carries no loader"))
     }
 }

@@ -10,11 +10,19 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
+use super::lists::{self, ListFilter, ListName};
+use super::pagination::Page;
 use crate::auth::Role;
-use crate::auth::permissions::member_team_ids;
+use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
-use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
-use crate::db::schema::{organizations, team_invitations, team_members, teams, users, workspaces};
+use crate::db::models::{
+    Connection, Node, Organization, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion,
+    Workspace,
+};
+use crate::db::schema::{
+    connections, nodes, organizations, team_invitations, team_members, teams, users,
+    workflow_versions, workflows, workspaces,
+};
 use crate::error::AppError;
 
 /// The batch loader of one request.
@@ -340,5 +348,233 @@ impl Loader<ViewerRoleInOrganization> for DbLoader {
             }
         }
         Ok(best)
+    }
+}
+
+/// A page of a child list of one parent.
+macro_rules! list_loader {
+    ($(#[$doc:meta])* $key:ident, $row:ty, $list:expr, $parent:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $key {
+            pub parent: Uuid,
+            pub page: Page,
+            pub filter: ListFilter,
+        }
+
+        impl Loader<$key> for DbLoader {
+            type Value = Vec<$row>;
+            type Error = Arc<AppError>;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$row>> {
+                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                let mut conn = self.pool.get().await.map_err(fail)?;
+                // One statement per distinct page and filter; all parents share it.
+                let mut groups: HashMap<(Page, ListFilter), Vec<Uuid>> = HashMap::new();
+                for key in keys {
+                    groups.entry((key.page, key.filter.clone())).or_default().push(key.parent);
+                }
+                let mut out = HashMap::new();
+                for ((page, filter), parents) in groups {
+                    let rows: Vec<$row> = lists::load_pages(&mut conn, &$list.spec(), &parents, viewer, &page, &filter)
+                        .await
+                        .map_err(fail)?;
+                    let mut by_parent: HashMap<Uuid, Vec<$row>> = parents.iter().map(|p| (*p, Vec::new())).collect();
+                    for row in rows {
+                        by_parent.entry($parent(&row)).or_default().push(row);
+                    }
+                    for (parent, rows) in by_parent {
+                        out.insert($key { parent, page, filter: filter.clone() }, rows);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+list_loader!(/// The workflows of a workspace.
+    WorkflowsOfWorkspace, Workflow, ListName::WorkspaceWorkflows, |w: &Workflow| w.workspace_id);
+list_loader!(/// The versions of a workflow.
+    VersionsOfWorkflow, WorkflowVersion, ListName::WorkflowVersions, |v: &WorkflowVersion| v.workflow_id);
+
+/// The size of a child list of one parent, with a filter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CountOf {
+    pub list: ListName,
+    pub parent: Uuid,
+    pub filter: ListFilter,
+}
+
+impl Loader<CountOf> for DbLoader {
+    type Value = i64;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[CountOf]) -> LoadResult<CountOf, i64> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let mut groups: HashMap<(ListName, ListFilter), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups
+                .entry((key.list, key.filter.clone()))
+                .or_default()
+                .push(key.parent);
+        }
+        let mut out = HashMap::new();
+        for ((list, filter), parents) in groups {
+            let counted = lists::count(&mut conn, &list.spec(), &parents, viewer, &filter)
+                .await
+                .map_err(fail)?;
+            for parent in parents {
+                out.insert(
+                    CountOf {
+                        list,
+                        parent,
+                        filter: filter.clone(),
+                    },
+                    0,
+                );
+            }
+            for (parent, n) in counted {
+                out.insert(
+                    CountOf {
+                        list,
+                        parent,
+                        filter: filter.clone(),
+                    },
+                    n,
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+key!(/// A workflow the viewer can see (not deleted).
+    WorkflowById);
+key!(/// The current version of a workflow.
+    CurrentVersionOf);
+key!(/// A workflow version the viewer can see.
+    VersionById);
+key!(/// The nodes of a workflow version.
+    NodesOfVersion);
+key!(/// The connections of a workflow version.
+    ConnectionsOfVersion);
+
+impl Loader<WorkflowById> for DbLoader {
+    type Value = Workflow;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[WorkflowById]) -> LoadResult<WorkflowById, Workflow> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Workflow> = workflows::table
+            .filter(workflows::id.eq_any(ids(keys, |k| k.0)))
+            .filter(workflows::deleted_at.is_null())
+            .filter(workflows::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .select(Workflow::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows.into_iter().map(|w| (WorkflowById(w.id), w)).collect())
+    }
+}
+
+impl Loader<CurrentVersionOf> for DbLoader {
+    type Value = WorkflowVersion;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[CurrentVersionOf],
+    ) -> LoadResult<CurrentVersionOf, WorkflowVersion> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<WorkflowVersion> = workflow_versions::table
+            .filter(workflow_versions::workflow_id.eq_any(ids(keys, |k| k.0)))
+            .filter(workflow_versions::is_current.eq(true))
+            .filter(workflow_versions::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .select(WorkflowVersion::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|v| (CurrentVersionOf(v.workflow_id), v))
+            .collect())
+    }
+}
+
+impl Loader<VersionById> for DbLoader {
+    type Value = WorkflowVersion;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[VersionById]) -> LoadResult<VersionById, WorkflowVersion> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<WorkflowVersion> = workflow_versions::table
+            .filter(workflow_versions::id.eq_any(ids(keys, |k| k.0)))
+            .filter(workflow_versions::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .select(WorkflowVersion::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows.into_iter().map(|v| (VersionById(v.id), v)).collect())
+    }
+}
+
+impl Loader<NodesOfVersion> for DbLoader {
+    type Value = Vec<Node>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[NodesOfVersion]) -> LoadResult<NodesOfVersion, Vec<Node>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Node> = nodes::table
+            .filter(nodes::version_id.eq_any(ids(keys, |k| k.0)))
+            .filter(nodes::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .order(nodes::node_key.asc())
+            .select(Node::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |n| NodesOfVersion(n.version_id)))
+    }
+}
+
+impl Loader<ConnectionsOfVersion> for DbLoader {
+    type Value = Vec<Connection>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[ConnectionsOfVersion],
+    ) -> LoadResult<ConnectionsOfVersion, Vec<Connection>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Connection> = connections::table
+            .filter(connections::version_id.eq_any(ids(keys, |k| k.0)))
+            .filter(connections::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .order((
+                connections::source_node_key.asc(),
+                connections::target_node_key.asc(),
+            ))
+            .select(Connection::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(group(keys, rows, |c| ConnectionsOfVersion(c.version_id)))
     }
 }

@@ -3,9 +3,12 @@
 mod context;
 mod errors;
 mod identity;
+pub mod lists;
 pub mod loaders;
+pub mod pagination;
 mod query;
 mod tenancy;
+mod workflow;
 
 use std::sync::Arc;
 
@@ -26,7 +29,17 @@ pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The schema wired to the application state.
 pub fn build_schema(app: Arc<App>) -> WeftSchema {
-    schema_builder().data(app).finish()
+    let limits = app.config.api_limits;
+    let builder = schema_builder()
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .limit_directives(limits.max_directives);
+    let builder = if limits.introspection {
+        builder
+    } else {
+        builder.disable_introspection()
+    };
+    builder.data(app).finish()
 }
 
 /// The SDL, as checked in at `schema.graphql` and served at `/schema.graphql`.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::tenancy::{TenancyMutation, TenancyQuery};
+use super::workflow::{WorkflowMutation, WorkflowQuery};
 
 /// Facts about the API itself.
 #[derive(Default)]
@@ -32,8 +33,8 @@ impl HealthQuery {
 
 /// Entry points of every read.
 #[derive(MergedObject, Default)]
-pub struct Query(HealthQuery, IdentityQuery, TenancyQuery);
+pub struct Query(HealthQuery, IdentityQuery, TenancyQuery, WorkflowQuery);
 
 /// Entry points of every change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, TenancyMutation);
+pub struct Mutation(IdentityMutation, TenancyMutation, WorkflowMutation);

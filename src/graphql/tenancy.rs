@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::loaders::*;
+use super::pagination::{Conn, PageArgs};
+use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
 use crate::auth::Role;
 use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
 use crate::error::AppError;
@@ -142,6 +144,27 @@ impl WorkspaceObject {
     async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
         let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
         Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+    /// The workspace's workflows, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn workflows(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<WorkflowFilter>,
+    ) -> Result<Conn<WorkflowObject>> {
+        workspace_workflows(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
     }
     /// The caller's role here (its role in the workspace's team).
     async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {

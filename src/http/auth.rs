@@ -53,8 +53,10 @@ pub fn request_data(
         Credentials::Actor(Actor::User { user_id }) => Some(user_id),
         _ => None,
     };
-    let loader = DataLoader::new(DbLoader::new(app.pool.clone(), viewer), tokio::spawn)
-        .delay(Duration::from_millis(1));
+    let loader = std::sync::Arc::new(
+        DataLoader::new(DbLoader::new(app.pool.clone(), viewer), tokio::spawn)
+            .delay(Duration::from_millis(1)),
+    );
     request
         .data(credentials)
         .data(client_info(peer, headers))

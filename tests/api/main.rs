@@ -11,3 +11,4 @@ mod migrations;
 mod schema_sdl;
 mod startup;
 mod tenancy;
+mod workflows;

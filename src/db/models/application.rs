@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::{api_keys, applications};
 
 /// A row of `applications`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = applications, check_for_backend(diesel::pg::Pg))]
 pub struct Application {
     pub id: Uuid,
@@ -31,7 +31,7 @@ pub struct Application {
 }
 
 /// A row of `api_keys`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = api_keys, check_for_backend(diesel::pg::Pg))]
 pub struct ApiKey {
     pub id: Uuid,

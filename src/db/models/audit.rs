@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::audit_logs;
 
 /// A row of `audit_logs`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = audit_logs, check_for_backend(diesel::pg::Pg))]
 pub struct AuditLog {
     pub id: Uuid,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::{conversations, message_annotations, message_feedbacks, messages};
 
 /// A row of `conversations`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = conversations, check_for_backend(diesel::pg::Pg))]
 pub struct Conversation {
     pub id: Uuid,
@@ -26,7 +26,7 @@ pub struct Conversation {
 }
 
 /// A row of `messages`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct Message {
     pub id: Uuid,
@@ -55,7 +55,7 @@ pub struct Message {
 }
 
 /// A row of `message_annotations`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = message_annotations, check_for_backend(diesel::pg::Pg))]
 pub struct MessageAnnotation {
     pub id: Uuid,
@@ -73,7 +73,7 @@ pub struct MessageAnnotation {
 }
 
 /// A row of `message_feedbacks`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = message_feedbacks, check_for_backend(diesel::pg::Pg))]
 pub struct MessageFeedback {
     pub id: Uuid,

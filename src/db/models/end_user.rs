@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::end_users;
 
 /// A row of `end_users`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = end_users, check_for_backend(diesel::pg::Pg))]
 pub struct EndUser {
     pub id: Uuid,

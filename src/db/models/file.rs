@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::db::schema::file_references;
 
 /// A row of `file_references`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = file_references, check_for_backend(diesel::pg::Pg))]
 pub struct FileReference {
     pub id: Uuid,

@@ -8,7 +8,7 @@ use crate::db::schema::{password_resets, refresh_tokens, users};
 
 /// A row of `users`.
 // No Debug: the row holds secret material that must never reach a log.
-#[derive(Clone, Queryable, Selectable, Identifiable)]
+#[derive(Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
     pub id: Uuid,
@@ -25,7 +25,7 @@ pub struct User {
 }
 
 /// A row of `refresh_tokens`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = refresh_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct RefreshToken {
     pub id: Uuid,
@@ -41,7 +41,7 @@ pub struct RefreshToken {
 }
 
 /// A row of `password_resets`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = password_resets, check_for_backend(diesel::pg::Pg))]
 pub struct PasswordReset {
     pub id: Uuid,

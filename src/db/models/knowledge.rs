@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::{dataset_application_joins, datasets, document_segments, documents};
 
 /// A row of `datasets`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = datasets, check_for_backend(diesel::pg::Pg))]
 pub struct Dataset {
     pub id: Uuid,
@@ -33,7 +33,7 @@ pub struct Dataset {
 }
 
 /// A row of `documents`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = documents, check_for_backend(diesel::pg::Pg))]
 pub struct Document {
     pub id: Uuid,
@@ -63,7 +63,7 @@ pub struct Document {
 }
 
 /// A row of `document_segments`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = document_segments, check_for_backend(diesel::pg::Pg))]
 pub struct DocumentSegment {
     pub id: Uuid,
@@ -91,7 +91,7 @@ pub struct DocumentSegment {
 }
 
 /// A row of `dataset_application_joins`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = dataset_application_joins, check_for_backend(diesel::pg::Pg))]
 pub struct DatasetApplicationJoin {
     pub id: Uuid,

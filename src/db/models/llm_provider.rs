@@ -9,7 +9,7 @@ use crate::db::schema::llm_providers;
 
 /// A row of `llm_providers`.
 // No Debug: the row holds secret material that must never reach a log.
-#[derive(Clone, Queryable, Selectable, Identifiable)]
+#[derive(Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = llm_providers, check_for_backend(diesel::pg::Pg))]
 pub struct LlmProvider {
     pub id: Uuid,

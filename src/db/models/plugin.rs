@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::{installed_plugins, plugins};
 
 /// A row of `plugins`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = plugins, check_for_backend(diesel::pg::Pg))]
 pub struct Plugin {
     pub id: Uuid,
@@ -32,7 +32,7 @@ pub struct Plugin {
 }
 
 /// A row of `installed_plugins`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = installed_plugins, check_for_backend(diesel::pg::Pg))]
 pub struct InstalledPlugin {
     pub id: Uuid,

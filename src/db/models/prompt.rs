@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::schema::{prompt_template_versions, prompt_templates};
 
 /// A row of `prompt_templates`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = prompt_templates, check_for_backend(diesel::pg::Pg))]
 pub struct PromptTemplate {
     pub id: Uuid,
@@ -22,7 +22,7 @@ pub struct PromptTemplate {
 }
 
 /// A row of `prompt_template_versions`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = prompt_template_versions, check_for_backend(diesel::pg::Pg))]
 pub struct PromptTemplateVersion {
     pub id: Uuid,

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::db::schema::{organizations, team_invitations, team_members, teams, workspaces};
 
 /// A row of `organizations`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = organizations, check_for_backend(diesel::pg::Pg))]
 pub struct Organization {
     pub id: Uuid,
@@ -19,7 +19,7 @@ pub struct Organization {
 }
 
 /// A row of `teams`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = teams, check_for_backend(diesel::pg::Pg))]
 pub struct Team {
     pub id: Uuid,
@@ -31,7 +31,7 @@ pub struct Team {
 }
 
 /// A row of `workspaces`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = workspaces, check_for_backend(diesel::pg::Pg))]
 pub struct Workspace {
     pub id: Uuid,
@@ -45,7 +45,7 @@ pub struct Workspace {
 }
 
 /// A row of `team_members`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = team_members, check_for_backend(diesel::pg::Pg))]
 pub struct TeamMember {
     pub id: Uuid,
@@ -57,7 +57,7 @@ pub struct TeamMember {
 }
 
 /// A row of `team_invitations`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = team_invitations, check_for_backend(diesel::pg::Pg))]
 pub struct TeamInvitation {
     pub id: Uuid,

@@ -11,7 +11,7 @@ use crate::db::schema::{
 };
 
 /// A row of `workflow_templates`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = workflow_templates, check_for_backend(diesel::pg::Pg))]
 pub struct WorkflowTemplate {
     pub id: Uuid,
@@ -30,7 +30,7 @@ pub struct WorkflowTemplate {
 }
 
 /// A row of `workflows`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = workflows, check_for_backend(diesel::pg::Pg))]
 pub struct Workflow {
     pub id: Uuid,
@@ -48,7 +48,7 @@ pub struct Workflow {
 }
 
 /// A row of `workflow_versions`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = workflow_versions, check_for_backend(diesel::pg::Pg))]
 pub struct WorkflowVersion {
     pub id: Uuid,
@@ -63,7 +63,7 @@ pub struct WorkflowVersion {
 }
 
 /// A row of `nodes`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = nodes, check_for_backend(diesel::pg::Pg))]
 pub struct Node {
     pub id: Uuid,
@@ -79,7 +79,7 @@ pub struct Node {
 }
 
 /// A row of `connections`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = connections, check_for_backend(diesel::pg::Pg))]
 pub struct Connection {
     pub id: Uuid,
@@ -92,7 +92,7 @@ pub struct Connection {
 }
 
 /// A row of `execution_records`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = execution_records, check_for_backend(diesel::pg::Pg))]
 pub struct ExecutionRecord {
     pub id: Uuid,
@@ -116,7 +116,7 @@ pub struct ExecutionRecord {
 }
 
 /// A row of `node_execution_results`.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = node_execution_results, check_for_backend(diesel::pg::Pg))]
 pub struct NodeExecutionResult {
     pub id: Uuid,

@@ -1,0 +1,216 @@
+//! Pages of child lists for many parents in one statement: `Workspace.workflows`,
+//! `Conversation.messages` and the like, batched by DataLoaders so a query costs the same
+//! number of statements for 1 parent as for 50.
+//!
+//! Each parent's rows are numbered with `row_number() OVER (PARTITION BY parent ...)` and cut
+//! at the page size, and every statement keeps only rows of workspaces the viewer can see.
+
+use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::BoxedSqlQuery;
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{QueryableByName, sql_query};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::pagination::{Page, key_time};
+use crate::error::AppResult;
+
+/// How a list is ordered: by a timestamp or by an integer, then by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Time,
+    Int,
+}
+
+/// The child lists served this way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListName {
+    WorkspaceWorkflows,
+    WorkflowVersions,
+}
+
+impl ListName {
+    pub fn spec(self) -> ListSpec {
+        match self {
+            ListName::WorkspaceWorkflows => ListSpec {
+                table: "workflows",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("name"),
+            },
+            ListName::WorkflowVersions => ListSpec {
+                table: "workflow_versions",
+                parent: "workflow_id",
+                key: "sequence_number",
+                key_kind: KeyKind::Int,
+                soft_delete: false,
+                name_column: None,
+            },
+        }
+    }
+}
+
+/// One kind of child list.
+#[derive(Debug, Clone, Copy)]
+pub struct ListSpec {
+    pub table: &'static str,
+    pub parent: &'static str,
+    pub key: &'static str,
+    pub key_kind: KeyKind,
+    /// Whether rows with `deleted_at` set are hidden.
+    pub soft_delete: bool,
+    /// The column `nameContains` searches, if the list has one.
+    pub name_column: Option<&'static str>,
+}
+
+/// Filters a list may be asked for (those that do not apply to it are ignored).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ListFilter {
+    pub name_contains: Option<String>,
+    pub status: Option<String>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+}
+
+/// A count per parent.
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = SqlUuid)]
+    parent: Uuid,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+const VISIBLE: &str = "t.workspace_id IN (SELECT w.id FROM workspaces w \
+                       JOIN team_members m ON m.team_id = w.team_id WHERE m.user_id = $2)";
+
+/// The WHERE clause shared by pages and counts, and the binds it needs after $1 and $2.
+fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (String, Vec<Bind>) {
+    let mut sql = format!("t.{} = ANY($1) AND {VISIBLE}", spec.parent);
+    let mut binds = Vec::new();
+    let mut n = first_bind;
+    if spec.soft_delete {
+        sql.push_str(" AND t.deleted_at IS NULL");
+    }
+    if let (Some(column), Some(text)) = (spec.name_column, &filter.name_contains) {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        sql.push_str(&format!(" AND t.{column} ILIKE ${n}"));
+        binds.push(Bind::Text(format!("%{escaped}%")));
+        n += 1;
+    }
+    if let Some(status) = &filter.status {
+        sql.push_str(&format!(" AND t.status = ${n}"));
+        binds.push(Bind::Text(status.clone()));
+        n += 1;
+    }
+    if let Some(after) = filter.created_after {
+        sql.push_str(&format!(" AND t.created_at > ${n}"));
+        binds.push(Bind::Time(after));
+        n += 1;
+    }
+    if let Some(before) = filter.created_before {
+        sql.push_str(&format!(" AND t.created_at < ${n}"));
+        binds.push(Bind::Time(before));
+    }
+    (sql, binds)
+}
+
+#[derive(Debug, Clone)]
+enum Bind {
+    Text(String),
+    Time(DateTime<Utc>),
+    Int(i32),
+    Id(Uuid),
+}
+
+fn bind_all<'a>(
+    mut query: BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery>,
+    binds: Vec<Bind>,
+) -> BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
+    for bind in binds {
+        query = match bind {
+            Bind::Text(v) => query.bind::<Text, _>(v),
+            Bind::Time(v) => query.bind::<Timestamptz, _>(v),
+            Bind::Int(v) => query.bind::<Integer, _>(v),
+            Bind::Id(v) => query.bind::<SqlUuid, _>(v),
+        };
+    }
+    query
+}
+
+fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
+    let key = match spec.key_kind {
+        KeyKind::Time => Bind::Time(key_time(key)),
+        KeyKind::Int => Bind::Int(i32::try_from(key).unwrap_or(i32::MAX)),
+    };
+    [key, Bind::Id(id)]
+}
+
+/// One page of each parent's list, newest first (or from the end with `last`): rows of each
+/// parent in list order, at most `page.size + 1` of them.
+pub async fn load_pages<Row>(
+    conn: &mut AsyncPgConnection,
+    spec: &ListSpec,
+    parents: &[Uuid],
+    viewer: Uuid,
+    page: &Page,
+    filter: &ListFilter,
+) -> AppResult<Vec<Row>>
+where
+    Row: QueryableByName<Pg> + Send + 'static,
+{
+    let (mut sql_where, mut binds) = conditions(spec, filter, 3);
+    let mut n = 3 + binds.len();
+    let key = format!("t.{}", spec.key);
+    if let Some((k, id)) = page.after {
+        sql_where.push_str(&format!(" AND ({key}, t.id) < (${n}, ${})", n + 1));
+        binds.extend(cursor_binds(spec, k, id));
+        n += 2;
+    }
+    if let Some((k, id)) = page.before {
+        sql_where.push_str(&format!(" AND ({key}, t.id) > (${n}, ${})", n + 1));
+        binds.extend(cursor_binds(spec, k, id));
+        n += 2;
+    }
+    let direction = if page.from_end { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT * FROM (SELECT t.*, row_number() OVER (PARTITION BY t.{parent} ORDER BY {key} {direction}, t.id {direction}) AS weft_rn \
+         FROM {table} t WHERE {sql_where}) x WHERE weft_rn <= ${n} ORDER BY x.{parent}, weft_rn",
+        parent = spec.parent,
+        table = spec.table,
+    );
+    binds.push(Bind::Int(i32::try_from(page.size + 1).unwrap_or(i32::MAX)));
+    let query = sql_query(sql)
+        .into_boxed()
+        .bind::<Array<SqlUuid>, _>(parents.to_vec())
+        .bind::<SqlUuid, _>(viewer);
+    Ok(bind_all(query, binds).load::<Row>(conn).await?)
+}
+
+/// How many rows each parent's list holds with the filter applied.
+pub async fn count(
+    conn: &mut AsyncPgConnection,
+    spec: &ListSpec,
+    parents: &[Uuid],
+    viewer: Uuid,
+    filter: &ListFilter,
+) -> AppResult<Vec<(Uuid, i64)>> {
+    let (sql_where, binds) = conditions(spec, filter, 3);
+    let sql = format!(
+        "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t WHERE {sql_where} GROUP BY t.{parent}",
+        parent = spec.parent,
+        table = spec.table,
+    );
+    let query = sql_query(sql)
+        .into_boxed()
+        .bind::<Array<SqlUuid>, _>(parents.to_vec())
+        .bind::<SqlUuid, _>(viewer);
+    let rows: Vec<Counted> = bind_all(query, binds).load(conn).await?;
+    Ok(rows.into_iter().map(|c| (c.parent, c.n)).collect())
+}
