@@ -27,6 +27,7 @@ struct NewAuditLog {
     workspace_id: Option<Uuid>,
     actor_type: &'static str,
     actor_user_id: Option<Uuid>,
+    actor_api_key_id: Option<Uuid>,
     action: String,
     resource_type: String,
     resource_id: Option<Uuid>,
@@ -42,14 +43,16 @@ pub async fn record(
     client: &ClientInfo,
     entry: AuditEntry<'_>,
 ) -> AppResult<()> {
-    let (actor_type, actor_user_id) = match actor {
-        Actor::User { user_id } => ("USER", Some(user_id)),
+    let (actor_type, actor_user_id, actor_api_key_id) = match actor {
+        Actor::User { user_id } => ("USER", Some(user_id), None),
+        Actor::ApiKey { key_id, .. } => ("API_KEY", None, Some(key_id)),
     };
     diesel::insert_into(audit_logs::table)
         .values(NewAuditLog {
             workspace_id: entry.workspace_id,
             actor_type,
             actor_user_id,
+            actor_api_key_id,
             action: entry.action.to_string(),
             resource_type: entry.resource_type.to_string(),
             resource_id: entry.resource_id,

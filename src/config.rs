@@ -17,6 +17,7 @@
 //! - `WEFT_MAX_DEPTH` (15), `WEFT_MAX_COMPLEXITY` (25000), `WEFT_MAX_DIRECTIVES` (50):
 //!   limits of a GraphQL document; `WEFT_INTROSPECTION` (`true`) turns introspection off
 //!   with `false`.
+//! - `WEFT_DATALOADER_DELAY_MS` (1): how long a DataLoader gathers keys before a batch.
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -76,6 +77,8 @@ pub struct Config {
     /// Failed logins allowed per email and per client address (README: "Limits").
     pub login_limits: Limits,
     pub api_limits: ApiLimits,
+    /// How long a DataLoader waits to gather a batch.
+    pub dataloader_delay: Duration,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -161,6 +164,19 @@ impl Config {
             },
         };
 
+        let dataloader_delay = match var("WEFT_DATALOADER_DELAY_MS") {
+            Some(v) => {
+                Duration::from_millis(v.parse::<u64>().ok().filter(|n| *n <= 1000).ok_or_else(
+                    || {
+                        ConfigError(format!(
+                            "WEFT_DATALOADER_DELAY_MS must be 0 to 1000, got {v:?}"
+                        ))
+                    },
+                )?)
+            }
+            None => Duration::from_millis(1),
+        };
+
         Ok(Config {
             database_url,
             database_pool_size,
@@ -176,6 +192,7 @@ impl Config {
             mail_from,
             login_limits: Limits::default(),
             api_limits,
+            dataloader_delay,
         })
     }
 
@@ -202,6 +219,7 @@ impl Config {
             mail_from: DEFAULT_MAIL_FROM.into(),
             login_limits: Limits::default(),
             api_limits: ApiLimits::default(),
+            dataloader_delay: Duration::from_millis(1),
         }
     }
 }

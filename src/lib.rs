@@ -4,9 +4,11 @@
 //! once, `http` and `graphql` serve it, `db` holds PostgreSQL, `realtime` the event bus.
 
 pub mod app;
+pub mod application;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod conversation;
 pub mod db;
 pub mod error;
 pub mod graphql;

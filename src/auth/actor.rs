@@ -9,13 +9,20 @@ use crate::error::{AppError, AppResult};
 pub enum Actor {
     /// A tenant user (builder, admin), authenticated by an access token.
     User { user_id: Uuid },
+    /// An application's API key: may use that application's end-user operations only.
+    ApiKey {
+        key_id: Uuid,
+        application_id: Uuid,
+        workspace_id: Uuid,
+    },
 }
 
 impl Actor {
-    /// The tenant user behind this actor, or UNAUTHENTICATED for any other kind of caller.
+    /// The tenant user behind this actor; an API key is FORBIDDEN builder operations.
     pub fn user_id(&self) -> AppResult<Uuid> {
         match self {
             Actor::User { user_id } => Ok(*user_id),
+            Actor::ApiKey { .. } => Err(AppError::Forbidden),
         }
     }
 }

@@ -23,8 +23,9 @@ struct QueryCounter(Arc<Metrics>);
 
 impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+        if let InstrumentationEvent::StartQuery { query, .. } = event {
             self.0.db_queries.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(target: "weft::sql", %query, "statement");
         }
     }
 }

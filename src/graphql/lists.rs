@@ -28,6 +28,11 @@ pub enum KeyKind {
 pub enum ListName {
     WorkspaceWorkflows,
     WorkflowVersions,
+    WorkspaceApplications,
+    WorkspaceConversations,
+    ApplicationConversations,
+    ConversationMessages,
+    WorkspaceEndUsers,
 }
 
 impl ListName {
@@ -39,6 +44,47 @@ impl ListName {
                 key: "created_at",
                 key_kind: KeyKind::Time,
                 soft_delete: true,
+                name_column: Some("name"),
+            },
+            ListName::WorkspaceApplications => ListSpec {
+                table: "applications",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("name"),
+            },
+            // Conversations come most recently active first.
+            ListName::WorkspaceConversations => ListSpec {
+                table: "conversations",
+                parent: "workspace_id",
+                key: "updated_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("title"),
+            },
+            ListName::ApplicationConversations => ListSpec {
+                table: "conversations",
+                parent: "application_id",
+                key: "updated_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("title"),
+            },
+            ListName::ConversationMessages => ListSpec {
+                table: "messages",
+                parent: "conversation_id",
+                key: "sequence_number",
+                key_kind: KeyKind::Int,
+                soft_delete: false,
+                name_column: None,
+            },
+            ListName::WorkspaceEndUsers => ListSpec {
+                table: "end_users",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: false,
                 name_column: Some("name"),
             },
             ListName::WorkflowVersions => ListSpec {

@@ -16,12 +16,14 @@ use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
-    Connection, Node, Organization, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion,
-    Workspace,
+    ApiKey, Application, Connection, Conversation, EndUser, Message, MessageAnnotation,
+    MessageFeedback, Node, Organization, Team, TeamInvitation, TeamMember, Workflow,
+    WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
-    connections, nodes, organizations, team_invitations, team_members, teams, users,
-    workflow_versions, workflows, workspaces,
+    api_keys, applications, connections, conversations, end_users, message_annotations,
+    message_feedbacks, messages, nodes, organizations, team_invitations, team_members, teams,
+    users, workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -578,3 +580,83 @@ impl Loader<ConnectionsOfVersion> for DbLoader {
         Ok(group(keys, rows, |c| ConnectionsOfVersion(c.version_id)))
     }
 }
+
+list_loader!(/// The applications of a workspace.
+    ApplicationsOfWorkspace, Application, ListName::WorkspaceApplications, |a: &Application| a.workspace_id);
+list_loader!(/// The conversations of a workspace.
+    ConversationsOfWorkspace, Conversation, ListName::WorkspaceConversations, |c: &Conversation| c.workspace_id);
+list_loader!(/// The conversations of an application.
+    ConversationsOfApplication, Conversation, ListName::ApplicationConversations, |c: &Conversation| c.application_id);
+list_loader!(/// The messages of a conversation.
+    MessagesOfConversation, Message, ListName::ConversationMessages, |m: &Message| m.conversation_id);
+list_loader!(/// The end users of a workspace.
+    EndUsersOfWorkspace, EndUser, ListName::WorkspaceEndUsers, |e: &EndUser| e.workspace_id);
+
+/// A by-id loader of a tenant-owned table, filtered by the viewer's workspaces (and, for
+/// soft-deletable tables, by `deleted_at IS NULL`).
+macro_rules! by_id_loader {
+    ($(#[$doc:meta])* $key:ident, $row:ty, $table:ident $(, $deleted:ident)?) => {
+        key!($(#[$doc])* $key);
+
+        impl Loader<$key> for DbLoader {
+            type Value = $row;
+            type Error = Arc<AppError>;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, $row> {
+                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                let mut conn = self.pool.get().await.map_err(fail)?;
+                let query = $table::table
+                    .filter($table::id.eq_any(ids(keys, |k| k.0)))
+                    .filter($table::workspace_id.eq_any(visible_workspace_ids(viewer)))
+                    $(.filter($table::$deleted.is_null()))?;
+                let rows: Vec<$row> = query.select(<$row>::as_select()).load(&mut conn).await.map_err(fail)?;
+                Ok(rows.into_iter().map(|r| ($key(r.id), r)).collect())
+            }
+        }
+    };
+}
+
+by_id_loader!(/// An application the viewer can see.
+    ApplicationById, Application, applications, deleted_at);
+by_id_loader!(/// A conversation the viewer can see.
+    ConversationById, Conversation, conversations, deleted_at);
+by_id_loader!(/// A message the viewer can see.
+    MessageById, Message, messages);
+by_id_loader!(/// An end user the viewer can see.
+    EndUserById, EndUser, end_users);
+
+/// A small child list of a tenant-owned table, filtered by the viewer's workspaces.
+macro_rules! children_loader {
+    ($(#[$doc:meta])* $key:ident, $row:ty, $table:ident, $parent:ident, $order:expr) => {
+        key!($(#[$doc])* $key);
+
+        impl Loader<$key> for DbLoader {
+            type Value = Vec<$row>;
+            type Error = Arc<AppError>;
+
+            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$row>> {
+                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                let mut conn = self.pool.get().await.map_err(fail)?;
+                let rows: Vec<$row> = $table::table
+                    .filter($table::$parent.eq_any(ids(keys, |k| k.0)))
+                    .filter($table::workspace_id.eq_any(visible_workspace_ids(viewer)))
+                    .order($order)
+                    .select(<$row>::as_select())
+                    .load(&mut conn)
+                    .await
+                    .map_err(fail)?;
+                Ok(group(keys, rows, |r| $key(r.$parent)))
+            }
+        }
+    };
+}
+
+children_loader!(/// The feedback on a message.
+    FeedbacksOfMessage, MessageFeedback, message_feedbacks, message_id,
+    (message_feedbacks::created_at.asc(), message_feedbacks::id.asc()));
+children_loader!(/// The annotations of a message.
+    AnnotationsOfMessage, MessageAnnotation, message_annotations, message_id,
+    (message_annotations::created_at.asc(), message_annotations::id.asc()));
+children_loader!(/// The API keys of an application.
+    ApiKeysOfApplication, ApiKey, api_keys, application_id,
+    (api_keys::created_at.desc(), api_keys::id.desc()));

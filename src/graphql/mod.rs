@@ -1,6 +1,9 @@
 //! The GraphQL schema: its assembly, the root types and the mapping of errors to codes.
 
+mod application;
 mod context;
+mod conversation;
+mod enums;
 mod errors;
 mod identity;
 pub mod lists;

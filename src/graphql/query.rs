@@ -3,6 +3,8 @@
 use async_graphql::{MergedObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
+use super::application::{ApplicationMutation, ApplicationQuery};
+use super::conversation::{ConversationMutation, ConversationQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::tenancy::{TenancyMutation, TenancyQuery};
 use super::workflow::{WorkflowMutation, WorkflowQuery};
@@ -33,8 +35,21 @@ impl HealthQuery {
 
 /// Entry points of every read.
 #[derive(MergedObject, Default)]
-pub struct Query(HealthQuery, IdentityQuery, TenancyQuery, WorkflowQuery);
+pub struct Query(
+    HealthQuery,
+    IdentityQuery,
+    TenancyQuery,
+    WorkflowQuery,
+    ApplicationQuery,
+    ConversationQuery,
+);
 
 /// Entry points of every change.
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, TenancyMutation, WorkflowMutation);
+pub struct Mutation(
+    IdentityMutation,
+    TenancyMutation,
+    WorkflowMutation,
+    ApplicationMutation,
+    ConversationMutation,
+);

@@ -4,7 +4,13 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::application::{ApplicationFilter, ApplicationObject, workspace_applications};
 use super::context::{ContextExt, conn};
+use super::conversation::{
+    ConversationFilter, ConversationObject, EndUserFilter, EndUserObject, conversations_of,
+    workspace_end_users,
+};
+use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
 use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
@@ -159,6 +165,71 @@ impl WorkspaceObject {
         filter: Option<WorkflowFilter>,
     ) -> Result<Conn<WorkflowObject>> {
         workspace_workflows(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
+    /// The workspace's applications, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn applications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ApplicationFilter>,
+    ) -> Result<Conn<ApplicationObject>> {
+        workspace_applications(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
+    /// Conversations of every application here, most recently active first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ConversationFilter>,
+    ) -> Result<Conn<ConversationObject>> {
+        let args = PageArgs::new(first, after, last, before);
+        conversations_of(
+            ctx,
+            ListName::WorkspaceConversations,
+            self.0.id,
+            args,
+            filter,
+        )
+        .await
+    }
+    /// The end users of the workspace's applications, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn end_users(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<EndUserFilter>,
+    ) -> Result<Conn<EndUserObject>> {
+        workspace_end_users(
             ctx,
             self.0.id,
             PageArgs::new(first, after, last, before),

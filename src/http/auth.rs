@@ -2,17 +2,18 @@
 //! the peer and user agent a `ClientInfo`, and a DataLoader is made for that viewer.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
 use axum::http::{HeaderMap, header};
 
 use crate::app::App;
+use crate::application::api_keys;
 use crate::auth::{Actor, ClientInfo, Credentials};
 use crate::graphql::loaders::DbLoader;
 
-/// The credentials an `Authorization` header presents.
-pub fn credentials(app: &App, authorization: Option<&str>) -> Credentials {
+/// The credentials an `Authorization` header presents: an access token (JWT) of a user, or
+/// an application's API key (`app-...`), looked up in the database.
+pub async fn credentials(app: &App, authorization: Option<&str>) -> Credentials {
     let Some(value) = authorization else {
         return Credentials::Anonymous;
     };
@@ -20,6 +21,20 @@ pub fn credentials(app: &App, authorization: Option<&str>) -> Credentials {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Credentials::Invalid,
     };
+    if token.starts_with(api_keys::KEY_PREFIX) {
+        let found = match app.pool.get().await {
+            Ok(mut conn) => api_keys::authenticate(&mut conn, token).await,
+            Err(e) => Err(e.into()),
+        };
+        return match found {
+            Ok(Some(actor)) => Credentials::Actor(actor),
+            Ok(None) => Credentials::Invalid,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check an API key");
+                Credentials::Invalid
+            }
+        };
+    }
     match app.auth.signer.verify(token) {
         Some(user_id) => Credentials::Actor(Actor::User { user_id }),
         None => Credentials::Invalid,
@@ -39,7 +54,7 @@ pub fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
 }
 
 /// Adds the caller, the client and a per-request loader to a GraphQL request.
-pub fn request_data(
+pub async fn request_data(
     app: &std::sync::Arc<App>,
     request: async_graphql::Request,
     peer: SocketAddr,
@@ -48,14 +63,14 @@ pub fn request_data(
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let credentials = credentials(app, authorization);
+    let credentials = credentials(app, authorization).await;
     let viewer = match credentials {
         Credentials::Actor(Actor::User { user_id }) => Some(user_id),
         _ => None,
     };
     let loader = std::sync::Arc::new(
         DataLoader::new(DbLoader::new(app.pool.clone(), viewer), tokio::spawn)
-            .delay(Duration::from_millis(1)),
+            .delay(app.config.dataloader_delay),
     );
     request
         .data(credentials)

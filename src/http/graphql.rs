@@ -73,7 +73,7 @@ async fn execute(
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let request = request_data(&state.app, request.data(request_id), peer, headers);
+    let request = request_data(&state.app, request.data(request_id), peer, headers).await;
     let response = state.schema.execute(request).await;
     let strict = accepts_graphql_response_json(headers);
     // A request error (nothing executed) has no data and errors without a path.

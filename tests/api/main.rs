@@ -5,6 +5,8 @@
 
 mod harness;
 
+mod applications;
+mod conversations;
 mod endpoints;
 mod identity;
 mod migrations;

@@ -1,0 +1,4 @@
+//! Applications (what end users chat with) and the API keys their frontends call with.
+
+pub mod api_keys;
+pub mod service;

@@ -1,0 +1,4 @@
+//! Conversations of end users with applications: renaming and deleting them (the chat
+//! pipeline that fills them comes with the execution engine).
+
+pub mod service;

@@ -1,0 +1,469 @@
+//! Conversations, messages, end users, feedback and annotations in GraphQL (the read side;
+//! messages are written by the chat pipeline).
+
+use async_graphql::{Context, InputObject, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::application::ApplicationObject;
+use super::context::{ContextExt, conn};
+use super::enums::{
+    AnnotationType, ConversationStatus, FeedbackRating, MessageRole, MessageStatus, parse,
+};
+use super::lists::{ListFilter, ListName};
+use super::loaders::*;
+use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
+use super::tenancy::UserProfileObject;
+use super::workflow::count_totals;
+use crate::conversation::service;
+use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
+
+pub struct ConversationObject(pub Conversation);
+
+#[Object(name = "Conversation")]
+impl ConversationObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+    async fn status(&self) -> Result<ConversationStatus> {
+        Ok(parse(&self.0.status)?)
+    }
+    async fn summary(&self) -> Option<&str> {
+        self.0.summary.as_deref()
+    }
+    async fn message_count(&self) -> i32 {
+        self.0.message_count
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0.metadata.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn application(&self, ctx: &Context<'_>) -> Result<Option<ApplicationObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(ApplicationById(self.0.application_id))
+            .await?
+            .map(ApplicationObject))
+    }
+    async fn end_user(&self, ctx: &Context<'_>) -> Result<Option<EndUserObject>> {
+        let Some(id) = self.0.end_user_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(EndUserById(id))
+            .await?
+            .map(EndUserObject))
+    }
+    /// The messages, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<MessageObject>> {
+        let page = PageArgs::new(first, after, last, before).page()?;
+        let key = MessagesOfConversation {
+            parent: self.0.id,
+            page,
+            filter: ListFilter::default(),
+        };
+        let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
+        // Kept by the chat pipeline: no count query needed.
+        let totals = Totals::known(i64::from(self.0.message_count));
+        Ok(connection(
+            &page,
+            rows,
+            |m| Cursor {
+                key: i64::from(m.sequence_number),
+                id: m.id,
+            },
+            MessageObject,
+            totals,
+        ))
+    }
+}
+
+pub struct MessageObject(pub Message);
+
+#[Object(name = "Message")]
+impl MessageObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// The position in the conversation: 1, 2, 3...
+    async fn sequence_number(&self) -> i32 {
+        self.0.sequence_number
+    }
+    async fn role(&self) -> Result<MessageRole> {
+        Ok(parse(&self.0.role)?)
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn query(&self) -> Option<&str> {
+        self.0.query.as_deref()
+    }
+    async fn answer(&self) -> Option<&str> {
+        self.0.answer.as_deref()
+    }
+    async fn inputs(&self) -> Json<Value> {
+        Json(self.0.inputs.clone())
+    }
+    async fn outputs(&self) -> Option<Json<Value>> {
+        self.0.outputs.clone().map(Json)
+    }
+    async fn model_provider(&self) -> Option<&str> {
+        self.0.model_provider.as_deref()
+    }
+    async fn model_name(&self) -> Option<&str> {
+        self.0.model_name.as_deref()
+    }
+    async fn prompt_tokens(&self) -> i32 {
+        self.0.prompt_tokens
+    }
+    async fn completion_tokens(&self) -> i32 {
+        self.0.completion_tokens
+    }
+    async fn total_tokens(&self) -> i32 {
+        self.0.total_tokens
+    }
+    /// Seconds from the query to the finished reply.
+    async fn latency(&self) -> Option<f64> {
+        self.0.latency
+    }
+    async fn status(&self) -> Result<MessageStatus> {
+        Ok(parse(&self.0.status)?)
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0.metadata.clone())
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn execution_id(&self) -> Option<Uuid> {
+        self.0.execution_id
+    }
+    async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<ConversationObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(ConversationById(self.0.conversation_id))
+            .await?
+            .map(ConversationObject))
+    }
+    /// End users' likes and dislikes of this message.
+    async fn feedbacks(&self, ctx: &Context<'_>) -> Result<Vec<MessageFeedbackObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(FeedbacksOfMessage(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(MessageFeedbackObject)
+            .collect())
+    }
+    /// Builders' annotations of this message.
+    async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<MessageAnnotationObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(AnnotationsOfMessage(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(MessageAnnotationObject)
+            .collect())
+    }
+}
+
+/// Someone using a published application.
+pub struct EndUserObject(pub EndUser);
+
+#[Object(name = "EndUser")]
+impl EndUserObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn session_id(&self) -> Option<&str> {
+        self.0.session_id.as_deref()
+    }
+    /// The id the application's own system knows this user by.
+    async fn external_user_id(&self) -> Option<&str> {
+        self.0.external_user_id.as_deref()
+    }
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+    async fn avatar_url(&self) -> Option<&str> {
+        self.0.avatar_url.as_deref()
+    }
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0.metadata.clone())
+    }
+    async fn is_anonymous(&self) -> bool {
+        self.0.is_anonymous
+    }
+    async fn last_active_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_active_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+pub struct MessageFeedbackObject(pub MessageFeedback);
+
+#[Object(name = "MessageFeedback")]
+impl MessageFeedbackObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn rating(&self) -> Result<FeedbackRating> {
+        Ok(parse(&self.0.rating)?)
+    }
+    async fn content(&self) -> Option<&str> {
+        self.0.content.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn message_id(&self) -> Uuid {
+        self.0.message_id
+    }
+    async fn end_user(&self, ctx: &Context<'_>) -> Result<Option<EndUserObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(EndUserById(self.0.end_user_id))
+            .await?
+            .map(EndUserObject))
+    }
+}
+
+pub struct MessageAnnotationObject(pub MessageAnnotation);
+
+#[Object(name = "MessageAnnotation")]
+impl MessageAnnotationObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    /// The question the annotation answers.
+    async fn question(&self) -> Option<&str> {
+        self.0.question.as_deref()
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn annotation_type(&self) -> Result<AnnotationType> {
+        Ok(parse(&self.0.annotation_type)?)
+    }
+    /// How often it answered in place of the model.
+    async fn hit_count(&self) -> i32 {
+        self.0.hit_count
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn message_id(&self) -> Uuid {
+        self.0.message_id
+    }
+    async fn annotated_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
+        let Some(id) = self.0.annotated_by else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(UserProfileById(id))
+            .await?
+            .map(Into::into))
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct ConversationFilter {
+    /// Part of the title, any case.
+    name_contains: Option<String>,
+    status: Option<ConversationStatus>,
+    created_after: Option<DateTime<Utc>>,
+    created_before: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject, Default)]
+pub struct EndUserFilter {
+    name_contains: Option<String>,
+    created_after: Option<DateTime<Utc>>,
+    created_before: Option<DateTime<Utc>>,
+}
+
+/// Conversations of a workspace or of an application, most recently active first.
+pub async fn conversations_of(
+    ctx: &Context<'_>,
+    list: ListName,
+    parent: Uuid,
+    args: PageArgs,
+    filter: Option<ConversationFilter>,
+) -> Result<Conn<ConversationObject>> {
+    let page = args.page()?;
+    let f = filter.unwrap_or_default();
+    let filter = ListFilter {
+        name_contains: f.name_contains,
+        status: f.status.map(|s| match s {
+            ConversationStatus::Active => "ACTIVE".to_string(),
+            ConversationStatus::Archived => "ARCHIVED".to_string(),
+        }),
+        created_after: f.created_after,
+        created_before: f.created_before,
+    };
+    let rows = match list {
+        ListName::ApplicationConversations => {
+            let key = ConversationsOfApplication {
+                parent,
+                page,
+                filter: filter.clone(),
+            };
+            ctx.loader()?.load_one(key).await?
+        }
+        _ => {
+            let key = ConversationsOfWorkspace {
+                parent,
+                page,
+                filter: filter.clone(),
+            };
+            ctx.loader()?.load_one(key).await?
+        }
+    };
+    let totals = count_totals(ctx, list, parent, filter)?;
+    Ok(connection(
+        &page,
+        rows.unwrap_or_default(),
+        |c| Cursor::at(c.updated_at, c.id),
+        ConversationObject,
+        totals,
+    ))
+}
+
+/// `Workspace.endUsers`, newest first.
+pub async fn workspace_end_users(
+    ctx: &Context<'_>,
+    workspace_id: Uuid,
+    args: PageArgs,
+    filter: Option<EndUserFilter>,
+) -> Result<Conn<EndUserObject>> {
+    let page = args.page()?;
+    let f = filter.unwrap_or_default();
+    let filter = ListFilter {
+        name_contains: f.name_contains,
+        status: None,
+        created_after: f.created_after,
+        created_before: f.created_before,
+    };
+    let key = EndUsersOfWorkspace {
+        parent: workspace_id,
+        page,
+        filter: filter.clone(),
+    };
+    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
+    let totals = count_totals(ctx, ListName::WorkspaceEndUsers, workspace_id, filter)?;
+    Ok(connection(
+        &page,
+        rows,
+        |e| Cursor::at(e.created_at, e.id),
+        EndUserObject,
+        totals,
+    ))
+}
+
+#[derive(InputObject)]
+pub struct RenameConversationInput {
+    conversation_id: Uuid,
+    title: String,
+}
+
+#[derive(Default)]
+pub struct ConversationQuery;
+
+#[Object]
+impl ConversationQuery {
+    /// A conversation the caller can see, or null.
+    async fn conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> Result<Option<ConversationObject>> {
+        ctx.actor()?;
+        Ok(ctx
+            .loader()?
+            .load_one(ConversationById(id))
+            .await?
+            .map(ConversationObject))
+    }
+
+    /// A message the caller can see, or null.
+    async fn message(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<MessageObject>> {
+        ctx.actor()?;
+        Ok(ctx
+            .loader()?
+            .load_one(MessageById(id))
+            .await?
+            .map(MessageObject))
+    }
+}
+
+#[derive(Default)]
+pub struct ConversationMutation;
+
+#[Object]
+impl ConversationMutation {
+    /// Renames a conversation (EDITOR and up).
+    async fn rename_conversation(
+        &self,
+        ctx: &Context<'_>,
+        input: RenameConversationInput,
+    ) -> Result<ConversationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let renamed = service::rename_conversation(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.conversation_id,
+            &input.title,
+        )
+        .await?;
+        Ok(ConversationObject(renamed))
+    }
+
+    /// Deletes a conversation (EDITOR and up): it disappears from lists and lookups.
+    async fn delete_conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        service::delete_conversation(&mut conn, actor, &ctx.client(), id).await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,45 @@
+//! Enums stored as their GraphQL names in CHECK-constrained varchar columns.
+
+use async_graphql::Enum;
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, AppResult};
+
+/// Reads a stored enum value; a value the code does not know is an internal error.
+pub fn parse<T: DeserializeOwned>(text: &str) -> AppResult<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| AppError::internal(format!("unexpected stored value {text:?}")))
+}
+
+macro_rules! stored_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+        pub enum $name { $($variant),+ }
+    };
+}
+
+stored_enum!(/// What an application is for.
+    ApplicationMode { Chat, Workflow });
+stored_enum!(/// Whether end users can reach an application.
+    ApplicationStatus { Draft, Published });
+stored_enum!(/// Whether a conversation is still going.
+    ConversationStatus { Active, Archived });
+stored_enum!(/// Who wrote a message.
+    MessageRole { User, Assistant, System });
+stored_enum!(/// Where a message is in its life.
+    MessageStatus { Pending, Streaming, Completed, Stopped, Failed });
+stored_enum!(/// An end user's verdict on a reply.
+    FeedbackRating { Like, Dislike });
+stored_enum!(/// What a builder's annotation does.
+    AnnotationType { Correction, Improvement, Note });
+
+impl ApplicationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationMode::Chat => "CHAT",
+            ApplicationMode::Workflow => "WORKFLOW",
+        }
+    }
+}
