@@ -99,3 +99,60 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// Encrypts with AES-256-GCM under the configured key: a fresh 12-byte nonce, then the
+/// ciphertext and its tag.
+pub fn encrypt(key: &Secret, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::Aes256Gcm;
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+    let cipher = Aes256Gcm::new_from_slice(key.expose())
+        .map_err(|_| "the encryption key is not 32 bytes".to_string())?;
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let mut out = nonce.to_vec();
+    out.extend(
+        cipher
+            .encrypt(&nonce, plaintext)
+            .map_err(|_| "encryption failed".to_string())?,
+    );
+    Ok(out)
+}
+
+/// Decrypts what `encrypt` produced; fails when the key is another or the data was changed.
+pub fn decrypt(key: &Secret, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use aes_gcm::{Aes256Gcm, Nonce};
+    if sealed.len() < 12 + 16 {
+        return Err("not a sealed value of this key".into());
+    }
+    let cipher = Aes256Gcm::new_from_slice(key.expose())
+        .map_err(|_| "the encryption key is not 32 bytes".to_string())?;
+    let (nonce, ciphertext) = sealed.split_at(12);
+    let nonce: [u8; 12] = nonce
+        .try_into()
+        .map_err(|_| "not a sealed value of this key".to_string())?;
+    cipher
+        .decrypt(&Nonce::from(nonce), ciphertext)
+        .map_err(|_| "cannot decrypt: another key, or the value was changed".to_string())
+}
+
+#[cfg(test)]
+mod encryption_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key() {
+        let key = Secret::new(vec![1u8; 32]);
+        let sealed = encrypt(&key, b"sk-provider-key").unwrap();
+        assert!(!sealed.windows(15).any(|w| w == b"sk-provider-key"));
+        assert_eq!(decrypt(&key, &sealed).unwrap(), b"sk-provider-key");
+        assert!(decrypt(&Secret::new(vec![2u8; 32]), &sealed).is_err());
+        let mut tampered = sealed.clone();
+        tampered[20] ^= 1;
+        assert!(decrypt(&key, &tampered).is_err());
+        assert_ne!(
+            encrypt(&key, b"x").unwrap(),
+            encrypt(&key, b"x").unwrap(),
+            "fresh nonces"
+        );
+    }
+}

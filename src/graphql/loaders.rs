@@ -16,14 +16,14 @@ use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
-    ApiKey, Application, Connection, Conversation, EndUser, Message, MessageAnnotation,
-    MessageFeedback, Node, Organization, Team, TeamInvitation, TeamMember, Workflow,
-    WorkflowVersion, Workspace,
+    ApiKey, Application, Connection, Conversation, EndUser, LlmProvider, Message,
+    MessageAnnotation, MessageFeedback, Node, Organization, Team, TeamInvitation, TeamMember,
+    Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
-    api_keys, applications, connections, conversations, end_users, message_annotations,
-    message_feedbacks, messages, nodes, organizations, team_invitations, team_members, teams,
-    users, workflow_versions, workflows, workspaces,
+    api_keys, applications, connections, conversations, end_users, llm_providers,
+    message_annotations, message_feedbacks, messages, nodes, organizations, team_invitations,
+    team_members, teams, users, workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -660,3 +660,8 @@ children_loader!(/// The annotations of a message.
 children_loader!(/// The API keys of an application.
     ApiKeysOfApplication, ApiKey, api_keys, application_id,
     (api_keys::created_at.desc(), api_keys::id.desc()));
+children_loader!(/// The model providers of a workspace.
+    ProvidersOfWorkspace, LlmProvider, llm_providers, workspace_id,
+    (llm_providers::name.asc(), llm_providers::id.asc()));
+by_id_loader!(/// A model provider the viewer can see.
+    ProviderById, LlmProvider, llm_providers);

@@ -9,6 +9,7 @@ mod identity;
 pub mod lists;
 pub mod loaders;
 pub mod pagination;
+mod provider;
 mod query;
 mod tenancy;
 mod workflow;

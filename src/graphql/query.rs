@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
+use super::provider::ProviderMutation;
 use super::tenancy::{TenancyMutation, TenancyQuery};
 use super::workflow::{WorkflowMutation, WorkflowQuery};
 
@@ -52,4 +53,5 @@ pub struct Mutation(
     WorkflowMutation,
     ApplicationMutation,
     ConversationMutation,
+    ProviderMutation,
 );

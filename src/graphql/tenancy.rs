@@ -13,6 +13,7 @@ use super::conversation::{
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
+use super::provider::LlmProviderObject;
 use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
 use crate::auth::Role;
 use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
@@ -236,6 +237,18 @@ impl WorkspaceObject {
             filter,
         )
         .await
+    }
+    /// The workspace's model providers, by name.
+    async fn llm_providers(&self, ctx: &Context<'_>) -> Result<Vec<LlmProviderObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(ProvidersOfWorkspace(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(LlmProviderObject)
+            .collect())
     }
     /// The caller's role here (its role in the workspace's team).
     async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {

@@ -1,0 +1,137 @@
+//! Model providers: the key is stored encrypted and never returned; roles and isolation.
+
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+use crate::harness::accounts::{create_organization, data, error_code, member, register};
+
+const CREATE: &str = "mutation($i: CreateLlmProviderInput!) { createLlmProvider(input: $i) {
+    id name providerType baseUrl hasApiKey models defaultModel maxTokens usedTokens } }";
+
+#[tokio::test]
+async fn provider_keys_are_write_only_and_stored_encrypted() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let editor = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "editor@example.com",
+        "EDITOR",
+    )
+    .await;
+    let input = json!({ "i": {
+        "workspaceId": tenant.workspace_id, "name": "OpenAI", "providerType": "OPENAI_COMPATIBLE",
+        "baseUrl": "https://api.example.com/v1/", "apiKey": "sk-very-secret-key", "models": ["gpt-x", "gpt-y"],
+        "defaultModel": "gpt-x", "maxTokens": 100000 } });
+
+    assert_eq!(
+        error_code(
+            &server
+                .graphql_as(editor.token(), CREATE, input.clone())
+                .await
+        ),
+        "FORBIDDEN"
+    );
+    let answer = server
+        .graphql_as(owner.token(), CREATE, input.clone())
+        .await;
+    assert!(!answer.to_string().contains("sk-very-secret-key"));
+    let provider = data(answer)["createLlmProvider"].clone();
+    assert_eq!(provider["hasApiKey"], true);
+    assert_eq!(provider["baseUrl"], "https://api.example.com/v1");
+    assert_eq!(provider["maxTokens"], 100000);
+    assert_eq!(provider["usedTokens"], 0);
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM llm_providers WHERE position('sk-very-secret-key'::bytea in api_key_encrypted) > 0").await,
+        0,
+        "the key is not stored in clear"
+    );
+    let audit = server
+        .scalar("SELECT count(*) FROM audit_logs WHERE metadata::text LIKE '%sk-very%'")
+        .await;
+    assert_eq!(audit, 0, "nor written to the audit log");
+    assert_eq!(
+        error_code(&server.graphql_as(owner.token(), CREATE, input).await),
+        "CONFLICT"
+    );
+
+    // Everyone in the workspace sees the provider, without its key.
+    let listed = data(
+        server
+            .graphql_as(
+                editor.token(),
+                "query($w: UUID!) { workspace(id: $w) { llmProviders { name hasApiKey } } }",
+                json!({ "w": tenant.workspace_id }),
+            )
+            .await,
+    );
+    assert_eq!(
+        listed["workspace"]["llmProviders"],
+        json!([{ "name": "OpenAI", "hasApiKey": true }])
+    );
+
+    let id = provider["id"].clone();
+    let update = async |i: Value| {
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: UpdateLlmProviderInput!) { updateLlmProvider(input: $i) { hasApiKey maxTokens defaultModel } }",
+                json!({ "i": i }),
+            )
+            .await
+    };
+    let removed = data(update(json!({ "id": id, "apiKey": "", "maxTokens": null })).await);
+    assert_eq!(
+        removed["updateLlmProvider"],
+        json!({ "hasApiKey": false, "maxTokens": null, "defaultModel": "gpt-x" })
+    );
+    let bad = update(json!({ "id": id, "defaultModel": "not-listed" })).await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "defaultModel");
+    let bad = update(json!({ "id": id, "baseUrl": "ftp://x" })).await;
+    assert_eq!(bad["errors"][0]["extensions"]["field"], "baseUrl");
+
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Theirs").await;
+    let deleted = server
+        .graphql_as(
+            stranger.token(),
+            "mutation($id: UUID!) { deleteLlmProvider(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(error_code(&deleted), "NOT_FOUND");
+    let deleted = server
+        .graphql_as(
+            owner.token(),
+            "mutation($id: UUID!) { deleteLlmProvider(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data(deleted)["deleteLlmProvider"], true);
+    assert_eq!(server.scalar("SELECT count(*) FROM llm_providers").await, 0);
+}
+
+#[tokio::test]
+async fn an_openai_compatible_provider_needs_a_base_url() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let answer = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "workspaceId": tenant.workspace_id, "name": "x", "providerType": "OPENAI_COMPATIBLE" } }),
+        )
+        .await;
+    assert_eq!(answer["errors"][0]["extensions"]["field"], "baseUrl");
+    let echo = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "workspaceId": tenant.workspace_id, "name": "Echo", "providerType": "ECHO", "models": ["echo"] } }),
+        )
+        .await;
+    assert_eq!(data(echo)["createLlmProvider"]["providerType"], "ECHO");
+}
