@@ -74,6 +74,16 @@ impl App {
             metrics.clone(),
         )
         .map_err(|e| postgres(e.to_string()))?;
+        let mut conn = pool.get().await.map_err(|e| postgres(e.to_string()))?;
+        let templates = crate::workflow::templates::load_official(&mut conn)
+            .await
+            .map_err(|e| {
+                StartupError::Config(format!(
+                    "cannot load the official workflow templates: {e:?}"
+                ))
+            })?;
+        drop(conn);
+        tracing::debug!(templates, "official workflow templates loaded");
         let broker = Broker::connect(&config.redis).await?;
         let smtp_url = config
             .smtp_url

@@ -11,6 +11,7 @@ pub mod loaders;
 pub mod pagination;
 mod provider;
 mod query;
+mod template;
 mod tenancy;
 mod workflow;
 

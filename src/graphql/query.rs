@@ -7,6 +7,7 @@ use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::provider::ProviderMutation;
+use super::template::{TemplateMutation, TemplateQuery};
 use super::tenancy::{TenancyMutation, TenancyQuery};
 use super::workflow::{WorkflowMutation, WorkflowQuery};
 
@@ -43,6 +44,7 @@ pub struct Query(
     WorkflowQuery,
     ApplicationQuery,
     ConversationQuery,
+    TemplateQuery,
 );
 
 /// Entry points of every change.
@@ -54,4 +56,5 @@ pub struct Mutation(
     ApplicationMutation,
     ConversationMutation,
     ProviderMutation,
+    TemplateMutation,
 );

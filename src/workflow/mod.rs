@@ -2,5 +2,6 @@
 
 pub mod graph;
 pub mod service;
+pub mod templates;
 
 pub use graph::{Graph, GraphConnection, GraphNode, NodeType};

@@ -13,5 +13,6 @@ mod migrations;
 mod providers;
 mod schema_sdl;
 mod startup;
+mod templates;
 mod tenancy;
 mod workflows;
