@@ -16,11 +16,12 @@ const HISTORY: &str = "query($w: UUID!, $n: Int!) { workspace(id: $w) { conversa
 
 #[tokio::test]
 async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows() {
-    // Batches are gathered for a time window; on a busy 2-core machine an unoptimized build
-    // can take longer than the default 1 ms to enqueue a level's keys, splitting a batch in
-    // two. A wider window makes the count exact; it does not change what is batched.
+    // Batches are gathered for a time window; on a busy 2-core machine (the whole suite runs
+    // in parallel) an unoptimized build can take longer than the default 1 ms to enqueue a
+    // level's 1,000 keys, splitting a batch in two. A wide window makes the count exact; it
+    // does not change what is batched.
     let server =
-        TestServer::start_with(|c| c.dataloader_delay = std::time::Duration::from_millis(50)).await;
+        TestServer::start_with(|c| c.dataloader_delay = std::time::Duration::from_millis(200)).await;
     let owner = register(&server, "owner@example.com").await;
     let small = create_organization(&server, &owner, "Small").await;
     let large = create_organization(&server, &owner, "Large").await;
