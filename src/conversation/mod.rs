@@ -1,4 +1,5 @@
 //! Conversations of end users with applications: renaming and deleting them (the chat
 //! pipeline that fills them comes with the execution engine).
 
+pub mod annotations;
 pub mod service;

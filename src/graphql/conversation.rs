@@ -400,6 +400,15 @@ pub async fn workspace_end_users(
 }
 
 #[derive(InputObject)]
+pub struct AnnotateMessageInput {
+    message_id: Uuid,
+    /// The better answer.
+    content: String,
+    #[graphql(default_with = "AnnotationType::Correction")]
+    annotation_type: AnnotationType,
+}
+
+#[derive(InputObject)]
 pub struct RenameConversationInput {
     conversation_id: Uuid,
     title: String,
@@ -457,6 +466,26 @@ impl ConversationMutation {
         )
         .await?;
         Ok(ConversationObject(renamed))
+    }
+
+    /// Annotates a reply with a better answer (EDITOR and up).
+    async fn annotate_message(
+        &self,
+        ctx: &Context<'_>,
+        input: AnnotateMessageInput,
+    ) -> Result<MessageAnnotationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let annotation = crate::conversation::annotations::annotate_message(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.message_id,
+            &input.content,
+            input.annotation_type.as_str(),
+        )
+        .await?;
+        Ok(MessageAnnotationObject(annotation))
     }
 
     /// Deletes a conversation (EDITOR and up): it disappears from lists and lookups.

@@ -43,3 +43,13 @@ impl ApplicationMode {
         }
     }
 }
+
+impl AnnotationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnotationType::Correction => "CORRECTION",
+            AnnotationType::Improvement => "IMPROVEMENT",
+            AnnotationType::Note => "NOTE",
+        }
+    }
+}

@@ -33,6 +33,7 @@ pub enum ListName {
     ApplicationConversations,
     ConversationMessages,
     WorkspaceEndUsers,
+    WorkspaceAuditLogs,
 }
 
 impl ListName {
@@ -45,6 +46,7 @@ impl ListName {
                 key_kind: KeyKind::Time,
                 soft_delete: true,
                 name_column: Some("name"),
+                status_column: "status",
             },
             ListName::WorkspaceApplications => ListSpec {
                 table: "applications",
@@ -53,6 +55,7 @@ impl ListName {
                 key_kind: KeyKind::Time,
                 soft_delete: true,
                 name_column: Some("name"),
+                status_column: "status",
             },
             // Conversations come most recently active first.
             ListName::WorkspaceConversations => ListSpec {
@@ -62,6 +65,7 @@ impl ListName {
                 key_kind: KeyKind::Time,
                 soft_delete: true,
                 name_column: Some("title"),
+                status_column: "status",
             },
             ListName::ApplicationConversations => ListSpec {
                 table: "conversations",
@@ -70,6 +74,7 @@ impl ListName {
                 key_kind: KeyKind::Time,
                 soft_delete: true,
                 name_column: Some("title"),
+                status_column: "status",
             },
             ListName::ConversationMessages => ListSpec {
                 table: "messages",
@@ -78,6 +83,7 @@ impl ListName {
                 key_kind: KeyKind::Int,
                 soft_delete: false,
                 name_column: None,
+                status_column: "status",
             },
             ListName::WorkspaceEndUsers => ListSpec {
                 table: "end_users",
@@ -86,6 +92,16 @@ impl ListName {
                 key_kind: KeyKind::Time,
                 soft_delete: false,
                 name_column: Some("name"),
+                status_column: "status",
+            },
+            ListName::WorkspaceAuditLogs => ListSpec {
+                table: "audit_logs",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: false,
+                name_column: None,
+                status_column: "action",
             },
             ListName::WorkflowVersions => ListSpec {
                 table: "workflow_versions",
@@ -94,6 +110,7 @@ impl ListName {
                 key_kind: KeyKind::Int,
                 soft_delete: false,
                 name_column: None,
+                status_column: "status",
             },
         }
     }
@@ -110,6 +127,8 @@ pub struct ListSpec {
     pub soft_delete: bool,
     /// The column `nameContains` searches, if the list has one.
     pub name_column: Option<&'static str>,
+    /// The column the `status` filter matches.
+    pub status_column: &'static str,
 }
 
 /// Filters a list may be asked for (those that do not apply to it are ignored).
@@ -151,7 +170,7 @@ fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (Strin
         n += 1;
     }
     if let Some(status) = &filter.status {
-        sql.push_str(&format!(" AND t.status = ${n}"));
+        sql.push_str(&format!(" AND t.{} = ${n}", spec.status_column));
         binds.push(Bind::Text(status.clone()));
         n += 1;
     }

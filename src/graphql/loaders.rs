@@ -16,7 +16,7 @@ use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
-    ApiKey, Application, Connection, Conversation, EndUser, LlmProvider, Message,
+    ApiKey, Application, AuditLog, Connection, Conversation, EndUser, LlmProvider, Message,
     MessageAnnotation, MessageFeedback, Node, Organization, Team, TeamInvitation, TeamMember,
     Workflow, WorkflowVersion, Workspace,
 };
@@ -665,3 +665,5 @@ children_loader!(/// The model providers of a workspace.
     (llm_providers::name.asc(), llm_providers::id.asc()));
 by_id_loader!(/// A model provider the viewer can see.
     ProviderById, LlmProvider, llm_providers);
+list_loader!(/// The audit log of a workspace.
+    AuditLogsOfWorkspace, AuditLog, ListName::WorkspaceAuditLogs, |a: &AuditLog| a.workspace_id.unwrap_or_default());

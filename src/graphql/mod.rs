@@ -1,6 +1,7 @@
 //! The GraphQL schema: its assembly, the root types and the mapping of errors to codes.
 
 mod application;
+mod audit;
 mod context;
 mod conversation;
 mod enums;

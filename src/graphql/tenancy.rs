@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::application::{ApplicationFilter, ApplicationObject, workspace_applications};
+use super::audit::{AuditLogFilter, AuditLogObject, workspace_audit_logs};
 use super::context::{ContextExt, conn};
 use super::conversation::{
     ConversationFilter, ConversationObject, EndUserFilter, EndUserObject, conversations_of,
@@ -249,6 +250,27 @@ impl WorkspaceObject {
             .into_iter()
             .map(LlmProviderObject)
             .collect())
+    }
+    /// Every change made here, newest first (OWNER and ADMIN).
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn audit_logs(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<AuditLogFilter>,
+    ) -> Result<Conn<AuditLogObject>> {
+        workspace_audit_logs(
+            ctx,
+            &self.0,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
     }
     /// The caller's role here (its role in the workspace's team).
     async fn my_role(&self, ctx: &Context<'_>) -> Result<Role> {

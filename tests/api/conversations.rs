@@ -21,7 +21,8 @@ async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows(
     // level's 1,000 keys, splitting a batch in two. A wide window makes the count exact; it
     // does not change what is batched.
     let server =
-        TestServer::start_with(|c| c.dataloader_delay = std::time::Duration::from_millis(200)).await;
+        TestServer::start_with(|c| c.dataloader_delay = std::time::Duration::from_millis(200))
+            .await;
     let owner = register(&server, "owner@example.com").await;
     let small = create_organization(&server, &owner, "Small").await;
     let large = create_organization(&server, &owner, "Large").await;
@@ -191,4 +192,105 @@ async fn conversations_are_read_renamed_and_deleted_only_inside_their_workspace(
             .await,
     );
     assert_eq!(listed["workspace"]["conversations"]["totalCount"], 2);
+}
+
+#[tokio::test]
+async fn builders_annotate_replies_with_the_question_they_answer() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let reader = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "reader@example.com",
+        "MEMBER",
+    )
+    .await;
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Theirs").await;
+    seed::chat_history(&server, tenant.workspace_id, 1, 2).await;
+    let listed = data(
+        server
+            .graphql_as(
+                owner.token(),
+                HISTORY,
+                json!({ "w": tenant.workspace_id, "n": 1 }),
+            )
+            .await,
+    );
+    let reply =
+        listed["workspace"]["conversations"]["edges"][0]["node"]["messages"]["edges"][0]["node"]
+            .clone();
+    assert_eq!(reply["role"], "ASSISTANT");
+
+    let annotate = async |token: Option<&str>, content: &str| {
+        server
+            .graphql_as(
+                token,
+                "mutation($i: AnnotateMessageInput!) { annotateMessage(input: $i) {
+                   question content annotationType annotatedBy { email } } }",
+                json!({ "i": { "messageId": reply["id"], "content": content } }),
+            )
+            .await
+    };
+    assert_eq!(
+        error_code(&annotate(stranger.token(), "x").await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(&annotate(reader.token(), "x").await),
+        "FORBIDDEN"
+    );
+    assert_eq!(
+        annotate(owner.token(), "  ").await["errors"][0]["extensions"]["field"],
+        "content"
+    );
+    let made = data(annotate(owner.token(), "The right answer.").await)["annotateMessage"].clone();
+    assert_eq!(made["annotationType"], "CORRECTION");
+    assert_eq!(made["annotatedBy"]["email"], "owner@example.com");
+    assert!(
+        made["question"]
+            .as_str()
+            .unwrap()
+            .starts_with("A few words"),
+        "the user's message before the reply"
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_is_for_owners_and_admins() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let editor = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "editor@example.com",
+        "EDITOR",
+    )
+    .await;
+    let query = "query($w: UUID!, $f: AuditLogFilter) { workspace(id: $w) { auditLogs(first: 10, filter: $f) {
+        totalCount edges { node { action resourceType actorType actor { email } ip } } } } }";
+    let answer = data(
+        server
+            .graphql_as(
+                owner.token(),
+                query,
+                json!({ "w": tenant.workspace_id, "f": { "action": "organization.create" } }),
+            )
+            .await,
+    );
+    let logs = &answer["workspace"]["auditLogs"];
+    assert_eq!(logs["totalCount"], 1);
+    assert_eq!(
+        logs["edges"][0]["node"]["actor"]["email"],
+        "owner@example.com"
+    );
+    assert_eq!(logs["edges"][0]["node"]["ip"], "127.0.0.1");
+    let refused = server
+        .graphql_as(editor.token(), query, json!({ "w": tenant.workspace_id }))
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
 }
