@@ -16,6 +16,7 @@ pub mod http;
 pub mod identity;
 pub mod mail;
 pub mod metrics;
+pub mod prompt;
 pub mod provider;
 pub mod realtime;
 pub mod secrets;

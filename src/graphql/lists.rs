@@ -34,6 +34,7 @@ pub enum ListName {
     ConversationMessages,
     WorkspaceEndUsers,
     WorkspaceAuditLogs,
+    WorkspacePromptTemplates,
 }
 
 impl ListName {
@@ -91,6 +92,15 @@ impl ListName {
                 key: "created_at",
                 key_kind: KeyKind::Time,
                 soft_delete: false,
+                name_column: Some("name"),
+                status_column: "status",
+            },
+            ListName::WorkspacePromptTemplates => ListSpec {
+                table: "prompt_templates",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
                 name_column: Some("name"),
                 status_column: "status",
             },

@@ -17,13 +17,14 @@ use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, EndUser, LlmProvider, Message,
-    MessageAnnotation, MessageFeedback, Node, Organization, Team, TeamInvitation, TeamMember,
-    Workflow, WorkflowVersion, Workspace,
+    MessageAnnotation, MessageFeedback, Node, Organization, PromptTemplate, PromptTemplateVersion,
+    Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, end_users, llm_providers,
-    message_annotations, message_feedbacks, messages, nodes, organizations, team_invitations,
-    team_members, teams, users, workflow_versions, workflows, workspaces,
+    message_annotations, message_feedbacks, messages, nodes, organizations,
+    prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
+    workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -667,3 +668,8 @@ by_id_loader!(/// A model provider the viewer can see.
     ProviderById, LlmProvider, llm_providers);
 list_loader!(/// The audit log of a workspace.
     AuditLogsOfWorkspace, AuditLog, ListName::WorkspaceAuditLogs, |a: &AuditLog| a.workspace_id.unwrap_or_default());
+list_loader!(/// The prompt templates of a workspace.
+    PromptTemplatesOfWorkspace, PromptTemplate, ListName::WorkspacePromptTemplates, |p: &PromptTemplate| p.workspace_id);
+children_loader!(/// The versions of a prompt template, newest first.
+    VersionsOfPromptTemplate, PromptTemplateVersion, prompt_template_versions, prompt_template_id,
+    (prompt_template_versions::version_number.desc(), prompt_template_versions::id.desc()));

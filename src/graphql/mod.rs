@@ -10,6 +10,7 @@ mod identity;
 pub mod lists;
 pub mod loaders;
 pub mod pagination;
+mod prompt;
 mod provider;
 mod query;
 mod template;

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
+use super::prompt::PromptMutation;
 use super::provider::ProviderMutation;
 use super::template::{TemplateMutation, TemplateQuery};
 use super::tenancy::{TenancyMutation, TenancyQuery};
@@ -57,4 +58,5 @@ pub struct Mutation(
     ConversationMutation,
     ProviderMutation,
     TemplateMutation,
+    PromptMutation,
 );

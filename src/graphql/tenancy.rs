@@ -14,6 +14,7 @@ use super::conversation::{
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
+use super::prompt::{PromptTemplateFilter, PromptTemplateObject, workspace_prompt_templates};
 use super::provider::LlmProviderObject;
 use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
 use crate::auth::Role;
@@ -267,6 +268,27 @@ impl WorkspaceObject {
         workspace_audit_logs(
             ctx,
             &self.0,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
+    /// The workspace's prompt templates, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn prompt_templates(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<PromptTemplateFilter>,
+    ) -> Result<Conn<PromptTemplateObject>> {
+        workspace_prompt_templates(
+            ctx,
+            self.0.id,
             PageArgs::new(first, after, last, before),
             filter,
         )

@@ -10,6 +10,7 @@ mod conversations;
 mod endpoints;
 mod identity;
 mod migrations;
+mod prompts;
 mod providers;
 mod schema_sdl;
 mod startup;

@@ -1,0 +1,3 @@
+//! Prompt templates: reusable prompts with numbered versions, one current.
+
+pub mod service;
