@@ -14,6 +14,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod identity;
+pub mod knowledge;
 pub mod mail;
 pub mod metrics;
 pub mod prompt;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::conversation::{ConversationFilter, ConversationObject, conversations_of};
+use super::dataset::DatasetObject;
 use super::enums::{ApplicationMode, ApplicationStatus, parse};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
@@ -97,6 +98,18 @@ impl ApplicationObject {
             .load_one(UserProfileById(id))
             .await?
             .map(Into::into))
+    }
+    /// The datasets the application retrieves from.
+    async fn datasets(&self, ctx: &Context<'_>) -> Result<Vec<DatasetObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(DatasetsOfApplication(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(DatasetObject)
+            .collect())
     }
     /// The application's API keys, newest first (revoked ones included).
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyObject>> {

@@ -35,6 +35,8 @@ pub enum ListName {
     WorkspaceEndUsers,
     WorkspaceAuditLogs,
     WorkspacePromptTemplates,
+    WorkspaceDatasets,
+    DatasetDocuments,
 }
 
 impl ListName {
@@ -103,6 +105,24 @@ impl ListName {
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "status",
+            },
+            ListName::WorkspaceDatasets => ListSpec {
+                table: "datasets",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("name"),
+                status_column: "indexing_technique",
+            },
+            ListName::DatasetDocuments => ListSpec {
+                table: "documents",
+                parent: "dataset_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: true,
+                name_column: Some("name"),
+                status_column: "indexing_status",
             },
             ListName::WorkspaceAuditLogs => ListSpec {
                 table: "audit_logs",

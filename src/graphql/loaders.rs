@@ -16,15 +16,15 @@ use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
-    ApiKey, Application, AuditLog, Connection, Conversation, EndUser, LlmProvider, Message,
-    MessageAnnotation, MessageFeedback, Node, Organization, PromptTemplate, PromptTemplateVersion,
-    Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
+    ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
+    LlmProvider, Message, MessageAnnotation, MessageFeedback, Node, Organization, PromptTemplate,
+    PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
-    api_keys, applications, connections, conversations, end_users, llm_providers,
-    message_annotations, message_feedbacks, messages, nodes, organizations,
-    prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
-    workflows, workspaces,
+    api_keys, applications, connections, conversations, dataset_application_joins, datasets,
+    end_users, llm_providers, message_annotations, message_feedbacks, messages, nodes,
+    organizations, prompt_template_versions, team_invitations, team_members, teams, users,
+    workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -673,3 +673,48 @@ list_loader!(/// The prompt templates of a workspace.
 children_loader!(/// The versions of a prompt template, newest first.
     VersionsOfPromptTemplate, PromptTemplateVersion, prompt_template_versions, prompt_template_id,
     (prompt_template_versions::version_number.desc(), prompt_template_versions::id.desc()));
+list_loader!(/// The datasets of a workspace.
+    DatasetsOfWorkspace, Dataset, ListName::WorkspaceDatasets, |d: &Dataset| d.workspace_id);
+list_loader!(/// The documents of a dataset.
+    DocumentsOfDataset, Document, ListName::DatasetDocuments, |d: &Document| d.dataset_id);
+by_id_loader!(/// A dataset the viewer can see.
+    DatasetById, Dataset, datasets, deleted_at);
+
+key!(/// The datasets an application retrieves from.
+    DatasetsOfApplication);
+
+impl Loader<DatasetsOfApplication> for DbLoader {
+    type Value = Vec<Dataset>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[DatasetsOfApplication],
+    ) -> LoadResult<DatasetsOfApplication, Vec<Dataset>> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<(Uuid, Dataset)> = dataset_application_joins::table
+            .inner_join(datasets::table)
+            .filter(dataset_application_joins::application_id.eq_any(ids(keys, |k| k.0)))
+            .filter(datasets::deleted_at.is_null())
+            .filter(dataset_application_joins::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .order((datasets::name.asc(), datasets::id.asc()))
+            .select((
+                dataset_application_joins::application_id,
+                Dataset::as_select(),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        let mut map: HashMap<DatasetsOfApplication, Vec<Dataset>> =
+            keys.iter().map(|k| (*k, Vec::new())).collect();
+        for (application, dataset) in rows {
+            map.entry(DatasetsOfApplication(application))
+                .or_default()
+                .push(dataset);
+        }
+        Ok(map)
+    }
+}

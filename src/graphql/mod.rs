@@ -4,6 +4,7 @@ mod application;
 mod audit;
 mod context;
 mod conversation;
+mod dataset;
 mod enums;
 mod errors;
 mod identity;

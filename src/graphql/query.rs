@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
+use super::dataset::{DatasetMutation, DatasetQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::prompt::PromptMutation;
 use super::provider::ProviderMutation;
@@ -46,6 +47,7 @@ pub struct Query(
     ApplicationQuery,
     ConversationQuery,
     TemplateQuery,
+    DatasetQuery,
 );
 
 /// Entry points of every change.
@@ -59,4 +61,5 @@ pub struct Mutation(
     ProviderMutation,
     TemplateMutation,
     PromptMutation,
+    DatasetMutation,
 );

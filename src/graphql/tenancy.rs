@@ -11,6 +11,7 @@ use super::conversation::{
     ConversationFilter, ConversationObject, EndUserFilter, EndUserObject, conversations_of,
     workspace_end_users,
 };
+use super::dataset::{DatasetFilter, DatasetObject, workspace_datasets};
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
@@ -287,6 +288,27 @@ impl WorkspaceObject {
         filter: Option<PromptTemplateFilter>,
     ) -> Result<Conn<PromptTemplateObject>> {
         workspace_prompt_templates(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
+    /// The workspace's datasets, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn datasets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<DatasetFilter>,
+    ) -> Result<Conn<DatasetObject>> {
+        workspace_datasets(
             ctx,
             self.0.id,
             PageArgs::new(first, after, last, before),

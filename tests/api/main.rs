@@ -7,6 +7,7 @@ mod harness;
 
 mod applications;
 mod conversations;
+mod datasets;
 mod endpoints;
 mod identity;
 mod migrations;

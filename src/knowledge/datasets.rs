@@ -1,0 +1,204 @@
+//! Creating, configuring and deleting datasets (EDITOR and up).
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::audit::{self, AuditEntry};
+use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
+use crate::auth::{Action, Actor, ClientInfo};
+use crate::db::models::Dataset;
+use crate::db::schema::datasets;
+use crate::error::{AppError, AppResult};
+use crate::validate;
+
+/// A dataset's settings; `None` keeps (on update) or defaults (on create) a setting.
+#[derive(Default)]
+pub struct DatasetSettings {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// KEYWORD or HIGH_QUALITY.
+    pub indexing_technique: Option<&'static str>,
+    pub similarity_threshold: Option<f64>,
+    pub vector_similarity_weight: Option<f64>,
+    pub top_k: Option<i32>,
+}
+
+fn check(settings: &DatasetSettings) -> AppResult<()> {
+    for (field, value) in [
+        ("similarityThreshold", settings.similarity_threshold),
+        ("vectorSimilarityWeight", settings.vector_similarity_weight),
+    ] {
+        if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+            return Err(AppError::bad_input(
+                field,
+                format!("{field} is between 0 and 1"),
+            ));
+        }
+    }
+    if settings.top_k.is_some_and(|k| !(1..=100).contains(&k)) {
+        return Err(AppError::bad_input("topK", "topK is between 1 and 100"));
+    }
+    Ok(())
+}
+
+pub async fn create_dataset(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    workspace_id: Uuid,
+    settings: DatasetSettings,
+) -> AppResult<Dataset> {
+    let name = validate::name("name", settings.name.as_deref().unwrap_or(""), 255)?;
+    let description = settings
+        .description
+        .as_deref()
+        .map(|d| validate::text("description", d, 10_000))
+        .transpose()?;
+    check(&settings)?;
+    conn.transaction(async |conn| {
+        authorize_workspace(conn, actor, workspace_id, Action::Build).await?;
+        let dataset: Dataset = diesel::insert_into(datasets::table)
+            .values((
+                datasets::workspace_id.eq(workspace_id),
+                datasets::name.eq(&name),
+                datasets::description.eq(&description),
+                datasets::indexing_technique.eq(settings.indexing_technique.unwrap_or("KEYWORD")),
+                datasets::similarity_threshold
+                    .eq(settings.similarity_threshold.unwrap_or(0.0) as f32),
+                datasets::vector_similarity_weight
+                    .eq(settings.vector_similarity_weight.unwrap_or(0.3) as f32),
+                datasets::top_k.eq(settings.top_k.unwrap_or(5)),
+                datasets::created_by.eq(actor.user_id().ok()),
+            ))
+            .returning(Dataset::as_returning())
+            .get_result(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            client,
+            AuditEntry {
+                workspace_id: Some(workspace_id),
+                action: "dataset.create",
+                resource_type: "dataset",
+                resource_id: Some(dataset.id),
+                metadata: json!({ "name": name, "indexingTechnique": dataset.indexing_technique }),
+            },
+        )
+        .await?;
+        Ok(dataset)
+    })
+    .await
+}
+
+async fn dataset_for_building(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    id: Uuid,
+) -> AppResult<Dataset> {
+    let user_id = actor.user_id()?;
+    let dataset: Dataset = datasets::table
+        .find(id)
+        .filter(datasets::deleted_at.is_null())
+        .filter(datasets::workspace_id.eq_any(visible_workspace_ids(user_id)))
+        .select(Dataset::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("dataset"))?;
+    authorize_workspace(conn, actor, dataset.workspace_id, Action::Build).await?;
+    Ok(dataset)
+}
+
+pub async fn update_dataset(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    id: Uuid,
+    settings: DatasetSettings,
+) -> AppResult<Dataset> {
+    let name = settings
+        .name
+        .as_deref()
+        .map(|n| validate::name("name", n, 255))
+        .transpose()?;
+    let description = settings
+        .description
+        .as_deref()
+        .map(|d| validate::text("description", d, 10_000))
+        .transpose()?;
+    check(&settings)?;
+    conn.transaction(async |conn| {
+        let current = dataset_for_building(conn, actor, id).await?;
+        let updated: Dataset = diesel::update(datasets::table.find(current.id))
+            .set((
+                datasets::name.eq(name.clone().unwrap_or(current.name.clone())),
+                datasets::description.eq(description.clone().or(current.description.clone())),
+                datasets::indexing_technique.eq(settings
+                    .indexing_technique
+                    .map(str::to_string)
+                    .unwrap_or(current.indexing_technique.clone())),
+                datasets::similarity_threshold.eq(settings
+                    .similarity_threshold
+                    .map(|v| v as f32)
+                    .unwrap_or(current.similarity_threshold)),
+                datasets::vector_similarity_weight.eq(settings
+                    .vector_similarity_weight
+                    .map(|v| v as f32)
+                    .unwrap_or(current.vector_similarity_weight)),
+                datasets::top_k.eq(settings.top_k.unwrap_or(current.top_k)),
+            ))
+            .returning(Dataset::as_returning())
+            .get_result(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            client,
+            AuditEntry {
+                workspace_id: Some(updated.workspace_id),
+                action: "dataset.update",
+                resource_type: "dataset",
+                resource_id: Some(updated.id),
+                metadata: json!({}),
+            },
+        )
+        .await?;
+        Ok(updated)
+    })
+    .await
+}
+
+pub async fn delete_dataset(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    id: Uuid,
+) -> AppResult<()> {
+    conn.transaction(async |conn| {
+        let current = dataset_for_building(conn, actor, id).await?;
+        diesel::update(datasets::table.find(current.id))
+            .set(datasets::deleted_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            client,
+            AuditEntry {
+                workspace_id: Some(current.workspace_id),
+                action: "dataset.delete",
+                resource_type: "dataset",
+                resource_id: Some(current.id),
+                metadata: json!({ "name": current.name }),
+            },
+        )
+        .await?;
+        Ok::<_, AppError>(())
+    })
+    .await
+}

@@ -1,0 +1,3 @@
+//! Knowledge bases: datasets and their documents and segments.
+
+pub mod datasets;
