@@ -10,9 +10,10 @@ use super::dataset::DatasetObject;
 use super::enums::{ApplicationMode, ApplicationStatus, parse};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
-use super::pagination::{Conn, Cursor, PageArgs, connection};
+use super::pages::child_page;
+use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
-use super::workflow::{WorkflowObject, count_totals};
+use super::workflow::WorkflowObject;
 use crate::application::api_keys;
 use crate::application::service::{self, ApplicationChanges, NewApplication};
 use crate::auth::Actor;
@@ -243,20 +244,21 @@ pub async fn workspace_applications(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let key = ApplicationsOfWorkspace {
-        parent: workspace_id,
+    child_page(
+        ctx,
+        ListName::WorkspaceApplications,
+        workspace_id,
         page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(ctx, ListName::WorkspaceApplications, workspace_id, filter)?;
-    Ok(connection(
-        &page,
-        rows,
+        filter,
+        |parent, page, filter| ApplicationsOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |a| Cursor::at(a.created_at, a.id),
         ApplicationObject,
-        totals,
-    ))
+    )
+    .await
 }
 
 #[derive(Default)]

@@ -8,9 +8,9 @@ use uuid::Uuid;
 use super::context::ContextExt;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
-use super::pagination::{Conn, Cursor, PageArgs, connection};
+use super::pages::child_page;
+use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::UserProfileObject;
-use super::workflow::count_totals;
 use crate::auth::Action;
 use crate::db::models::{AuditLog, Workspace};
 use crate::error::AppError;
@@ -93,18 +93,19 @@ pub async fn workspace_audit_logs(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let key = AuditLogsOfWorkspace {
-        parent: workspace.id,
+    child_page(
+        ctx,
+        ListName::WorkspaceAuditLogs,
+        workspace.id,
         page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(ctx, ListName::WorkspaceAuditLogs, workspace.id, filter)?;
-    Ok(connection(
-        &page,
-        rows,
+        filter,
+        |parent, page, filter| AuditLogsOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |a| Cursor::at(a.created_at, a.id),
         AuditLogObject,
-        totals,
-    ))
+    )
+    .await
 }

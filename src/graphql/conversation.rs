@@ -13,9 +13,9 @@ use super::enums::{
 };
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
+use super::pages::child_page;
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::tenancy::UserProfileObject;
-use super::workflow::count_totals;
 use crate::conversation::service;
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
 
@@ -340,32 +340,42 @@ pub async fn conversations_of(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let rows = match list {
+    match list {
         ListName::ApplicationConversations => {
-            let key = ConversationsOfApplication {
+            child_page(
+                ctx,
+                list,
                 parent,
                 page,
-                filter: filter.clone(),
-            };
-            ctx.loader()?.load_one(key).await?
+                filter,
+                |parent, page, filter| ConversationsOfApplication {
+                    parent,
+                    page,
+                    filter,
+                },
+                |c| Cursor::at(c.updated_at, c.id),
+                ConversationObject,
+            )
+            .await
         }
         _ => {
-            let key = ConversationsOfWorkspace {
+            child_page(
+                ctx,
+                list,
                 parent,
                 page,
-                filter: filter.clone(),
-            };
-            ctx.loader()?.load_one(key).await?
+                filter,
+                |parent, page, filter| ConversationsOfWorkspace {
+                    parent,
+                    page,
+                    filter,
+                },
+                |c| Cursor::at(c.updated_at, c.id),
+                ConversationObject,
+            )
+            .await
         }
-    };
-    let totals = count_totals(ctx, list, parent, filter)?;
-    Ok(connection(
-        &page,
-        rows.unwrap_or_default(),
-        |c| Cursor::at(c.updated_at, c.id),
-        ConversationObject,
-        totals,
-    ))
+    }
 }
 
 /// `Workspace.endUsers`, newest first.
@@ -383,20 +393,21 @@ pub async fn workspace_end_users(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let key = EndUsersOfWorkspace {
-        parent: workspace_id,
+    child_page(
+        ctx,
+        ListName::WorkspaceEndUsers,
+        workspace_id,
         page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(ctx, ListName::WorkspaceEndUsers, workspace_id, filter)?;
-    Ok(connection(
-        &page,
-        rows,
+        filter,
+        |parent, page, filter| EndUsersOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |e| Cursor::at(e.created_at, e.id),
         EndUserObject,
-        totals,
-    ))
+    )
+    .await
 }
 
 #[derive(InputObject)]

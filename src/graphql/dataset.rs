@@ -10,8 +10,8 @@ use super::context::{ContextExt, conn};
 use super::enums::parse;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
-use super::pagination::{Conn, Cursor, PageArgs, connection};
-use super::workflow::count_totals;
+use super::pages::child_page;
+use super::pagination::{Conn, Cursor, PageArgs};
 use crate::db::models::{Dataset, Document};
 use crate::knowledge::datasets::{self, DatasetSettings};
 
@@ -119,20 +119,21 @@ impl DatasetObject {
             created_after: f.created_after,
             created_before: f.created_before,
         };
-        let key = DocumentsOfDataset {
-            parent: self.0.id,
+        child_page(
+            ctx,
+            ListName::DatasetDocuments,
+            self.0.id,
             page,
-            filter: filter.clone(),
-        };
-        let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-        let totals = count_totals(ctx, ListName::DatasetDocuments, self.0.id, filter)?;
-        Ok(connection(
-            &page,
-            rows,
+            filter,
+            |parent, page, filter| DocumentsOfDataset {
+                parent,
+                page,
+                filter,
+            },
             |d| Cursor::at(d.created_at, d.id),
             DocumentObject,
-            totals,
-        ))
+        )
+        .await
     }
 }
 
@@ -259,20 +260,21 @@ pub async fn workspace_datasets(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let key = DatasetsOfWorkspace {
-        parent: workspace_id,
+    child_page(
+        ctx,
+        ListName::WorkspaceDatasets,
+        workspace_id,
         page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(ctx, ListName::WorkspaceDatasets, workspace_id, filter)?;
-    Ok(connection(
-        &page,
-        rows,
+        filter,
+        |parent, page, filter| DatasetsOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |d| Cursor::at(d.created_at, d.id),
         DatasetObject,
-        totals,
-    ))
+    )
+    .await
 }
 
 #[derive(Default)]

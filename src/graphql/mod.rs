@@ -10,6 +10,7 @@ mod errors;
 mod identity;
 pub mod lists;
 pub mod loaders;
+mod pages;
 pub mod pagination;
 mod prompt;
 mod provider;

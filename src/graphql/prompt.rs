@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::context::{ContextExt, conn};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
-use super::pagination::{Conn, Cursor, PageArgs, connection};
+use super::pages::child_page;
+use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::UserProfileObject;
-use super::workflow::count_totals;
 use crate::db::models::{PromptTemplate, PromptTemplateVersion};
 use crate::error::AppError;
 use crate::prompt::service;
@@ -131,25 +131,21 @@ pub async fn workspace_prompt_templates(
         created_after: f.created_after,
         created_before: f.created_before,
     };
-    let key = PromptTemplatesOfWorkspace {
-        parent: workspace_id,
-        page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(
+    child_page(
         ctx,
         ListName::WorkspacePromptTemplates,
         workspace_id,
+        page,
         filter,
-    )?;
-    Ok(connection(
-        &page,
-        rows,
+        |parent, page, filter| PromptTemplatesOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |p| Cursor::at(p.created_at, p.id),
         PromptTemplateObject,
-        totals,
-    ))
+    )
+    .await
 }
 
 #[derive(Default)]

@@ -1,8 +1,6 @@
 //! Workflows in GraphQL: the workflow, its versions, the nodes and connections of a version,
 //! and the mutations that make new versions.
 
-use std::sync::Arc;
-
 use async_graphql::{Context, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -11,37 +9,13 @@ use uuid::Uuid;
 use super::context::{ContextExt, conn};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
-use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
+use super::pages::child_page;
+use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use crate::db::models::{Connection as ConnectionRow, Node, Workflow, WorkflowVersion};
 use crate::error::AppError;
 use crate::workflow::graph::{Graph, GraphConnection, GraphNode, NodeType, Position};
 use crate::workflow::service::{self, NewWorkflow, Source};
-
-/// The `totalCount` of a child list, counted through the loader when asked for.
-pub fn count_totals(
-    ctx: &Context<'_>,
-    list: ListName,
-    parent: Uuid,
-    filter: ListFilter,
-) -> Result<Totals> {
-    let loader = Arc::clone(ctx.loader()?);
-    Ok(Totals::new(move || {
-        let loader = Arc::clone(&loader);
-        let key = CountOf {
-            list,
-            parent,
-            filter: filter.clone(),
-        };
-        async move {
-            Ok(loader
-                .load_one(key)
-                .await
-                .map_err(|e| AppError::internal(e.to_string()))?
-                .unwrap_or(0))
-        }
-    }))
-}
 
 pub struct WorkflowObject(pub Workflow);
 
@@ -114,24 +88,24 @@ impl WorkflowObject {
         before: Option<String>,
     ) -> Result<Conn<WorkflowVersionObject>> {
         let page = PageArgs::new(first, after, last, before).page()?;
-        let filter = ListFilter::default();
-        let key = VersionsOfWorkflow {
-            parent: self.0.id,
+        child_page(
+            ctx,
+            ListName::WorkflowVersions,
+            self.0.id,
             page,
-            filter: filter.clone(),
-        };
-        let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-        let totals = count_totals(ctx, ListName::WorkflowVersions, self.0.id, filter)?;
-        Ok(connection(
-            &page,
-            rows,
+            ListFilter::default(),
+            |parent, page, filter| VersionsOfWorkflow {
+                parent,
+                page,
+                filter,
+            },
             |v| Cursor {
                 key: i64::from(v.sequence_number),
                 id: v.id,
             },
             WorkflowVersionObject,
-            totals,
-        ))
+        )
+        .await
     }
 }
 
@@ -367,22 +341,21 @@ pub async fn workspace_workflows(
     args: PageArgs,
     filter: Option<WorkflowFilter>,
 ) -> Result<Conn<WorkflowObject>> {
-    let page = args.page()?;
-    let filter = ListFilter::from(filter);
-    let key = WorkflowsOfWorkspace {
-        parent: workspace_id,
-        page,
-        filter: filter.clone(),
-    };
-    let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
-    let totals = count_totals(ctx, ListName::WorkspaceWorkflows, workspace_id, filter)?;
-    Ok(connection(
-        &page,
-        rows,
+    child_page(
+        ctx,
+        ListName::WorkspaceWorkflows,
+        workspace_id,
+        args.page()?,
+        ListFilter::from(filter),
+        |parent, page, filter| WorkflowsOfWorkspace {
+            parent,
+            page,
+            filter,
+        },
         |w| Cursor::at(w.created_at, w.id),
         WorkflowObject,
-        totals,
-    ))
+    )
+    .await
 }
 
 #[derive(Default)]
