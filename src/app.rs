@@ -82,8 +82,17 @@ impl App {
                     "cannot load the official workflow templates: {e:?}"
                 ))
             })?;
+        let plugins = crate::plugin::catalogue::load_shipped(&mut conn)
+            .await
+            .map_err(|e| {
+                StartupError::Config(format!("cannot load the plugin catalogue: {e:?}"))
+            })?;
         drop(conn);
-        tracing::debug!(templates, "official workflow templates loaded");
+        tracing::debug!(
+            templates,
+            plugins,
+            "official workflow templates and plugins loaded"
+        );
         let broker = Broker::connect(&config.redis).await?;
         let smtp_url = config
             .smtp_url

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod knowledge;
 pub mod mail;
 pub mod metrics;
+pub mod plugin;
 pub mod prompt;
 pub mod provider;
 pub mod realtime;

@@ -34,6 +34,8 @@ stored_enum!(/// An end user's verdict on a reply.
     FeedbackRating { Like, Dislike });
 stored_enum!(/// What a builder's annotation does.
     AnnotationType { Correction, Improvement, Note });
+stored_enum!(/// What a plugin adds.
+    PluginType { Tool, Model, Extension });
 
 impl ApplicationMode {
     pub fn as_str(self) -> &'static str {
@@ -50,6 +52,16 @@ impl AnnotationType {
             AnnotationType::Correction => "CORRECTION",
             AnnotationType::Improvement => "IMPROVEMENT",
             AnnotationType::Note => "NOTE",
+        }
+    }
+}
+
+impl PluginType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginType::Tool => "TOOL",
+            PluginType::Model => "MODEL",
+            PluginType::Extension => "EXTENSION",
         }
     }
 }

@@ -13,7 +13,7 @@ use diesel::{QueryableByName, sql_query};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::pagination::{Page, key_time};
+use super::pagination::{Page, contains_pattern, key_time};
 use crate::error::AppResult;
 
 /// How a list is ordered: by a timestamp or by an integer, then by id.
@@ -37,6 +37,7 @@ pub enum ListName {
     WorkspacePromptTemplates,
     WorkspaceDatasets,
     DatasetDocuments,
+    WorkspaceInstalledPlugins,
 }
 
 impl ListName {
@@ -124,6 +125,16 @@ impl ListName {
                 name_column: Some("name"),
                 status_column: "indexing_status",
             },
+            // The status filter is ENABLED/DISABLED, matched as the boolean's text.
+            ListName::WorkspaceInstalledPlugins => ListSpec {
+                table: "installed_plugins",
+                parent: "workspace_id",
+                key: "installed_at",
+                key_kind: KeyKind::Time,
+                soft_delete: false,
+                name_column: None,
+                status_column: "is_enabled::text",
+            },
             ListName::WorkspaceAuditLogs => ListSpec {
                 table: "audit_logs",
                 parent: "workspace_id",
@@ -191,12 +202,8 @@ fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (Strin
         sql.push_str(" AND t.deleted_at IS NULL");
     }
     if let (Some(column), Some(text)) = (spec.name_column, &filter.name_contains) {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
         sql.push_str(&format!(" AND t.{column} ILIKE ${n}"));
-        binds.push(Bind::Text(format!("%{escaped}%")));
+        binds.push(Bind::Text(contains_pattern(text)));
         n += 1;
     }
     if let Some(status) = &filter.status {

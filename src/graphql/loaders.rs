@@ -17,14 +17,15 @@ use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
-    LlmProvider, Message, MessageAnnotation, MessageFeedback, Node, Organization, PromptTemplate,
-    PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
+    InstalledPlugin, LlmProvider, Message, MessageAnnotation, MessageFeedback, Node, Organization,
+    Plugin, PromptTemplate, PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow,
+    WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
-    end_users, llm_providers, message_annotations, message_feedbacks, messages, nodes,
-    organizations, prompt_template_versions, team_invitations, team_members, teams, users,
-    workflow_versions, workflows, workspaces,
+    end_users, installed_plugins, llm_providers, message_annotations, message_feedbacks, messages,
+    nodes, organizations, plugins, prompt_template_versions, team_invitations, team_members, teams,
+    users, workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -716,5 +717,68 @@ impl Loader<DatasetsOfApplication> for DbLoader {
                 .push(dataset);
         }
         Ok(map)
+    }
+}
+
+list_loader!(/// The plugins installed in a workspace.
+    InstalledPluginsOfWorkspace, InstalledPlugin, ListName::WorkspaceInstalledPlugins,
+    |p: &InstalledPlugin| p.workspace_id);
+
+key!(/// A plugin of the catalogue (the catalogue is the same for everyone).
+    PluginById);
+
+impl Loader<PluginById> for DbLoader {
+    type Value = Plugin;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[PluginById]) -> LoadResult<PluginById, Plugin> {
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Plugin> = plugins::table
+            .filter(plugins::id.eq_any(ids(keys, |k| k.0)))
+            .select(Plugin::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows.into_iter().map(|p| (PluginById(p.id), p)).collect())
+    }
+}
+
+/// A plugin's installation in a workspace the viewer can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstallationOfPlugin {
+    pub plugin: Uuid,
+    pub workspace: Uuid,
+}
+
+impl Loader<InstallationOfPlugin> for DbLoader {
+    type Value = InstalledPlugin;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[InstallationOfPlugin],
+    ) -> LoadResult<InstallationOfPlugin, InstalledPlugin> {
+        let Some(viewer) = self.viewer else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<InstalledPlugin> = installed_plugins::table
+            .filter(installed_plugins::plugin_id.eq_any(ids(keys, |k| k.plugin)))
+            .filter(installed_plugins::workspace_id.eq_any(ids(keys, |k| k.workspace)))
+            .filter(installed_plugins::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .select(InstalledPlugin::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|p| {
+                let key = InstallationOfPlugin {
+                    plugin: p.plugin_id,
+                    workspace: p.workspace_id,
+                };
+                (key, p)
+            })
+            .collect())
     }
 }

@@ -12,6 +12,7 @@ pub mod lists;
 pub mod loaders;
 mod pages;
 pub mod pagination;
+mod plugin;
 mod prompt;
 mod provider;
 mod query;

@@ -72,6 +72,14 @@ pub struct Page {
     pub from_end: bool,
 }
 
+impl Page {
+    /// For small catalogues ordered by values that change (popularity), cursors are
+    /// positions in the list: the number of rows before this page.
+    pub fn offset(&self) -> i64 {
+        self.after.map_or(0, |(position, _)| position + 1)
+    }
+}
+
 /// The connection arguments as received.
 #[derive(Debug, Clone, Default)]
 pub struct PageArgs {
@@ -198,6 +206,37 @@ pub fn connection<R, T: OutputType>(
         .map(|r| Edge::new(cursor(&r), node(r)))
         .collect();
     connection
+}
+
+/// A connection over rows fetched from `page.offset()`: each cursor is the row's position.
+pub fn positioned<R, T: OutputType>(
+    page: &Page,
+    rows: Vec<R>,
+    id: impl Fn(&R) -> Uuid,
+    node: impl Fn(R) -> T,
+    total: i64,
+) -> Conn<T> {
+    let offset = page.offset();
+    let rows: Vec<(i64, R)> = (offset..).zip(rows).collect();
+    connection(
+        page,
+        rows,
+        |(position, r)| Cursor {
+            key: *position,
+            id: id(r),
+        },
+        |(_, r)| node(r),
+        Totals::known(total),
+    )
+}
+
+/// The ILIKE pattern of "contains `text`" (its wildcards taken literally).
+pub fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
 }
 
 /// Applies a page to a boxed Diesel query ordered by `(key, id)` DESC (newest first):

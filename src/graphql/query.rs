@@ -7,6 +7,7 @@ use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::dataset::{DatasetMutation, DatasetQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
+use super::plugin::{PluginMutation, PluginQuery};
 use super::prompt::PromptMutation;
 use super::provider::ProviderMutation;
 use super::template::{TemplateMutation, TemplateQuery};
@@ -48,6 +49,7 @@ pub struct Query(
     ConversationQuery,
     TemplateQuery,
     DatasetQuery,
+    PluginQuery,
 );
 
 /// Entry points of every change.
@@ -62,4 +64,5 @@ pub struct Mutation(
     TemplateMutation,
     PromptMutation,
     DatasetMutation,
+    PluginMutation,
 );

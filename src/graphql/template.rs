@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::loaders::UserProfileById;
-use super::pagination::{Conn, Cursor, Page, PageArgs, Totals, connection};
+use super::pagination::{Conn, PageArgs, contains_pattern, positioned};
 use super::tenancy::UserProfileObject;
 use super::workflow::WorkflowObject;
 use crate::db::models::WorkflowTemplate;
@@ -108,12 +108,6 @@ pub struct SaveWorkflowAsTemplateInput {
     is_public: bool,
 }
 
-/// The template catalogue is small and ordered by popularity, which changes: its cursors
-/// are positions in the list.
-fn offset_of(page: &Page) -> i64 {
-    page.after.map_or(0, |(position, _)| position + 1)
-}
-
 #[derive(Default)]
 pub struct TemplateQuery;
 
@@ -155,18 +149,14 @@ impl TemplateQuery {
                 None => {}
             }
             if let Some(text) = &filter.name_contains {
-                let escaped = text
-                    .replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_");
-                query = query.filter(workflow_templates::name.ilike(format!("%{escaped}%")));
+                query = query.filter(workflow_templates::name.ilike(contains_pattern(text)));
             }
             if let Some(category) = &filter.category {
                 query = query.filter(workflow_templates::category.eq(category.clone()));
             }
             query
         };
-        let offset = offset_of(&page);
+        let offset = page.offset();
         let rows: Vec<WorkflowTemplate> = build()
             .order((
                 workflow_templates::is_official.desc(),
@@ -185,20 +175,12 @@ impl TemplateQuery {
             .get_result(&mut conn)
             .await
             .map_err(AppError::from)?;
-        let positioned: Vec<(i64, WorkflowTemplate)> = rows
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| (offset + i as i64, r))
-            .collect();
-        Ok(connection(
+        Ok(positioned(
             &page,
-            positioned,
-            |(position, r)| Cursor {
-                key: *position,
-                id: r.id,
-            },
-            |(_, row)| WorkflowTemplateObject { row, viewer },
-            Totals::known(total),
+            rows,
+            |r| r.id,
+            |row| WorkflowTemplateObject { row, viewer },
+            total,
         ))
     }
 }

@@ -15,6 +15,7 @@ use super::dataset::{DatasetFilter, DatasetObject, workspace_datasets};
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
+use super::plugin::{InstalledPluginFilter, InstalledPluginObject, workspace_installed_plugins};
 use super::prompt::{PromptTemplateFilter, PromptTemplateObject, workspace_prompt_templates};
 use super::provider::LlmProviderObject;
 use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
@@ -309,6 +310,27 @@ impl WorkspaceObject {
         filter: Option<DatasetFilter>,
     ) -> Result<Conn<DatasetObject>> {
         workspace_datasets(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
+    /// The plugins installed here, most recently installed first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn installed_plugins(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<InstalledPluginFilter>,
+    ) -> Result<Conn<InstalledPluginObject>> {
+        workspace_installed_plugins(
             ctx,
             self.0.id,
             PageArgs::new(first, after, last, before),

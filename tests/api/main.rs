@@ -11,6 +11,7 @@ mod datasets;
 mod endpoints;
 mod identity;
 mod migrations;
+mod plugins;
 mod prompts;
 mod providers;
 mod schema_sdl;

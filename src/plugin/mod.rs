@@ -1,0 +1,8 @@
+//! Plugins: a catalogue described by manifest files shipped with the server, installed,
+//! configured and switched on or off per workspace.
+
+pub mod catalogue;
+pub mod config;
+pub mod installations;
+
+pub use catalogue::{ConfigField, FieldType, Manifest};
