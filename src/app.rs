@@ -10,6 +10,7 @@ use crate::db::{self, DbPool};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::realtime::{Broker, BrokerError};
+use crate::storage::ObjectStore;
 
 /// Everything a handler needs, built once at start-up.
 pub struct App {
@@ -19,6 +20,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub auth: AuthServices,
     pub mailer: Mailer,
+    pub store: ObjectStore,
 }
 
 /// What authentication needs beyond the database.
@@ -100,6 +102,12 @@ impl App {
             .map(|s| String::from_utf8_lossy(s.expose()).into_owned());
         let mailer = Mailer::from_config(smtp_url.as_deref(), &config.mail_from)
             .map_err(StartupError::Config)?;
+        let store = ObjectStore::local(&config.storage_dir).map_err(|e| {
+            StartupError::Config(format!(
+                "cannot use {} for uploaded files: {e}; set WEFT_STORAGE_DIR to a writable directory",
+                config.storage_dir.display()
+            ))
+        })?;
         let hashing = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
         let auth = AuthServices {
             signer: TokenSigner::new(&config.jwt_secret),
@@ -115,6 +123,7 @@ impl App {
             metrics,
             auth,
             mailer,
+            store,
         }))
     }
 }

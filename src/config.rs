@@ -69,6 +69,8 @@ pub struct Config {
     pub redis_prefix: String,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
+    /// Where uploaded files' bytes are kept.
+    pub storage_dir: PathBuf,
     pub jwt_secret: Secret,
     pub encryption_key: Secret,
     pub public_url: String,
@@ -79,6 +81,28 @@ pub struct Config {
     pub api_limits: ApiLimits,
     /// How long a DataLoader waits to gather a batch.
     pub dataloader_delay: Duration,
+    pub uploads: UploadLimits,
+}
+
+/// Sizes accepted over HTTP (README: "Limits").
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    /// The largest file of a multipart upload, in bytes (`WEFT_UPLOAD_MAX_BYTES`).
+    pub max_file_bytes: usize,
+    /// Files in one multipart request (`WEFT_UPLOAD_MAX_FILES`).
+    pub max_files: usize,
+    /// The largest request body that is not multipart, in bytes (`WEFT_MAX_REQUEST_BYTES`).
+    pub max_request_bytes: usize,
+}
+
+impl Default for UploadLimits {
+    fn default() -> Self {
+        UploadLimits {
+            max_file_bytes: 15 * 1024 * 1024,
+            max_files: 5,
+            max_request_bytes: 4 * 1024 * 1024,
+        }
+    }
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -117,6 +141,9 @@ impl Config {
             ))
         })?;
         let data_dir = PathBuf::from(var("WEFT_DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let storage_dir = var("WEFT_STORAGE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("files"));
 
         let jwt_secret = match var("WEFT_JWT_SECRET") {
             Some(v) if v.len() >= 32 => Secret::new(v.into_bytes()),
@@ -164,6 +191,13 @@ impl Config {
             },
         };
 
+        let upload_defaults = UploadLimits::default();
+        let uploads = UploadLimits {
+            max_file_bytes: number("WEFT_UPLOAD_MAX_BYTES", upload_defaults.max_file_bytes)?,
+            max_files: number("WEFT_UPLOAD_MAX_FILES", upload_defaults.max_files)?,
+            max_request_bytes: number("WEFT_MAX_REQUEST_BYTES", upload_defaults.max_request_bytes)?,
+        };
+
         let dataloader_delay = match var("WEFT_DATALOADER_DELAY_MS") {
             Some(v) => {
                 Duration::from_millis(v.parse::<u64>().ok().filter(|n| *n <= 1000).ok_or_else(
@@ -185,6 +219,7 @@ impl Config {
             redis_prefix,
             bind,
             data_dir,
+            storage_dir,
             jwt_secret,
             encryption_key,
             public_url,
@@ -193,6 +228,7 @@ impl Config {
             login_limits: Limits::default(),
             api_limits,
             dataloader_delay,
+            uploads,
         })
     }
 
@@ -212,6 +248,7 @@ impl Config {
             redis_prefix: redis_prefix.into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            storage_dir: data_dir.join("files"),
             jwt_secret: Secret::new(b"test-jwt-secret-of-at-least-32-bytes".to_vec()),
             encryption_key: Secret::new(vec![7u8; 32]),
             public_url: "http://weft.test".into(),
@@ -220,6 +257,7 @@ impl Config {
             login_limits: Limits::default(),
             api_limits: ApiLimits::default(),
             dataloader_delay: Duration::from_millis(1),
+            uploads: UploadLimits::default(),
         }
     }
 }

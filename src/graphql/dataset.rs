@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::enums::parse;
+use super::file::FileObject;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
@@ -156,6 +157,13 @@ impl DocumentObject {
     }
     async fn file_id(&self) -> Option<Uuid> {
         self.0.file_id
+    }
+    /// The uploaded file the document was made from.
+    async fn file(&self, ctx: &Context<'_>) -> Result<Option<FileObject>> {
+        let Some(id) = self.0.file_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loader()?.load_one(FileById(id)).await?.map(FileObject))
     }
     async fn position(&self) -> i32 {
         self.0.position

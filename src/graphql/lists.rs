@@ -38,6 +38,7 @@ pub enum ListName {
     WorkspaceDatasets,
     DatasetDocuments,
     WorkspaceInstalledPlugins,
+    WorkspaceFiles,
 }
 
 impl ListName {
@@ -134,6 +135,15 @@ impl ListName {
                 soft_delete: false,
                 name_column: None,
                 status_column: "is_enabled::text",
+            },
+            ListName::WorkspaceFiles => ListSpec {
+                table: "file_references",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                soft_delete: false,
+                name_column: Some("name"),
+                status_column: "mime_type",
             },
             ListName::WorkspaceAuditLogs => ListSpec {
                 table: "audit_logs",

@@ -17,15 +17,15 @@ use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
-    InstalledPlugin, LlmProvider, Message, MessageAnnotation, MessageFeedback, Node, Organization,
-    Plugin, PromptTemplate, PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow,
-    WorkflowVersion, Workspace,
+    FileReference, InstalledPlugin, LlmProvider, Message, MessageAnnotation, MessageFeedback, Node,
+    Organization, Plugin, PromptTemplate, PromptTemplateVersion, Team, TeamInvitation, TeamMember,
+    Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
-    end_users, installed_plugins, llm_providers, message_annotations, message_feedbacks, messages,
-    nodes, organizations, plugins, prompt_template_versions, team_invitations, team_members, teams,
-    users, workflow_versions, workflows, workspaces,
+    end_users, file_references, installed_plugins, llm_providers, message_annotations,
+    message_feedbacks, messages, nodes, organizations, plugins, prompt_template_versions,
+    team_invitations, team_members, teams, users, workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -723,6 +723,11 @@ impl Loader<DatasetsOfApplication> for DbLoader {
 list_loader!(/// The plugins installed in a workspace.
     InstalledPluginsOfWorkspace, InstalledPlugin, ListName::WorkspaceInstalledPlugins,
     |p: &InstalledPlugin| p.workspace_id);
+
+list_loader!(/// The files uploaded to a workspace.
+    FilesOfWorkspace, FileReference, ListName::WorkspaceFiles, |f: &FileReference| f.workspace_id);
+by_id_loader!(/// A file the viewer can see.
+    FileById, FileReference, file_references);
 
 key!(/// A plugin of the catalogue (the catalogue is the same for everyone).
     PluginById);

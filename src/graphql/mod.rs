@@ -7,6 +7,7 @@ mod conversation;
 mod dataset;
 mod enums;
 mod errors;
+mod file;
 mod identity;
 pub mod lists;
 pub mod loaders;

@@ -386,13 +386,7 @@ impl PluginQuery {
             .get_result(&mut conn)
             .await
             .map_err(AppError::from)?;
-        Ok(positioned(
-            &page,
-            rows,
-            |r| r.id,
-            PluginObject,
-            total,
-        ))
+        Ok(positioned(&page, rows, |r| r.id, PluginObject, total))
     }
 }
 

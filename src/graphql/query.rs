@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::dataset::{DatasetMutation, DatasetQuery};
+use super::file::{FileMutation, FileQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::plugin::{PluginMutation, PluginQuery};
 use super::prompt::PromptMutation;
@@ -50,6 +51,7 @@ pub struct Query(
     TemplateQuery,
     DatasetQuery,
     PluginQuery,
+    FileQuery,
 );
 
 /// Entry points of every change.
@@ -65,4 +67,5 @@ pub struct Mutation(
     PromptMutation,
     DatasetMutation,
     PluginMutation,
+    FileMutation,
 );

@@ -12,6 +12,7 @@ use super::conversation::{
     workspace_end_users,
 };
 use super::dataset::{DatasetFilter, DatasetObject, workspace_datasets};
+use super::file::{FileFilter, FileObject, workspace_files};
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
@@ -318,6 +319,27 @@ impl WorkspaceObject {
         .await
     }
     /// The plugins installed here, most recently installed first.
+    /// Uploaded files, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<FileFilter>,
+    ) -> Result<Conn<FileObject>> {
+        workspace_files(
+            ctx,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
+    }
     #[graphql(
         complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
     )]

@@ -7,16 +7,19 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use async_graphql::ParseRequestError;
+use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
-use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use futures_util::TryStreamExt;
 
 use super::auth::request_data;
 use super::{HttpState, RequestId};
+use crate::config::UploadLimits;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -25,9 +28,61 @@ pub async fn post(
     Extension(request_id): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: Body,
 ) -> Response {
-    execute(&state, request_id, peer, &headers, request.into_inner()).await
+    match read_request(&state.app.config.uploads, &headers, body).await {
+        Ok(request) => execute(&state, request_id, peer, &headers, request).await,
+        Err(ParseRequestError::PayloadTooLarge) => {
+            let limits = state.app.config.uploads;
+            plain_error(
+                &headers,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "the request is too large: files may have at most {} bytes each ({} files \
+                     at most), other requests {} bytes",
+                    limits.max_file_bytes, limits.max_files, limits.max_request_bytes
+                ),
+            )
+        }
+        Err(e) => plain_error(
+            &headers,
+            StatusCode::BAD_REQUEST,
+            &format!("invalid request: {e}"),
+        ),
+    }
+}
+
+/// The body of a POST: JSON, or a multipart request carrying files (the GraphQL multipart
+/// request spec), each within the configured sizes.
+async fn read_request(
+    limits: &UploadLimits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<async_graphql::Request, ParseRequestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let options = MultipartOptions::default()
+        .max_file_size(limits.max_file_bytes)
+        .max_num_files(limits.max_files);
+    let multipart = content_type.as_deref().is_some_and(|t| {
+        t.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+    });
+    if multipart {
+        let reader = body
+            .into_data_stream()
+            .map_err(std::io::Error::other)
+            .into_async_read();
+        async_graphql::http::receive_body(content_type, reader, options).await
+    } else {
+        let bytes = axum::body::to_bytes(body, limits.max_request_bytes)
+            .await
+            .map_err(|_| ParseRequestError::PayloadTooLarge)?;
+        async_graphql::http::receive_body(content_type, &bytes[..], options).await
+    }
 }
 
 pub async fn get(

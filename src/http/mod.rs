@@ -1,6 +1,7 @@
 //! The HTTP surface: the router and one small module per endpoint group.
 
 mod auth;
+mod files;
 mod graphiql;
 mod graphql;
 mod health;
@@ -27,6 +28,7 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/files/{id}", get(files::download))
         .route("/graphiql", get(graphiql::page))
         .route("/", get(graphiql::redirect))
         .route("/schema.graphql", get(graphiql::schema_sdl))

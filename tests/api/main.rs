@@ -9,6 +9,7 @@ mod applications;
 mod conversations;
 mod datasets;
 mod endpoints;
+mod files;
 mod identity;
 mod migrations;
 mod plugins;

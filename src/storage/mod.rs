@@ -1,0 +1,92 @@
+//! The object store that keeps the bytes of uploaded files: a directory on local disk
+//! (`WEFT_STORAGE_DIR`, by default `<data dir>/files`). The database keeps only the key.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Keys are made by the server (`<workspace id>/<file id>`), so only these characters occur.
+fn valid_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 500
+        && !key.starts_with('/')
+        && !key.contains("..")
+        && key
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '/')
+}
+
+pub struct ObjectStore {
+    root: PathBuf,
+}
+
+impl ObjectStore {
+    /// A store in `root`, created when missing.
+    pub fn local(root: &Path) -> io::Result<ObjectStore> {
+        std::fs::create_dir_all(root)?;
+        Ok(ObjectStore { root: root.into() })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        if valid_key(key) {
+            Ok(self.root.join(key))
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("not an object key: {key:?}"),
+            ))
+        }
+    }
+
+    /// Writes an object whole: the bytes go to a temporary file that is then renamed, so a
+    /// reader never sees half an object.
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(key)?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let partial = path.with_extension(format!("part-{}", uuid::Uuid::new_v4()));
+        if let Err(e) = tokio::fs::write(&partial, bytes).await {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(e);
+        }
+        tokio::fs::rename(&partial, &path).await
+    }
+
+    pub async fn get(&self, key: &str) -> io::Result<Vec<u8>> {
+        tokio::fs::read(self.path(key)?).await
+    }
+
+    /// Removes an object; one already gone is not an error.
+    pub async fn delete(&self, key: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_delete() {
+        let dir = std::env::temp_dir().join(format!("weft-store-{}", uuid::Uuid::new_v4()));
+        let store = ObjectStore::local(&dir).unwrap();
+        store.put("ab-12/cd-34", b"hello").await.unwrap();
+        assert_eq!(store.get("ab-12/cd-34").await.unwrap(), b"hello");
+        store.delete("ab-12/cd-34").await.unwrap();
+        store.delete("ab-12/cd-34").await.unwrap();
+        assert!(store.get("ab-12/cd-34").await.is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_keys_outside_the_store() {
+        assert!(!valid_key("../etc/passwd"));
+        assert!(!valid_key("/abs"));
+        assert!(!valid_key("ab/../cd"));
+        assert!(!valid_key("name.txt"));
+        assert!(valid_key("0f3e-aa/12ef"));
+    }
+}
