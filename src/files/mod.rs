@@ -68,6 +68,31 @@ pub fn clean_mime_type(given: Option<&str>) -> AppResult<String> {
     Ok(given.to_ascii_lowercase())
 }
 
+/// The media type a file name suggests, for clients that send none or only
+/// `application/octet-stream` (as curl and many upload widgets do).
+pub fn guess_mime_type(name: &str) -> Option<&'static str> {
+    let extension = name.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match extension.as_str() {
+        "txt" => "text/plain",
+        "md" | "markdown" => "text/markdown",
+        "csv" => "text/csv",
+        "html" | "htm" => "text/html",
+        "json" => "application/json",
+        "pdf" => "application/pdf",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "mp4" => "video/mp4",
+        _ => return None,
+    })
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -86,7 +111,10 @@ pub async fn upload(
 ) -> AppResult<FileReference> {
     authorize_workspace(conn, actor, workspace_id, Action::Build).await?;
     let name = clean_name(file.name)?;
-    let mime_type = clean_mime_type(file.mime_type)?;
+    let mime_type = match clean_mime_type(file.mime_type)? {
+        t if t == DEFAULT_MIME_TYPE => guess_mime_type(&name).unwrap_or(DEFAULT_MIME_TYPE).into(),
+        t => t,
+    };
     if file.bytes.len() > max_bytes {
         return Err(AppError::bad_input(
             "file",
@@ -232,6 +260,14 @@ mod tests {
         );
         assert!(clean_mime_type(Some("not a type")).is_err());
         assert!(clean_mime_type(Some("text/")).is_err());
+    }
+
+    #[test]
+    fn media_types_are_guessed_from_extensions() {
+        assert_eq!(guess_mime_type("Handbook.PDF"), Some("application/pdf"));
+        assert_eq!(guess_mime_type("notes.md"), Some("text/markdown"));
+        assert_eq!(guess_mime_type("archive.xyz"), None);
+        assert_eq!(guess_mime_type("README"), None);
     }
 
     #[test]

@@ -335,14 +335,14 @@ async fn members_read_editors_write_and_other_workspaces_see_nothing() {
         editor.token(),
         tenant.workspace_id,
         "a.txt",
-        "text/plain",
+        "application/octet-stream",
         b"hello".to_vec(),
     )
     .await;
-    let id = data(answer)["uploadFile"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let uploaded = data(answer)["uploadFile"].clone();
+    // Sent as bytes of no particular type: the name tells.
+    assert_eq!(uploaded["mimeType"], "text/plain");
+    let id = uploaded["id"].as_str().unwrap().to_string();
 
     // A MEMBER reads and downloads, but does not delete.
     let seen = data(
