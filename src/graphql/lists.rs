@@ -2,8 +2,9 @@
 //! `Conversation.messages` and the like, batched by DataLoaders so a query costs the same
 //! number of statements for 1 parent as for 50.
 //!
-//! Each parent's rows are numbered with `row_number() OVER (PARTITION BY parent ...)` and cut
-//! at the page size, and every statement keeps only rows of workspaces the viewer can see.
+//! Each parent's page is read by a `LATERAL` subquery ordered and limited like the page (an
+//! index range scan per parent), and every statement keeps only rows of workspaces the
+//! viewer can see.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
@@ -203,9 +204,10 @@ struct Counted {
 const VISIBLE: &str = "t.workspace_id IN (SELECT w.id FROM workspaces w \
                        JOIN team_members m ON m.team_id = w.team_id WHERE m.user_id = $2)";
 
-/// The WHERE clause shared by pages and counts, and the binds it needs after $1 and $2.
+/// The WHERE clause shared by pages and counts after the parent condition, and the binds it
+/// needs after $1 (the parents) and $2 (the viewer).
 fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (String, Vec<Bind>) {
-    let mut sql = format!("t.{} = ANY($1) AND {VISIBLE}", spec.parent);
+    let mut sql = VISIBLE.to_string();
     let mut binds = Vec::new();
     let mut n = first_bind;
     if spec.soft_delete {
@@ -291,9 +293,13 @@ where
         n += 2;
     }
     let direction = if page.from_end { "ASC" } else { "DESC" };
+    // One index range scan per parent, stopped at the page size: the cost follows the page,
+    // not the length of the lists.
     let sql = format!(
-        "SELECT * FROM (SELECT t.*, row_number() OVER (PARTITION BY t.{parent} ORDER BY {key} {direction}, t.id {direction}) AS weft_rn \
-         FROM {table} t WHERE {sql_where}) x WHERE weft_rn <= ${n} ORDER BY x.{parent}, weft_rn",
+        "SELECT t.* FROM unnest($1::uuid[]) WITH ORDINALITY AS p(id, ord) \
+         CROSS JOIN LATERAL (SELECT t.* FROM {table} t WHERE t.{parent} = p.id AND {sql_where} \
+         ORDER BY {key} {direction}, t.id {direction} LIMIT ${n}) t \
+         ORDER BY p.ord, {key} {direction}, t.id {direction}",
         parent = spec.parent,
         table = spec.table,
     );
@@ -315,7 +321,8 @@ pub async fn count(
 ) -> AppResult<Vec<(Uuid, i64)>> {
     let (sql_where, binds) = conditions(spec, filter, 3);
     let sql = format!(
-        "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t WHERE {sql_where} GROUP BY t.{parent}",
+        "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t \
+         WHERE t.{parent} = ANY($1) AND {sql_where} GROUP BY t.{parent}",
         parent = spec.parent,
         table = spec.table,
     );
