@@ -8,7 +8,11 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::graphql;
+use crate::graphql::documents::DocumentCache;
 use crate::http::{self, HttpState};
+
+/// Distinct GraphQL documents kept parsed.
+const DOCUMENT_CACHE_SIZE: usize = 512;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
 pub async fn serve(
@@ -17,7 +21,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schema = graphql::build_schema(app.clone());
-    let router = http::router(HttpState { app, schema });
+    let router = http::router(HttpState {
+        app,
+        schema,
+        documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -5,34 +5,17 @@
 //! client's request being wrong: `BAD_USER_INPUT`. Internal errors are logged with the
 //! request id and shown only as a generic message carrying that id.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::{Response, ServerError};
 
 use crate::error::AppError;
 use crate::http::RequestId;
 
-/// The extension that classifies errors.
-pub struct ErrorCodes;
-
-impl ExtensionFactory for ErrorCodes {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ErrorCodesExtension)
-    }
-}
-
-struct ErrorCodesExtension;
-
-#[async_trait::async_trait]
-impl Extension for ErrorCodesExtension {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        let request_id = ctx.data_opt::<RequestId>().copied();
-        for error in &mut response.errors {
-            classify(error, request_id);
-        }
-        response
+/// Classifies every error of a response; each transport calls it on what it sends. (A
+/// schema extension would do the same but puts every field of every query on a slower,
+/// boxed path; see BENCHMARKS.md.)
+pub fn classify_response(response: &mut Response, request_id: Option<RequestId>) {
+    for error in &mut response.errors {
+        classify(error, request_id);
     }
 }
 

@@ -5,6 +5,7 @@ mod audit;
 mod context;
 mod conversation;
 mod dataset;
+pub mod documents;
 mod enums;
 mod errors;
 mod file;
@@ -27,7 +28,7 @@ use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 use crate::app::App;
 
-pub use errors::ErrorCodes;
+pub use errors::classify_response;
 pub use query::{Mutation, Query};
 
 /// The executable schema of the service.
@@ -35,7 +36,7 @@ pub type WeftSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema's shape and extensions, without state: enough to print the SDL.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription).extension(ErrorCodes)
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
 }
 
 /// The schema wired to the application state.

@@ -20,6 +20,7 @@ use futures_util::TryStreamExt;
 use super::auth::request_data;
 use super::{HttpState, RequestId};
 use crate::config::UploadLimits;
+use crate::graphql::classify_response;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -128,8 +129,10 @@ async fn execute(
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let request = request_data(&state.app, request.data(request_id), peer, headers).await;
-    let response = state.schema.execute(request).await;
+    let mut request = request_data(&state.app, request.data(request_id), peer, headers).await;
+    state.documents.prepare(&mut request);
+    let mut response = state.schema.execute(request).await;
+    classify_response(&mut response, Some(request_id));
     let strict = accepts_graphql_response_json(headers);
     // A request error (nothing executed) has no data and errors without a path.
     let request_error = response.data == async_graphql::Value::Null

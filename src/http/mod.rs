@@ -14,6 +14,7 @@ use axum::routing::get;
 
 use crate::app::App;
 use crate::graphql::WeftSchema;
+use crate::graphql::documents::DocumentCache;
 
 pub use request_id::RequestId;
 
@@ -22,6 +23,7 @@ pub use request_id::RequestId;
 pub struct HttpState {
     pub app: Arc<App>,
     pub schema: WeftSchema,
+    pub documents: Arc<DocumentCache>,
 }
 
 /// Every route of API.md's endpoint table served so far.
