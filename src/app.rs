@@ -102,12 +102,12 @@ impl App {
             .map(|s| String::from_utf8_lossy(s.expose()).into_owned());
         let mailer = Mailer::from_config(smtp_url.as_deref(), &config.mail_from)
             .map_err(StartupError::Config)?;
-        let store = ObjectStore::local(&config.storage_dir).map_err(|e| {
+        let store = ObjectStore::open(&config.storage).await.map_err(|e| {
             StartupError::Config(format!(
-                "cannot use {} for uploaded files: {e}; set WEFT_STORAGE_DIR to a writable directory",
-                config.storage_dir.display()
+                "cannot use the store for uploaded files: {e}; see README, \"Files\""
             ))
         })?;
+        tracing::info!(store = %store.describe(), "uploaded files kept in");
         let hashing = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
         let auth = AuthServices {
             signer: TokenSigner::new(&config.jwt_secret),

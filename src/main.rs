@@ -7,6 +7,12 @@ use weft::app::{App, StartupError};
 use weft::config::{Config, redact_url};
 use weft::{db, graphql, server, telemetry};
 
+/// The server allocates many small, short-lived values per request (GraphQL values, rows,
+/// futures); mimalloc serves them with less time and contention than the system allocator
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: weft [serve | migrate | schema]
 
   serve    run the server (the default)

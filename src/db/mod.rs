@@ -5,5 +5,6 @@ pub mod models;
 pub mod pool;
 #[rustfmt::skip]
 pub mod schema;
+pub mod statement;
 
 pub use pool::{DbConn, DbPool};

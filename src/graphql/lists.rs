@@ -7,14 +7,14 @@
 //! viewer can see.
 
 use chrono::{DateTime, Utc};
+use diesel::QueryableByName;
 use diesel::pg::Pg;
-use diesel::query_builder::BoxedSqlQuery;
-use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Uuid as SqlUuid};
-use diesel::{QueryableByName, sql_query};
+use diesel::sql_types::{BigInt, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::pagination::{Page, contains_pattern, key_time};
+use crate::db::statement::{Bind, Statement};
 use crate::error::AppResult;
 
 /// How a list is ordered: by a timestamp or by an integer, then by id.
@@ -235,29 +235,6 @@ fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (Strin
     (sql, binds)
 }
 
-#[derive(Debug, Clone)]
-enum Bind {
-    Text(String),
-    Time(DateTime<Utc>),
-    Int(i32),
-    Id(Uuid),
-}
-
-fn bind_all<'a>(
-    mut query: BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery>,
-    binds: Vec<Bind>,
-) -> BoxedSqlQuery<'a, Pg, diesel::query_builder::SqlQuery> {
-    for bind in binds {
-        query = match bind {
-            Bind::Text(v) => query.bind::<Text, _>(v),
-            Bind::Time(v) => query.bind::<Timestamptz, _>(v),
-            Bind::Int(v) => query.bind::<Integer, _>(v),
-            Bind::Id(v) => query.bind::<SqlUuid, _>(v),
-        };
-    }
-    query
-}
-
 fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
     let key = match spec.key_kind {
         KeyKind::Time => Bind::Time(key_time(key)),
@@ -304,11 +281,11 @@ where
         table = spec.table,
     );
     binds.push(Bind::Int(i32::try_from(page.size + 1).unwrap_or(i32::MAX)));
-    let query = sql_query(sql)
-        .into_boxed()
-        .bind::<Array<SqlUuid>, _>(parents.to_vec())
-        .bind::<SqlUuid, _>(viewer);
-    Ok(bind_all(query, binds).load::<Row>(conn).await?)
+    let statement = Statement::new(sql)
+        .bind(Bind::Ids(parents.to_vec()))
+        .bind(Bind::Id(viewer))
+        .bind_all(binds);
+    Ok(statement.load::<Row>(conn).await?)
 }
 
 /// How many rows each parent's list holds with the filter applied.
@@ -326,10 +303,10 @@ pub async fn count(
         parent = spec.parent,
         table = spec.table,
     );
-    let query = sql_query(sql)
-        .into_boxed()
-        .bind::<Array<SqlUuid>, _>(parents.to_vec())
-        .bind::<SqlUuid, _>(viewer);
-    let rows: Vec<Counted> = bind_all(query, binds).load(conn).await?;
+    let statement = Statement::new(sql)
+        .bind(Bind::Ids(parents.to_vec()))
+        .bind(Bind::Id(viewer))
+        .bind_all(binds);
+    let rows: Vec<Counted> = statement.load(conn).await?;
     Ok(rows.into_iter().map(|c| (c.parent, c.n)).collect())
 }

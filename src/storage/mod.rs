@@ -1,8 +1,18 @@
-//! The object store that keeps the bytes of uploaded files: a directory on local disk
-//! (`WEFT_STORAGE_DIR`, by default `<data dir>/files`). The database keeps only the key.
+//! The object store that keeps the bytes of uploaded files: a directory on local disk by
+//! default, or a bucket of an S3-compatible service when `WEFT_S3_BUCKET` is set (README:
+//! "Files"). The database keeps only the key.
+
+pub mod config;
+mod local;
+mod s3;
+pub mod sigv4;
 
 use std::io;
-use std::path::{Path, PathBuf};
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+pub use config::{S3Config, StorageConfig};
 
 /// Keys are made by the server (`<workspace id>/<file id>`), so only these characters occur.
 fn valid_key(key: &str) -> bool {
@@ -15,52 +25,67 @@ fn valid_key(key: &str) -> bool {
             .all(|c| c.is_ascii_hexdigit() || c == '-' || c == '/')
 }
 
-pub struct ObjectStore {
-    root: PathBuf,
+fn checked(key: &str) -> io::Result<&str> {
+    if valid_key(key) {
+        Ok(key)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an object key: {key:?}"),
+        ))
+    }
+}
+
+pub enum ObjectStore {
+    Local(LocalStore),
+    S3(Box<S3Store>),
 }
 
 impl ObjectStore {
-    /// A store in `root`, created when missing.
-    pub fn local(root: &Path) -> io::Result<ObjectStore> {
-        std::fs::create_dir_all(root)?;
-        Ok(ObjectStore { root: root.into() })
-    }
-
-    fn path(&self, key: &str) -> io::Result<PathBuf> {
-        if valid_key(key) {
-            Ok(self.root.join(key))
-        } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("not an object key: {key:?}"),
-            ))
+    /// The store the configuration names. An S3 bucket is checked (it exists, the
+    /// credentials are accepted) so a wrong setting stops the start, not the first upload.
+    pub async fn open(config: &StorageConfig) -> io::Result<ObjectStore> {
+        match config {
+            StorageConfig::Local(root) => Ok(ObjectStore::Local(LocalStore::new(root)?)),
+            StorageConfig::S3(s3) => {
+                let store = S3Store::new(s3)?;
+                store.check().await?;
+                Ok(ObjectStore::S3(Box::new(store)))
+            }
         }
     }
 
-    /// Writes an object whole: the bytes go to a temporary file that is then renamed, so a
-    /// reader never sees half an object.
+    /// Where the objects go, for the start-up log.
+    pub fn describe(&self) -> String {
+        match self {
+            ObjectStore::Local(store) => store.describe(),
+            ObjectStore::S3(store) => store.describe(),
+        }
+    }
+
+    /// Writes an object whole: a reader never sees half an object.
     pub async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path(key)?;
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+        let key = checked(key)?;
+        match self {
+            ObjectStore::Local(store) => store.put(key, bytes).await,
+            ObjectStore::S3(store) => store.put(key, bytes).await,
         }
-        let partial = path.with_extension(format!("part-{}", uuid::Uuid::new_v4()));
-        if let Err(e) = tokio::fs::write(&partial, bytes).await {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(e);
-        }
-        tokio::fs::rename(&partial, &path).await
     }
 
     pub async fn get(&self, key: &str) -> io::Result<Vec<u8>> {
-        tokio::fs::read(self.path(key)?).await
+        let key = checked(key)?;
+        match self {
+            ObjectStore::Local(store) => store.get(key).await,
+            ObjectStore::S3(store) => store.get(key).await,
+        }
     }
 
     /// Removes an object; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> io::Result<()> {
-        match tokio::fs::remove_file(self.path(key)?).await {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        let key = checked(key)?;
+        match self {
+            ObjectStore::Local(store) => store.delete(key).await,
+            ObjectStore::S3(store) => store.delete(key).await,
         }
     }
 }
@@ -68,18 +93,6 @@ impl ObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn put_get_delete() {
-        let dir = std::env::temp_dir().join(format!("weft-store-{}", uuid::Uuid::new_v4()));
-        let store = ObjectStore::local(&dir).unwrap();
-        store.put("ab-12/cd-34", b"hello").await.unwrap();
-        assert_eq!(store.get("ab-12/cd-34").await.unwrap(), b"hello");
-        store.delete("ab-12/cd-34").await.unwrap();
-        store.delete("ab-12/cd-34").await.unwrap();
-        assert!(store.get("ab-12/cd-34").await.is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn refuses_keys_outside_the_store() {

@@ -4,8 +4,12 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use weft::config::StorageConfig;
+use weft::storage::ObjectStore;
+
 use crate::harness::TestServer;
 use crate::harness::accounts::{create_organization, data, error_code, member, register};
+use crate::harness::s3::{self, S3Server};
 
 const UPLOAD: &str = "mutation($i: UploadFileInput!) { uploadFile(input: $i) {
     id name mimeType size sha256 downloadUrl createdBy { email } workspace { id } } }";
@@ -66,7 +70,10 @@ fn objects_in(server: &TestServer) -> usize {
             })
             .unwrap_or(0)
     }
-    count(&server.app.config.storage_dir)
+    match &server.app.config.storage {
+        weft::config::StorageConfig::Local(dir) => count(dir),
+        weft::config::StorageConfig::S3(_) => panic!("these tests use the local store"),
+    }
 }
 
 #[tokio::test]
@@ -416,4 +423,83 @@ async fn members_read_editors_write_and_other_workspaces_see_nothing() {
     );
     assert_eq!(answer["deleteFile"], true);
     assert_eq!(objects_in(&server), 0);
+}
+
+#[tokio::test]
+async fn files_go_to_an_s3_bucket_when_one_is_configured() {
+    let s3 = S3Server::start().await;
+    let storage = s3.config(s3::SECRET_ACCESS_KEY, "uploads/");
+    let server = TestServer::start_with(|c| c.storage = storage).await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let (status, answer) = upload(
+        &server,
+        owner.token(),
+        tenant.workspace_id,
+        "table.bin",
+        "application/octet-stream",
+        bytes.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = data(answer)["uploadFile"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The object sits in the bucket under the prefix, byte for byte.
+    let object = s3
+        .bucket_dir
+        .join("uploads")
+        .join(tenant.workspace_id.to_string())
+        .join(&id);
+    assert_eq!(std::fs::read(&object).unwrap(), bytes);
+
+    let response = download(&server, owner.token(), &id).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().to_vec(), bytes);
+
+    let deleted = server
+        .graphql_as(
+            owner.token(),
+            "mutation($id: UUID!) { deleteFile(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data(deleted)["deleteFile"], true);
+    assert!(!object.exists(), "the object is removed with the file");
+}
+
+#[tokio::test]
+async fn a_bucket_that_refuses_the_credentials_or_is_missing_stops_the_start() {
+    let s3 = S3Server::start().await;
+    let refused = ObjectStore::open(&s3.config("not-the-secret", ""))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(refused.kind(), std::io::ErrorKind::PermissionDenied);
+    assert!(!refused.to_string().contains("not-the-secret"));
+
+    let StorageConfig::S3(mut missing) = s3.config(s3::SECRET_ACCESS_KEY, "") else {
+        unreachable!()
+    };
+    missing.bucket = "no-such-bucket".into();
+    let missing = ObjectStore::open(&StorageConfig::S3(missing))
+        .await
+        .err()
+        .expect("missing");
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+
+    let store = ObjectStore::open(&s3.config(s3::SECRET_ACCESS_KEY, ""))
+        .await
+        .unwrap();
+    store.put("ab/cd", b"x").await.unwrap();
+    assert_eq!(store.get("ab/cd").await.unwrap(), b"x");
+    store.delete("ab/cd").await.unwrap();
+    store.delete("ab/cd").await.unwrap();
+    assert_eq!(
+        store.get("ab/cd").await.unwrap_err().kind(),
+        std::io::ErrorKind::NotFound
+    );
 }

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod db;
 pub mod redis_server;
+pub mod s3;
 pub mod seed;
 pub mod server;
 pub mod smtp;
