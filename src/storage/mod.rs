@@ -46,7 +46,17 @@ impl ObjectStore {
     /// credentials are accepted) so a wrong setting stops the start, not the first upload.
     pub async fn open(config: &StorageConfig) -> io::Result<ObjectStore> {
         match config {
-            StorageConfig::Local(root) => Ok(ObjectStore::Local(LocalStore::new(root)?)),
+            StorageConfig::Local(root) => {
+                LocalStore::new(root).map(ObjectStore::Local).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{}: {e} (WEFT_STORAGE_DIR names a writable directory)",
+                            root.display()
+                        ),
+                    )
+                })
+            }
             StorageConfig::S3(s3) => {
                 let store = S3Store::new(s3)?;
                 store.check().await?;
