@@ -9,8 +9,8 @@ pub mod sigv4;
 
 use std::io;
 
-pub use local::LocalStore;
-pub use s3::S3Store;
+use local::LocalStore;
+use s3::S3Store;
 
 pub use config::{S3Config, StorageConfig};
 
@@ -36,7 +36,9 @@ fn checked(key: &str) -> io::Result<&str> {
     }
 }
 
-pub enum ObjectStore {
+pub struct ObjectStore(Backend);
+
+enum Backend {
     Local(LocalStore),
     S3(Box<S3Store>),
 }
@@ -46,8 +48,9 @@ impl ObjectStore {
     /// credentials are accepted) so a wrong setting stops the start, not the first upload.
     pub async fn open(config: &StorageConfig) -> io::Result<ObjectStore> {
         match config {
-            StorageConfig::Local(root) => {
-                LocalStore::new(root).map(ObjectStore::Local).map_err(|e| {
+            StorageConfig::Local(root) => LocalStore::new(root)
+                .map(|store| ObjectStore(Backend::Local(store)))
+                .map_err(|e| {
                     io::Error::new(
                         e.kind(),
                         format!(
@@ -55,47 +58,47 @@ impl ObjectStore {
                             root.display()
                         ),
                     )
-                })
-            }
+                }),
             StorageConfig::S3(s3) => {
                 let store = S3Store::new(s3)?;
                 store.check().await?;
-                Ok(ObjectStore::S3(Box::new(store)))
+                Ok(ObjectStore(Backend::S3(Box::new(store))))
             }
         }
     }
 
     /// Where the objects go, for the start-up log.
     pub fn describe(&self) -> String {
-        match self {
-            ObjectStore::Local(store) => store.describe(),
-            ObjectStore::S3(store) => store.describe(),
+        match &self.0 {
+            Backend::Local(store) => store.describe(),
+            Backend::S3(store) => store.describe(),
         }
     }
 
-    /// Writes an object whole: a reader never sees half an object.
-    pub async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Writes an object whole: a reader never sees half an object. `sha256` is the bytes'
+    /// digest in hex, which the caller has already computed (S3 signs it).
+    pub async fn put(&self, key: &str, bytes: &[u8], sha256: &str) -> io::Result<()> {
         let key = checked(key)?;
-        match self {
-            ObjectStore::Local(store) => store.put(key, bytes).await,
-            ObjectStore::S3(store) => store.put(key, bytes).await,
+        match &self.0 {
+            Backend::Local(store) => store.put(key, bytes).await,
+            Backend::S3(store) => store.put(key, bytes, sha256).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> io::Result<Vec<u8>> {
         let key = checked(key)?;
-        match self {
-            ObjectStore::Local(store) => store.get(key).await,
-            ObjectStore::S3(store) => store.get(key).await,
+        match &self.0 {
+            Backend::Local(store) => store.get(key).await,
+            Backend::S3(store) => store.get(key).await,
         }
     }
 
     /// Removes an object; one already gone is not an error.
     pub async fn delete(&self, key: &str) -> io::Result<()> {
         let key = checked(key)?;
-        match self {
-            ObjectStore::Local(store) => store.delete(key).await,
-            ObjectStore::S3(store) => store.delete(key).await,
+        match &self.0 {
+            Backend::Local(store) => store.delete(key).await,
+            Backend::S3(store) => store.delete(key).await,
         }
     }
 }

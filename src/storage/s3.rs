@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use reqwest::{Method, StatusCode, Url};
-use sha2::{Digest, Sha256};
 
 use super::S3Config;
 use super::sigv4::{self, Credentials, EMPTY_SHA256};
@@ -82,12 +81,9 @@ impl S3Store {
         &self,
         method: Method,
         path: &str,
-        body: Option<&[u8]>,
+        body: Option<(&[u8], &str)>,
     ) -> io::Result<(StatusCode, Vec<u8>)> {
-        let payload_sha256 = match body {
-            Some(bytes) => hex::encode(Sha256::digest(bytes)),
-            None => EMPTY_SHA256.to_string(),
-        };
+        let payload_sha256 = body.map_or(EMPTY_SHA256, |(_, sha256)| sha256);
         let signed = sigv4::sign(
             &sigv4::Request {
                 method: method.as_str(),
@@ -95,7 +91,7 @@ impl S3Store {
                 path,
                 query: "",
                 headers: &[],
-                payload_sha256: &payload_sha256,
+                payload_sha256,
             },
             &self.credentials,
             &self.region,
@@ -110,7 +106,7 @@ impl S3Store {
             .header("x-amz-date", signed.amz_date)
             .header("x-amz-content-sha256", signed.content_sha256)
             .header("authorization", signed.authorization);
-        if let Some(bytes) = body {
+        if let Some((bytes, _)) = body {
             request = request.body(bytes.to_vec());
         }
         let response = request.send().await.map_err(|e| {
@@ -125,9 +121,11 @@ impl S3Store {
         Ok((status, body.to_vec()))
     }
 
-    pub async fn put(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+    /// Writes an object; `sha256` is the hex digest of `bytes`, signed with the request so
+    /// the service refuses bytes altered on the way.
+    pub async fn put(&self, key: &str, bytes: &[u8], sha256: &str) -> io::Result<()> {
         let (status, body) = self
-            .send(Method::PUT, &self.object_path(key), Some(bytes))
+            .send(Method::PUT, &self.object_path(key), Some((bytes, sha256)))
             .await?;
         expect_success("PutObject", status, &body)
     }
