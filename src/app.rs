@@ -9,7 +9,7 @@ use crate::config::{Config, redact_url};
 use crate::db::{self, DbPool};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::realtime::{Broker, BrokerError};
+use crate::realtime::{Broker, BrokerError, Realtime};
 use crate::storage::ObjectStore;
 
 /// Everything a handler needs, built once at start-up.
@@ -17,6 +17,8 @@ pub struct App {
     pub config: Config,
     pub pool: DbPool,
     pub broker: Broker,
+    /// The event bus and replayable streams.
+    pub realtime: Realtime,
     pub metrics: Arc<Metrics>,
     pub auth: AuthServices,
     pub mailer: Mailer,
@@ -116,10 +118,17 @@ impl App {
                 .map_err(|e| StartupError::Config(format!("password hashing: {e}")))?,
             limiter: LoginLimiter::new(broker.clone(), &config.redis_prefix, config.login_limits),
         };
+        let realtime = Realtime::new(
+            &broker,
+            &config.realtime,
+            &config.redis_prefix,
+            metrics.clone(),
+        );
         Ok(Arc::new(App {
             config,
             pool,
             broker,
+            realtime,
             metrics,
             auth,
             mailer,

@@ -20,6 +20,8 @@
 //!   limits of a GraphQL document; `WEFT_INTROSPECTION` (`true`) turns introspection off
 //!   with `false`.
 //! - `WEFT_DATALOADER_DELAY_MS` (0): how long a DataLoader gathers keys before a batch.
+//! - `WEFT_STREAM_*`, `WEFT_MAX_SUBSCRIPTIONS`, `WEFT_ALLOWED_ORIGINS`, `WEFT_SEND_TIMEOUT_SECS`,
+//!   `WEFT_SHUTDOWN_TIMEOUT`: streams and live connections (see `realtime::config`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::rate_limit::Limits;
+pub use crate::realtime::config::RealtimeConfig;
 use crate::secrets::{self, Secret};
 pub use crate::storage::{S3Config, StorageConfig};
 
@@ -85,6 +88,7 @@ pub struct Config {
     /// How long a DataLoader waits to gather a batch.
     pub dataloader_delay: Duration,
     pub uploads: UploadLimits,
+    pub realtime: RealtimeConfig,
 }
 
 /// Sizes accepted over HTTP (README: "Limits").
@@ -214,6 +218,8 @@ impl Config {
             None => Duration::ZERO,
         };
 
+        let realtime = RealtimeConfig::from_vars(var).map_err(ConfigError)?;
+
         Ok(Config {
             database_url,
             database_pool_size,
@@ -232,6 +238,7 @@ impl Config {
             api_limits,
             dataloader_delay,
             uploads,
+            realtime,
         })
     }
 
@@ -261,6 +268,7 @@ impl Config {
             api_limits: ApiLimits::default(),
             dataloader_delay: Duration::ZERO,
             uploads: UploadLimits::default(),
+            realtime: RealtimeConfig::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Process counters exposed on `/metrics` in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Counters of one server process. Cheap to bump from any task.
 #[derive(Debug, Default)]
@@ -10,6 +10,10 @@ pub struct Metrics {
     pub db_queries: AtomicU64,
     /// GraphQL requests received over HTTP.
     pub graphql_requests: AtomicU64,
+    /// Subscriptions open now, over every transport.
+    pub subscriptions_active: AtomicI64,
+    /// Events published on streams and feeds by this process.
+    pub stream_events_published: AtomicU64,
 }
 
 impl Metrics {
@@ -32,8 +36,27 @@ impl Metrics {
             "GraphQL requests received over HTTP.",
             self.graphql_requests.load(Ordering::Relaxed),
         );
+        gauge(
+            &mut out,
+            "weft_subscriptions_active",
+            "GraphQL subscriptions open now.",
+            self.subscriptions_active.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "weft_stream_events_published_total",
+            "Events published on streams and feeds.",
+            self.stream_events_published.load(Ordering::Relaxed),
+        );
         out
     }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {

@@ -1,37 +1,72 @@
 //! Serving: binding, the router with its state, and graceful shutdown.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::app::App;
 use crate::graphql;
 use crate::graphql::documents::DocumentCache;
-use crate::http::{self, HttpState};
+use crate::http::{self, HttpState, Sessions};
 
 /// Distinct GraphQL documents kept parsed.
 const DOCUMENT_CACHE_SIZE: usize = 512;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, ends live
+/// streams (WebSockets are closed with 1001), lets requests in flight finish, and returns
+/// within `WEFT_SHUTDOWN_TIMEOUT` whatever is still open.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schema = graphql::build_schema(app.clone());
+    let (stop, stopping) = watch::channel(false);
+    let (sessions, mut sessions_closed) = Sessions::new();
+    let grace = app.config.realtime.shutdown_timeout;
     let router = http::router(HttpState {
         app,
         schema,
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
+        stop: stopping.clone(),
+        sessions,
     });
-    axum::serve(
+    let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        stop.send_replace(true);
+    })
+    .into_future();
+    let mut signalled = stopping.clone();
+    let deadline = async move {
+        let _ = signalled.wait_for(|stopping| *stopping).await;
+        tokio::time::Instant::now() + grace
+    };
+    let mut server = Box::pin(server);
+    let mut deadline = Box::pin(deadline);
+    let result = tokio::select! {
+        result = &mut server => result,
+        at = &mut deadline => {
+            tokio::select! {
+                result = &mut server => result,
+                () = tokio::time::sleep_until(at) => {
+                    tracing::warn!(?grace, "connections still open at the shutdown timeout");
+                    Ok(())
+                }
+            }
+        }
+    };
+    // The router's handle on open sockets goes with the server; each socket closes with
+    // 1001 on its own, within a second.
+    drop(server);
+    let _ = tokio::time::timeout(grace, sessions_closed.recv()).await;
+    result
 }
 
 /// Resolves on SIGINT or SIGTERM.

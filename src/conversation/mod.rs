@@ -2,4 +2,5 @@
 //! pipeline that fills them comes with the execution engine).
 
 pub mod annotations;
+pub mod lookup;
 pub mod service;

@@ -299,6 +299,19 @@ impl DatasetQuery {
             .await?
             .map(DatasetObject))
     }
+
+    /// A document the caller can see, or null.
+    async fn document(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<DocumentObject>> {
+        let actor = ctx.actor()?;
+        let mut conn = super::context::conn(ctx.app()?).await?;
+        match crate::knowledge::documents::visible_document(&mut conn, actor, id).await {
+            Ok(document) => Ok(Some(DocumentObject(document))),
+            Err(crate::error::AppError::NotFound(_) | crate::error::AppError::Forbidden) => {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[derive(Default)]

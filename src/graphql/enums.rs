@@ -30,6 +30,8 @@ stored_enum!(/// Who wrote a message.
     MessageRole { User, Assistant, System });
 stored_enum!(/// Where a message is in its life.
     MessageStatus { Pending, Streaming, Completed, Stopped, Failed });
+stored_enum!(/// Where a workflow run is in its life.
+    ExecutionStatus { Queued, Running, Succeeded, Failed, Stopped });
 stored_enum!(/// An end user's verdict on a reply.
     FeedbackRating { Like, Dislike });
 stored_enum!(/// What a builder's annotation does.

@@ -17,15 +17,16 @@ use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
-    FileReference, InstalledPlugin, LlmProvider, Message, MessageAnnotation, MessageFeedback, Node,
-    Organization, Plugin, PromptTemplate, PromptTemplateVersion, Team, TeamInvitation, TeamMember,
-    Workflow, WorkflowVersion, Workspace,
+    ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message, MessageAnnotation,
+    MessageFeedback, Node, Organization, Plugin, PromptTemplate, PromptTemplateVersion, Team,
+    TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
-    end_users, file_references, installed_plugins, llm_providers, message_annotations,
-    message_feedbacks, messages, nodes, organizations, plugins, prompt_template_versions,
-    team_invitations, team_members, teams, users, workflow_versions, workflows, workspaces,
+    end_users, execution_records, file_references, installed_plugins, llm_providers,
+    message_annotations, message_feedbacks, messages, nodes, organizations, plugins,
+    prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
+    workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -624,6 +625,8 @@ by_id_loader!(/// A conversation the viewer can see.
     ConversationById, Conversation, conversations, deleted_at);
 by_id_loader!(/// A message the viewer can see.
     MessageById, Message, messages);
+by_id_loader!(/// A workflow run the viewer can see.
+    ExecutionRecordById, ExecutionRecord, execution_records);
 by_id_loader!(/// An end user the viewer can see.
     EndUserById, EndUser, end_users);
 

@@ -8,35 +8,39 @@ mod dataset;
 pub mod documents;
 mod enums;
 mod errors;
+mod execution;
 mod file;
 mod identity;
 pub mod lists;
 pub mod loaders;
+mod message_event;
 mod pages;
 pub mod pagination;
 mod plugin;
 mod prompt;
 mod provider;
 mod query;
+pub mod subscription;
 mod template;
 mod tenancy;
 mod workflow;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 use crate::app::App;
 
 pub use errors::classify_response;
 pub use query::{Mutation, Query};
+pub use subscription::SubscriptionRoot;
 
 /// The executable schema of the service.
-pub type WeftSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type WeftSchema = Schema<Query, Mutation, SubscriptionRoot>;
 
 /// The schema's shape and extensions, without state: enough to print the SDL.
-pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, SubscriptionRoot> {
+    Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
 }
 
 /// The schema wired to the application state.

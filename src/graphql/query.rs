@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::application::{ApplicationMutation, ApplicationQuery};
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::dataset::{DatasetMutation, DatasetQuery};
+use super::execution::ExecutionQuery;
 use super::file::{FileMutation, FileQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::plugin::{PluginMutation, PluginQuery};
@@ -46,6 +47,7 @@ pub struct Query(
     IdentityQuery,
     TenancyQuery,
     WorkflowQuery,
+    ExecutionQuery,
     ApplicationQuery,
     ConversationQuery,
     TemplateQuery,

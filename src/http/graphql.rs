@@ -1,4 +1,6 @@
-//! GraphQL over HTTP: `POST /graphql` for any query or mutation, `GET /graphql` for queries.
+//! GraphQL over HTTP: `POST /graphql` for any query or mutation, `GET /graphql` for queries
+//! (and the WebSocket upgrade); either as an event stream when the client accepts
+//! `text/event-stream` (`sse`).
 //!
 //! The answer is `application/graphql-response+json` when the client accepts it (then a
 //! request that fails before execution, such as a syntax error or an unknown field, is a
@@ -12,13 +14,13 @@ use async_graphql::http::MultipartOptions;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::TryStreamExt;
 
 use super::auth::request_data;
-use super::{HttpState, RequestId};
+use super::{HttpState, RequestId, sse, websocket};
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
 
@@ -90,10 +92,15 @@ pub async fn get(
     State(state): State<HttpState>,
     Extension(request_id): Extension<RequestId>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    request: axum::extract::Request,
 ) -> Response {
-    let request = match async_graphql::http::parse_query_string(query.as_deref().unwrap_or("")) {
+    let (parts, _) = request.into_parts();
+    if websocket::is_upgrade(&parts.headers) {
+        return websocket::upgrade(state, parts, peer).await;
+    }
+    let headers = parts.headers;
+    let query = parts.uri.query().unwrap_or("");
+    let request = match async_graphql::http::parse_query_string(query) {
         Ok(request) => request,
         Err(e) => {
             return plain_error(
@@ -131,6 +138,9 @@ async fn execute(
         .fetch_add(1, Ordering::Relaxed);
     let mut request = request_data(&state.app, request.data(request_id), peer, headers).await;
     state.documents.prepare(&mut request);
+    if sse::wants_event_stream(headers) {
+        return sse::respond(state, request_id, request);
+    }
     let mut response = state.schema.execute(request).await;
     classify_response(&mut response, Some(request_id));
     let strict = accepts_graphql_response_json(headers);

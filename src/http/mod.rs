@@ -6,11 +6,14 @@ mod graphiql;
 mod graphql;
 mod health;
 mod request_id;
+mod sse;
+mod websocket;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use tokio::sync::{mpsc, watch};
 
 use crate::app::App;
 use crate::graphql::WeftSchema;
@@ -24,6 +27,23 @@ pub struct HttpState {
     pub app: Arc<App>,
     pub schema: WeftSchema,
     pub documents: Arc<DocumentCache>,
+    /// Turns true when the server is shutting down: live streams end.
+    pub stop: watch::Receiver<bool>,
+    /// Held by every open WebSocket, so shutdown can wait for them to close.
+    pub sessions: Sessions,
+}
+
+/// A count of open WebSockets: each holds a clone; `wait` returns when none is left.
+#[derive(Clone)]
+pub struct Sessions {
+    _open: mpsc::Sender<()>,
+}
+
+impl Sessions {
+    pub fn new() -> (Sessions, mpsc::Receiver<()>) {
+        let (sender, receiver) = mpsc::channel(1);
+        (Sessions { _open: sender }, receiver)
+    }
 }
 
 /// Every route of API.md's endpoint table served so far.

@@ -1,11 +1,82 @@
-//! The connection to the event bus: Redis shared by every instance, or nothing but this
-//! process when `REDIS_URL=memory`.
+//! Real time: the event bus (Redis shared by every instance, or this process alone when
+//! `REDIS_URL=memory`), replayable streams of messages and executions, and the one place
+//! producers publish through (`Realtime::publish_*`).
+//!
+//! - `bus`: one pub/sub connection per process, fanned out to subscribers in bounded channels.
+//! - `streams`: numbering, retention and publication of stream events (one Lua script).
+//! - `replay`: a subscriber's view of a stream from `after`, with no gap and no repeat.
+//! - `events`: what travels.
 
+pub mod bus;
+pub mod config;
+pub mod events;
+mod producer;
+pub mod replay;
+pub mod streams;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::{RedisConfig, redact_url};
+use crate::metrics::Metrics;
+use bus::Bus;
+use streams::{Names, Retention, StreamStore};
+
+pub use config::RealtimeConfig;
+
+/// The real-time layer of this process. Cheap to clone.
+#[derive(Clone)]
+pub struct Realtime {
+    pub bus: Bus,
+    store: Arc<StreamStore>,
+    names: Names,
+    retention: Retention,
+    /// Publishes feed events (Redis), `None` in memory.
+    commands: Option<ConnectionManager>,
+    metrics: Arc<Metrics>,
+}
+
+impl Realtime {
+    /// The bus and stream store over `broker`.
+    pub fn new(
+        broker: &Broker,
+        config: &RealtimeConfig,
+        prefix: &str,
+        metrics: Arc<Metrics>,
+    ) -> Realtime {
+        let (bus, store, commands) = match broker {
+            Broker::Redis { client, commands } => (
+                Bus::redis(client.clone(), config.fanout_buffer),
+                StreamStore::redis(commands.clone()),
+                Some(commands.clone()),
+            ),
+            Broker::Memory => (
+                Bus::memory(config.fanout_buffer),
+                StreamStore::memory(),
+                None,
+            ),
+        };
+        Realtime {
+            bus,
+            store: Arc::new(store),
+            names: Names {
+                prefix: prefix.to_string(),
+            },
+            retention: Retention {
+                ttl: config.stream_retention,
+                max_events: config.stream_max_events,
+            },
+            commands,
+            metrics,
+        }
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+}
 
 /// The bus this process publishes to and subscribes from.
 #[derive(Clone)]

@@ -1,5 +1,6 @@
 //! Workflows: graphs validated as DAGs, stored as immutable numbered versions.
 
+pub mod executions;
 pub mod graph;
 pub mod service;
 pub mod templates;

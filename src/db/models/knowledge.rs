@@ -33,7 +33,16 @@ pub struct Dataset {
 }
 
 /// A row of `documents`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[derive(
+    Debug,
+    Clone,
+    Queryable,
+    QueryableByName,
+    Selectable,
+    Identifiable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[diesel(table_name = documents, check_for_backend(diesel::pg::Pg))]
 pub struct Document {
     pub id: Uuid,

@@ -92,7 +92,16 @@ pub struct Connection {
 }
 
 /// A row of `execution_records`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[derive(
+    Debug,
+    Clone,
+    Queryable,
+    QueryableByName,
+    Selectable,
+    Identifiable,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[diesel(table_name = execution_records, check_for_backend(diesel::pg::Pg))]
 pub struct ExecutionRecord {
     pub id: Uuid,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod db;
+pub mod live;
 pub mod redis_server;
 pub mod s3;
 pub mod seed;

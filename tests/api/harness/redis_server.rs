@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Where its append-only file lives: a restart keeps what was written, like a
+    /// production Redis with AOF.
+    dir: std::path::PathBuf,
 }
 
 impl RedisServer {
@@ -16,7 +19,13 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let mut server = RedisServer { port, child: None };
+        let dir = std::env::temp_dir().join(format!("weft-redis-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for Redis");
+        let mut server = RedisServer {
+            port,
+            child: None,
+            dir,
+        };
         server.restart();
         server
     }
@@ -30,7 +39,16 @@ impl RedisServer {
         self.stop();
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -55,5 +73,6 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

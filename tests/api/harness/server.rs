@@ -22,9 +22,12 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     data_dir: PathBuf,
-    // Dropped last: the database outlives the server using it.
-    _db: TestDb,
+    /// The configuration it was started with, for a second instance beside it.
+    config: Config,
+    // Dropped last: the database outlives the server using it (the first instance owns it).
+    _db: Option<TestDb>,
 }
 
 impl TestServer {
@@ -44,27 +47,59 @@ impl TestServer {
             &data_dir,
         );
         adjust(&mut config);
-        let app = App::start(config).await.expect("the app starts");
+        Self::launch(config, data_dir, Some(db)).await
+    }
+
+    /// A second instance of the service: the same database and Redis prefix, its own process
+    /// state (bus connection, caches) and port.
+    pub async fn beside(&self) -> TestServer {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("weft-test-{id}"));
+        let mut config = self.config.clone();
+        config.data_dir = data_dir.clone();
+        Self::launch(config, data_dir, None).await
+    }
+
+    async fn launch(config: Config, data_dir: PathBuf, db: Option<TestDb>) -> TestServer {
+        let app = App::start(config.clone()).await.expect("the app starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let (tx, rx) = oneshot::channel();
         let served = app.clone();
-        tokio::spawn(async move {
-            let _ = weft::server::serve(served, listener, async {
+        let served = tokio::spawn(async move {
+            weft::server::serve(served, listener, async {
                 let _ = rx.await;
             })
-            .await;
+            .await
         });
         TestServer {
             app,
             base,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
+            served: Some(served),
             data_dir,
+            config,
             _db: db,
         }
+    }
+
+    /// Signals shutdown (as SIGTERM does) and waits for `serve` to return.
+    pub async fn shut_down(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.served.take() {
+            Some(served) => served.await.expect("the server task"),
+            None => Ok(()),
+        }
+    }
+
+    /// `ws://127.0.0.1:<port><path>`
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("{}{path}", self.base.replacen("http://", "ws://", 1))
     }
 
     pub fn url(&self, path: &str) -> String {

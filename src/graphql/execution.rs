@@ -1,0 +1,152 @@
+//! Workflow runs in GraphQL: `ExecutionRecord`, `execution(id:)`, and the events of a run's
+//! stream (`ExecutionEvent`).
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Json, Object, Result};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::context::ContextExt;
+use super::enums::{ExecutionStatus, parse};
+use super::loaders::{ExecutionRecordById, WorkflowById};
+use super::workflow::WorkflowObject;
+use crate::db::models::ExecutionRecord;
+use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
+use crate::workflow::NodeType;
+
+/// A run of a workflow version.
+pub struct ExecutionRecordObject(pub ExecutionRecord);
+
+#[Object(name = "ExecutionRecord")]
+impl ExecutionRecordObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn workspace_id(&self) -> Uuid {
+        self.0.workspace_id
+    }
+    async fn workflow_id(&self) -> Uuid {
+        self.0.workflow_id
+    }
+    /// The version of the workflow's graph that ran.
+    async fn version_id(&self) -> Uuid {
+        self.0.version_id
+    }
+    async fn status(&self) -> Result<ExecutionStatus> {
+        Ok(parse(&self.0.status)?)
+    }
+    async fn inputs(&self) -> Json<Value> {
+        Json(self.0.inputs.clone())
+    }
+    async fn outputs(&self) -> Option<Json<Value>> {
+        self.0.outputs.clone().map(Json)
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn elapsed_ms(&self) -> Option<i64> {
+        self.0.elapsed_ms
+    }
+    async fn total_tokens(&self) -> i32 {
+        self.0.total_tokens
+    }
+    async fn total_steps(&self) -> i32 {
+        self.0.total_steps
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn workflow(&self, ctx: &Context<'_>) -> Result<Option<WorkflowObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(WorkflowById(self.0.workflow_id))
+            .await?
+            .map(WorkflowObject))
+    }
+}
+
+/// An event of a run's stream; shares the event every subscriber of this process got.
+pub struct ExecutionEventObject(pub Arc<Event>);
+
+impl ExecutionEventObject {
+    fn event(&self) -> Result<&ExecutionEvent> {
+        match &*self.0 {
+            Event::Execution(e) => Ok(e),
+            _ => Err("not an execution event".into()),
+        }
+    }
+}
+
+#[Object(name = "ExecutionEvent")]
+impl ExecutionEventObject {
+    /// 1, 2, 3, ... per execution, gapless.
+    async fn seq(&self) -> Result<i32> {
+        Ok(i32::try_from(self.event()?.seq).unwrap_or(i32::MAX))
+    }
+    async fn kind(&self) -> Result<ExecutionEventKind> {
+        Ok(self.event()?.kind)
+    }
+    /// The run as it stood when the event was published.
+    async fn execution(&self) -> Result<ExecutionRecordObject> {
+        Ok(ExecutionRecordObject((*self.event()?.execution).clone()))
+    }
+    async fn node_key(&self) -> Result<Option<&str>> {
+        Ok(self.event()?.node_key.as_deref())
+    }
+    async fn node_type(&self) -> Result<Option<NodeType>> {
+        Ok(self.event()?.node_type)
+    }
+    /// The node's status for node events, the run's otherwise.
+    async fn status(&self) -> Result<ExecutionStatus> {
+        Ok(parse(&self.event()?.status)?)
+    }
+    async fn inputs(&self) -> Result<Option<Json<Value>>> {
+        Ok(self.event()?.inputs.clone().map(Json))
+    }
+    async fn outputs(&self) -> Result<Option<Json<Value>>> {
+        Ok(self.event()?.outputs.clone().map(Json))
+    }
+    async fn error(&self) -> Result<Option<&str>> {
+        Ok(self.event()?.error.as_deref())
+    }
+    async fn elapsed_ms(&self) -> Result<Option<i64>> {
+        Ok(self.event()?.elapsed_ms)
+    }
+    async fn total_tokens(&self) -> Result<Option<i32>> {
+        Ok(self.event()?.total_tokens)
+    }
+    async fn at(&self) -> Result<DateTime<Utc>> {
+        Ok(self.event()?.at)
+    }
+}
+
+#[derive(Default)]
+pub struct ExecutionQuery;
+
+#[Object]
+impl ExecutionQuery {
+    /// A workflow run the caller can see, or null.
+    async fn execution(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> Result<Option<ExecutionRecordObject>> {
+        ctx.actor()?;
+        Ok(ctx
+            .loader()?
+            .load_one(ExecutionRecordById(id))
+            .await?
+            .map(ExecutionRecordObject))
+    }
+}

@@ -1,0 +1,342 @@
+//! The root `Subscription`: the five live views of API.md. Each checks that the caller may
+//! see what it asks for, then follows the replayable stream (messages, executions) or the
+//! feed (workspace runs, conversation messages, document progress).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_graphql::{Context, ErrorExtensions, Result, Subscription};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use uuid::Uuid;
+
+use super::context::{ContextExt, conn};
+use super::conversation::MessageObject;
+use super::dataset::DocumentObject;
+use super::execution::{ExecutionEventObject, ExecutionRecordObject};
+use super::message_event::MessageEventObject;
+use crate::app::App;
+use crate::auth::Action;
+use crate::auth::permissions::authorize_workspace;
+use crate::conversation::lookup::{visible_conversation, visible_message};
+use crate::error::{AppError, AppResult};
+use crate::knowledge::documents::{self, visible_document};
+use crate::metrics::Metrics;
+use crate::realtime::bus::{Delivery, Missed, Subscription as BusSubscription};
+use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
+use crate::realtime::replay::{self, FinalState};
+use crate::realtime::streams::StreamKey;
+use crate::workflow::executions::{self, visible_execution};
+
+/// The subscriptions one connection may still open (WebSocket connection data).
+#[derive(Clone)]
+pub struct SubscriptionBudget(pub Arc<Semaphore>);
+
+/// Held by an open subscription: its place in the connection's budget and the gauge.
+struct Open {
+    _permit: Option<OwnedSemaphorePermit>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics
+            .subscriptions_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Takes a place in the connection's budget (RATE_LIMITED when there is none left).
+fn reserve(ctx: &Context<'_>, app: &App) -> Result<Option<OwnedSemaphorePermit>> {
+    match ctx.data_opt::<SubscriptionBudget>() {
+        Some(budget) => Ok(Some(budget.0.clone().try_acquire_owned().map_err(
+            |_| {
+                async_graphql::Error::new(format!(
+                    "at most {} subscriptions per connection",
+                    app.config.realtime.max_subscriptions_per_connection
+                ))
+                .extend_with(|_, e| e.set("code", "RATE_LIMITED"))
+            },
+        )?)),
+        None => Ok(None),
+    }
+}
+
+impl Open {
+    /// Counts a subscription once it is in place (subscribed on the bus).
+    fn new(permit: Option<OwnedSemaphorePermit>, app: &App) -> Open {
+        app.metrics
+            .subscriptions_active
+            .fetch_add(1, Ordering::Relaxed);
+        Open {
+            _permit: permit,
+            metrics: app.metrics.clone(),
+        }
+    }
+}
+
+fn after_seq(after: Option<i32>) -> AppResult<i64> {
+    match after {
+        Some(n) if n < 0 => Err(AppError::bad_input("after", "after must be 0 or more")),
+        Some(n) => Ok(i64::from(n)),
+        None => Ok(0),
+    }
+}
+
+#[derive(Default)]
+pub struct SubscriptionRoot;
+
+#[Subscription(name = "Subscription")]
+impl SubscriptionRoot {
+    /// The reply of an assistant message as it is generated: events with `seq > after`,
+    /// ending with END (or ERROR). Resuming with the last `seq` seen loses nothing.
+    async fn message_stream(
+        &self,
+        ctx: &Context<'_>,
+        message_id: Uuid,
+        after: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<MessageEventObject>> + use<>> {
+        let actor = ctx.actor()?;
+        let after = after_seq(after)?;
+        let app = ctx.app()?.clone();
+        visible_message(&mut *conn(&app).await?, actor, message_id).await?;
+        let permit = reserve(ctx, &app)?;
+        let final_state: FinalState = Box::pin(final_message(app.clone(), message_id));
+        let events = replay::follow(
+            &app.realtime,
+            StreamKey::Message(message_id),
+            after,
+            final_state,
+        )
+        .await;
+        let guard = Open::new(permit, &app);
+        Ok(events.map(move |item| {
+            let _ = &guard;
+            Ok(MessageEventObject(item?))
+        }))
+    }
+
+    /// The steps of a workflow run: events with `seq > after`, ending with
+    /// EXECUTION_FINISHED.
+    async fn execution_events(
+        &self,
+        ctx: &Context<'_>,
+        execution_id: Uuid,
+        after: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<ExecutionEventObject>> + use<>> {
+        let actor = ctx.actor()?;
+        let after = after_seq(after)?;
+        let app = ctx.app()?.clone();
+        visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
+        let permit = reserve(ctx, &app)?;
+        let final_state: FinalState = Box::pin(final_execution(app.clone(), execution_id));
+        let events = replay::follow(
+            &app.realtime,
+            StreamKey::Execution(execution_id),
+            after,
+            final_state,
+        )
+        .await;
+        let guard = Open::new(permit, &app);
+        Ok(events.map(move |item| {
+            let _ = &guard;
+            Ok(ExecutionEventObject(item?))
+        }))
+    }
+
+    /// Every status change of every execution in the workspace, from now on.
+    async fn workspace_executions(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: Uuid,
+    ) -> Result<impl Stream<Item = Result<ExecutionRecordObject>> + use<>> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?.clone();
+        authorize_workspace(&mut *conn(&app).await?, actor, workspace_id, Action::Read).await?;
+        let permit = reserve(ctx, &app)?;
+        let channel = app.realtime.names().workspace_executions(workspace_id);
+        let feed = app.realtime.bus.subscribe(&channel).await;
+        let guard = Open::new(permit, &app);
+        Ok(follow_feed(feed, |event| match event {
+            Event::ExecutionChanged { execution } => {
+                Some(ExecutionRecordObject((**execution).clone()))
+            }
+            _ => None,
+        })
+        .map(move |item| {
+            let _ = &guard;
+            item
+        }))
+    }
+
+    /// Each new or finished message of the conversation, from now on.
+    async fn conversation_events(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: Uuid,
+    ) -> Result<impl Stream<Item = Result<MessageObject>> + use<>> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?.clone();
+        visible_conversation(&mut *conn(&app).await?, actor, conversation_id).await?;
+        let permit = reserve(ctx, &app)?;
+        let channel = app.realtime.names().conversation(conversation_id);
+        let feed = app.realtime.bus.subscribe(&channel).await;
+        let guard = Open::new(permit, &app);
+        Ok(follow_feed(feed, |event| match event {
+            Event::MessageChanged { message } => Some(MessageObject((**message).clone())),
+            _ => None,
+        })
+        .map(move |item| {
+            let _ = &guard;
+            item
+        }))
+    }
+
+    /// The document as its indexing advances: its current state first, then each change,
+    /// ending at COMPLETED or ERROR.
+    async fn document_indexing(
+        &self,
+        ctx: &Context<'_>,
+        document_id: Uuid,
+    ) -> Result<impl Stream<Item = Result<DocumentObject>> + use<>> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?.clone();
+        visible_document(&mut *conn(&app).await?, actor, document_id).await?;
+        let permit = reserve(ctx, &app)?;
+        let channel = app.realtime.names().document(document_id);
+        // Subscribed before reading the current state: no change can fall in between.
+        let feed = app.realtime.bus.subscribe(&channel).await;
+        let guard = Open::new(permit, &app);
+        let state = DocumentFeed {
+            app,
+            actor,
+            document_id,
+            feed,
+            first: true,
+            done: false,
+        };
+        Ok(futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next().await?;
+            Some((item, state))
+        })
+        .map(move |item| {
+            let _ = &guard;
+            item
+        }))
+    }
+}
+
+/// A feed's events of one kind; a subscriber that fell behind is told so and the
+/// subscription ends (it resubscribes and reads the current state), never skipping silently.
+fn follow_feed<T: Send + 'static>(
+    feed: BusSubscription,
+    pick: fn(&Event) -> Option<T>,
+) -> impl Stream<Item = Result<T>> + Send + 'static {
+    futures_util::stream::unfold(Some(feed), move |feed| async move {
+        let mut feed = feed?;
+        loop {
+            match feed.recv().await {
+                Ok(Delivery::Event(event)) => {
+                    if let Some(item) = pick(&event) {
+                        return Some((Ok(item), Some(feed)));
+                    }
+                }
+                Ok(Delivery::Resync) => {}
+                Err(Missed::Lagged) => {
+                    let error = AppError::Conflict(
+                        "this subscriber fell behind the feed; subscribe again".into(),
+                    );
+                    return Some((Err(error.into()), None));
+                }
+                Err(Missed::Closed) => return None,
+            }
+        }
+    })
+}
+
+struct DocumentFeed {
+    app: Arc<App>,
+    actor: crate::auth::Actor,
+    document_id: Uuid,
+    feed: BusSubscription,
+    first: bool,
+    done: bool,
+}
+
+impl DocumentFeed {
+    async fn next(&mut self) -> Option<Result<DocumentObject>> {
+        if self.done {
+            return None;
+        }
+        if self.first {
+            self.first = false;
+            return Some(self.current().await);
+        }
+        loop {
+            match self.feed.recv().await {
+                Ok(Delivery::Event(event)) => {
+                    if let Event::DocumentChanged { document } = &*event {
+                        self.done = documents::is_finished(&document.indexing_status);
+                        return Some(Ok(DocumentObject((**document).clone())));
+                    }
+                }
+                // Changes may have been missed: the current state stands for them.
+                Ok(Delivery::Resync) | Err(Missed::Lagged) => return Some(self.current().await),
+                Err(Missed::Closed) => return None,
+            }
+        }
+    }
+
+    async fn current(&mut self) -> Result<DocumentObject> {
+        let found = match conn(&self.app).await {
+            Ok(mut conn) => visible_document(&mut conn, self.actor, self.document_id).await,
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(document) => {
+                self.done = documents::is_finished(&document.indexing_status);
+                Ok(DocumentObject(document))
+            }
+            Err(e) => {
+                self.done = true;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A finished message as the single END of an expired stream.
+async fn final_message(app: Arc<App>, message_id: Uuid) -> AppResult<Option<Event>> {
+    use crate::db::models::Message;
+    use crate::db::schema::messages;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    let message: Message = messages::table
+        .find(message_id)
+        .select(Message::as_select())
+        .first(&mut *conn(&app).await?)
+        .await?;
+    let finished = matches!(message.status.as_str(), "COMPLETED" | "STOPPED" | "FAILED");
+    Ok(finished.then(|| Event::Message(MessageEvent::end(message))))
+}
+
+/// A finished run as the single EXECUTION_FINISHED of an expired stream.
+async fn final_execution(app: Arc<App>, execution_id: Uuid) -> AppResult<Option<Event>> {
+    use crate::db::models::ExecutionRecord;
+    use crate::db::schema::execution_records;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    let execution: ExecutionRecord = execution_records::table
+        .find(execution_id)
+        .select(ExecutionRecord::as_select())
+        .first(&mut *conn(&app).await?)
+        .await?;
+    Ok(executions::is_finished(&execution.status).then(|| {
+        Event::Execution(ExecutionEvent::of_run(
+            ExecutionEventKind::ExecutionFinished,
+            execution,
+        ))
+    }))
+}

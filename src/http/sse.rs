@@ -1,0 +1,100 @@
+//! GraphQL over Server-Sent Events: `POST /graphql` with `Accept: text/event-stream` runs
+//! any operation in the "distinct connections" mode of the graphql-sse protocol — each
+//! result an `event: next`, then `event: complete`. Proxies are asked not to buffer, a
+//! comment keeps the connection alive every 15 s, and shutdown ends the stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::sync::watch;
+
+use super::{HttpState, RequestId};
+use crate::graphql::classify_response;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Whether the client asks for an event stream.
+pub fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}
+
+/// Runs the request and streams its results.
+pub fn respond(
+    state: &HttpState,
+    request_id: RequestId,
+    request: async_graphql::Request,
+) -> Response {
+    let responses = state.schema.execute_stream(request);
+    let events = Events {
+        responses,
+        request_id,
+        keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
+        stop: state.stop.clone(),
+        finished: false,
+    };
+    let body = futures_util::stream::unfold(events, |mut events| async move {
+        let chunk = events.next().await?;
+        Some((Ok::<_, Infallible>(chunk), events))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+struct Events {
+    responses: BoxStream<'static, async_graphql::Response>,
+    request_id: RequestId,
+    keep_alive: tokio::time::Interval,
+    stop: watch::Receiver<bool>,
+    finished: bool,
+}
+
+impl Events {
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            () = stopped(&mut self.stop) => {
+                self.finished = true;
+                None
+            }
+            response = self.responses.next() => match response {
+                Some(mut response) => {
+                    classify_response(&mut response, Some(self.request_id));
+                    let json = serde_json::to_string(&response).unwrap_or_else(|e| {
+                        tracing::error!(error = %e, "cannot serialize a GraphQL response");
+                        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.into()
+                    });
+                    Some(Bytes::from(format!("event: next\ndata: {json}\n\n")))
+                }
+                None => {
+                    self.finished = true;
+                    Some(Bytes::from_static(b"event: complete\ndata:\n\n"))
+                }
+            },
+            _ = self.keep_alive.tick() => Some(Bytes::from_static(b":\n\n")),
+        }
+    }
+}
+
+/// Resolves once the server is shutting down.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}

@@ -1,0 +1,278 @@
+//! GraphQL over WebSocket on `GET /graphql`: the `graphql-transport-ws` protocol and the
+//! legacy `graphql-ws` (subscriptions-transport-ws).
+//!
+//! The caller is authenticated in `connection_init` (`{"authorization": "Bearer ..."}`, or
+//! the upgrade request's `Authorization` header); a token that is not valid closes the
+//! socket with 4403. Browser origins are checked before upgrading. Frames over 64 KiB close
+//! the connection, buffers are small (an idle subscription costs a few KiB), a connection
+//! holds at most `WEFT_MAX_SUBSCRIPTIONS` subscriptions, a client that does not read for
+//! `WEFT_SEND_TIMEOUT_SECS` is closed (it resumes with `after`), and shutdown closes every
+//! socket with 1001.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::http::{ClientMessage, WebSocketProtocols, WsMessage};
+use async_graphql::{Data, Executor, Request as GraphQLRequest, Response as GraphQLResponse};
+use axum::extract::FromRequestParts;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{BoxStream, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Semaphore;
+
+use super::auth::{client_info, credentials};
+use super::{HttpState, RequestId};
+use crate::auth::{Actor, Credentials};
+use crate::graphql::loaders::DbLoader;
+use crate::graphql::subscription::SubscriptionBudget;
+use crate::graphql::{WeftSchema, classify_response};
+
+/// The largest frame or message a client may send.
+pub const MAX_FRAME_BYTES: usize = 64 << 10;
+
+/// Whether a request asks to upgrade to a WebSocket.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Checks the origin and the sub-protocol, then upgrades.
+pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Response {
+    let headers = parts.headers.clone();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|o| state.app.config.realtime.origin_allowed(o, host));
+        if !allowed {
+            return (
+                StatusCode::FORBIDDEN,
+                "this origin may not open a WebSocket here; see WEFT_ALLOWED_ORIGINS",
+            )
+                .into_response();
+        }
+    }
+    let protocol = match requested_protocol(&headers) {
+        Ok(protocol) => protocol,
+        Err(message) => return (StatusCode::BAD_REQUEST, message).into_response(),
+    };
+    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let client = client_info(peer, &headers);
+    upgrade
+        .protocols(["graphql-transport-ws", "graphql-ws"])
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let session = Session {
+                state,
+                protocol,
+                authorization,
+                client,
+            };
+            session.run(socket).await;
+        })
+}
+
+/// The first protocol of `Sec-WebSocket-Protocol` this server speaks; without the header,
+/// `graphql-transport-ws`.
+fn requested_protocol(headers: &HeaderMap) -> Result<WebSocketProtocols, String> {
+    let Some(value) = headers.get(header::SEC_WEBSOCKET_PROTOCOL) else {
+        return Ok(WebSocketProtocols::GraphQLWS);
+    };
+    let value = value.to_str().unwrap_or_default();
+    value
+        .split(',')
+        .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
+        .ok_or_else(|| {
+            format!(
+                "unsupported Sec-WebSocket-Protocol {value:?}: use graphql-transport-ws or graphql-ws"
+            )
+        })
+}
+
+/// The schema, with every response's errors given their codes before they are sent.
+#[derive(Clone)]
+struct Classified(WeftSchema, RequestId);
+
+impl Executor for Classified {
+    async fn execute(&self, request: GraphQLRequest) -> GraphQLResponse {
+        let mut response = self.0.execute(request).await;
+        classify_response(&mut response, Some(self.1));
+        response
+    }
+
+    fn execute_stream(
+        &self,
+        request: GraphQLRequest,
+        session_data: Option<Arc<Data>>,
+    ) -> BoxStream<'static, GraphQLResponse> {
+        let id = self.1;
+        Executor::execute_stream(&self.0, request, session_data)
+            .map(move |mut response| {
+                classify_response(&mut response, Some(id));
+                response
+            })
+            .boxed()
+    }
+}
+
+struct Session {
+    state: HttpState,
+    protocol: WebSocketProtocols,
+    authorization: Option<String>,
+    client: crate::auth::ClientInfo,
+}
+
+type Sink = SplitSink<WebSocket, Message>;
+
+impl Session {
+    async fn run(self, socket: WebSocket) {
+        // Keeps the server waiting for this socket to close at shutdown.
+        let _open = self.state.sessions.clone();
+        let mut stop = self.state.stop.clone();
+        let app = self.state.app.clone();
+        let send_timeout = app.config.realtime.send_timeout;
+        let (mut sink, source) = socket.split();
+        // A read error ends the input; a frame over the limit is answered with 1009.
+        let oversized = Arc::new(AtomicBool::new(false));
+        let input = {
+            let oversized = oversized.clone();
+            source
+                .take_while(move |m| {
+                    if let Err(e) = m
+                        && e.to_string().contains("too long")
+                    {
+                        oversized.store(true, Ordering::Relaxed);
+                    }
+                    std::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_))))
+                })
+                .filter_map(|m| {
+                    std::future::ready(match m {
+                        Ok(Message::Text(text)) => Some(ClientMessage::from_bytes(text.as_bytes())),
+                        Ok(Message::Binary(bytes)) => Some(ClientMessage::from_bytes(bytes)),
+                        _ => None,
+                    })
+                })
+        };
+        let refused = Arc::new(AtomicBool::new(false));
+        let on_init = {
+            let refused = refused.clone();
+            let app = app.clone();
+            let fallback = self.authorization.clone();
+            let client = self.client.clone();
+            move |payload: serde_json::Value| async move {
+                let presented = ["authorization", "Authorization"]
+                    .iter()
+                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+                    .map(str::to_string)
+                    .or(fallback);
+                let credentials = credentials(&app, presented.as_deref()).await;
+                if credentials == Credentials::Invalid {
+                    refused.store(true, Ordering::Relaxed);
+                    return Err("Forbidden".into());
+                }
+                let viewer = match credentials {
+                    Credentials::Actor(Actor::User { user_id }) => Some(user_id),
+                    _ => None,
+                };
+                let loader = Arc::new(DataLoader::new(
+                    DbLoader::new(app.pool.clone(), viewer),
+                    tokio::spawn,
+                ));
+                let budget = app.config.realtime.max_subscriptions_per_connection;
+                let mut data = Data::default();
+                data.insert(credentials);
+                data.insert(client);
+                data.insert(loader);
+                data.insert(SubscriptionBudget(Arc::new(Semaphore::new(budget))));
+                Ok(data)
+            }
+        };
+        let executor = Classified(self.state.schema.clone(), RequestId::new());
+        let outgoing =
+            async_graphql::http::WebSocket::from_message_stream(executor, input, self.protocol)
+                .on_connection_init(on_init);
+        let mut outgoing = std::pin::pin!(outgoing);
+        loop {
+            let message = tokio::select! {
+                biased;
+                () = stopped(&mut stop) => {
+                    close(&mut sink, 1001, "the server is shutting down").await;
+                    return;
+                }
+                message = outgoing.next() => message,
+            };
+            match message {
+                Some(WsMessage::Text(text)) => {
+                    match tokio::time::timeout(send_timeout, sink.send(Message::Text(text.into())))
+                        .await
+                    {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return,
+                        Err(_) => {
+                            tracing::info!(
+                                timeout = ?send_timeout,
+                                "closing a WebSocket whose client stopped reading"
+                            );
+                            return;
+                        }
+                    }
+                }
+                Some(WsMessage::Close(code, reason)) => {
+                    let code = if refused.load(Ordering::Relaxed) {
+                        4403
+                    } else {
+                        code
+                    };
+                    close(&mut sink, code, &reason).await;
+                    return;
+                }
+                None => {
+                    if refused.load(Ordering::Relaxed) {
+                        close(&mut sink, 4403, "Forbidden").await;
+                    } else if oversized.load(Ordering::Relaxed) {
+                        close(&mut sink, 1009, "frames are limited to 64 KiB").await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Sends a close frame, giving up after a second (the client may not be reading).
+async fn close(sink: &mut Sink, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        sink.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// Resolves once the server is shutting down.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}

@@ -1,0 +1,141 @@
+//! Settings of streams and live connections, read from the environment:
+//!
+//! - `WEFT_STREAM_RETENTION_SECS` (86400): how long a message's or execution's events stay
+//!   replayable after its last event (so 24 h after its end).
+//! - `WEFT_STREAM_MAX_EVENTS` (100000): the most events one stream keeps.
+//! - `WEFT_MAX_SUBSCRIPTIONS` (100): subscriptions one WebSocket connection may hold.
+//! - `WEFT_ALLOWED_ORIGINS`: comma-separated origins allowed to open a WebSocket or an SSE
+//!   stream from a browser (`*` for any); unset, only the server's own origin. Clients that
+//!   send no `Origin` (servers, CLIs) are not browsers and are let through.
+//! - `WEFT_SEND_TIMEOUT_SECS` (30): a connection that takes longer to accept one frame is
+//!   closed; the client resumes with `after`.
+//! - `WEFT_SHUTDOWN_TIMEOUT` (10): seconds given to connections to close on SIGTERM/SIGINT.
+
+use std::time::Duration;
+
+/// Limits and lifetimes of the real-time layer.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    pub stream_retention: Duration,
+    pub stream_max_events: usize,
+    pub max_subscriptions_per_connection: usize,
+    /// `None`: same origin only; `Some(list)`: these (or any, when it holds `*`).
+    pub allowed_origins: Option<Vec<String>>,
+    pub send_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// Events buffered per stream in this process for subscribers that are behind; one
+    /// further behind is caught up from the retained stream.
+    pub fanout_buffer: usize,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        RealtimeConfig {
+            stream_retention: Duration::from_secs(24 * 3600),
+            stream_max_events: 100_000,
+            max_subscriptions_per_connection: 100,
+            allowed_origins: None,
+            send_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+            fanout_buffer: 1024,
+        }
+    }
+}
+
+impl RealtimeConfig {
+    /// Reads the variables above through `var`, refusing values that are not numbers.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<RealtimeConfig, String> {
+        let defaults = RealtimeConfig::default();
+        let number = |name: &str, default: u64| -> Result<u64, String> {
+            match var(name) {
+                Some(v) => v
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{name} must be a positive number, got {v:?}")),
+                None => Ok(default),
+            }
+        };
+        let allowed_origins = var("WEFT_ALLOWED_ORIGINS").map(|list| {
+            list.split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
+                .filter(|o| !o.is_empty())
+                .collect()
+        });
+        Ok(RealtimeConfig {
+            stream_retention: Duration::from_secs(number(
+                "WEFT_STREAM_RETENTION_SECS",
+                defaults.stream_retention.as_secs(),
+            )?),
+            stream_max_events: number("WEFT_STREAM_MAX_EVENTS", defaults.stream_max_events as u64)?
+                as usize,
+            max_subscriptions_per_connection: number(
+                "WEFT_MAX_SUBSCRIPTIONS",
+                defaults.max_subscriptions_per_connection as u64,
+            )? as usize,
+            allowed_origins,
+            send_timeout: Duration::from_secs(number(
+                "WEFT_SEND_TIMEOUT_SECS",
+                defaults.send_timeout.as_secs(),
+            )?),
+            shutdown_timeout: Duration::from_secs(number(
+                "WEFT_SHUTDOWN_TIMEOUT",
+                defaults.shutdown_timeout.as_secs(),
+            )?),
+            fanout_buffer: defaults.fanout_buffer,
+        })
+    }
+
+    /// Whether a browser page of `origin` may open a live connection to a server reached
+    /// as `host`.
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+        match &self.allowed_origins {
+            Some(list) => list.iter().any(|o| o == "*" || *o == origin),
+            None => {
+                let Some(host) = host else { return false };
+                let bare = origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"));
+                bare == Some(host.trim().to_ascii_lowercase().as_str())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_origin_only_by_default() {
+        let config = RealtimeConfig::default();
+        assert!(config.origin_allowed("http://localhost:8080", Some("localhost:8080")));
+        assert!(!config.origin_allowed("https://evil.example", Some("localhost:8080")));
+        assert!(!config.origin_allowed("http://localhost:8080", None));
+    }
+
+    #[test]
+    fn listed_origins_and_star() {
+        let vars = |name: &str| {
+            (name == "WEFT_ALLOWED_ORIGINS").then(|| "https://app.example/, http://x:3000".into())
+        };
+        let config = RealtimeConfig::from_vars(vars).expect("valid");
+        assert!(config.origin_allowed("https://APP.example", Some("api.example")));
+        assert!(config.origin_allowed("http://x:3000", None));
+        assert!(!config.origin_allowed("https://other.example", Some("other.example")));
+        let any = RealtimeConfig {
+            allowed_origins: Some(vec!["*".into()]),
+            ..RealtimeConfig::default()
+        };
+        assert!(any.origin_allowed("https://whatever", None));
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_with_the_variable_named() {
+        let vars = |name: &str| (name == "WEFT_MAX_SUBSCRIPTIONS").then(|| "lots".into());
+        let error = RealtimeConfig::from_vars(vars).expect_err("refused");
+        assert!(error.contains("WEFT_MAX_SUBSCRIPTIONS"), "{error}");
+    }
+}

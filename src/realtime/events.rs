@@ -1,0 +1,208 @@
+//! What travels on the bus: the events of a message's or an execution's stream (numbered by
+//! `seq`), and the snapshots the workspace, conversation and document feeds carry.
+//!
+//! Events are JSON on the wire (`{"seq":N,"t":"message",...}`); the bus parses each once per
+//! process and hands every subscriber the same `Arc`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::models::{Document, ExecutionRecord, Message};
+use crate::workflow::graph::NodeType;
+
+/// One event of any stream or feed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "camelCase")]
+pub enum Event {
+    /// A step of an assistant message's reply (`messageStream`).
+    Message(MessageEvent),
+    /// A step of a workflow run (`executionEvents`).
+    Execution(ExecutionEvent),
+    /// An execution changed status (`workspaceExecutions`).
+    ExecutionChanged { execution: Box<ExecutionRecord> },
+    /// A message of a conversation was created or finished (`conversationEvents`).
+    MessageChanged { message: Box<Message> },
+    /// A document's indexing advanced (`documentIndexing`).
+    DocumentChanged { document: Box<Document> },
+}
+
+impl Event {
+    /// The position in its stream; 0 for feed events, which have none.
+    pub fn seq(&self) -> i64 {
+        match self {
+            Event::Message(e) => e.seq,
+            Event::Execution(e) => e.seq,
+            _ => 0,
+        }
+    }
+
+    /// Whether nothing follows this event in its stream.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            Event::Message(e) => matches!(e.kind, MessageEventKind::End | MessageEventKind::Error),
+            Event::Execution(e) => e.kind == ExecutionEventKind::ExecutionFinished,
+            _ => false,
+        }
+    }
+}
+
+fn is_zero(seq: &i64) -> bool {
+    *seq == 0
+}
+
+/// What a message event says.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MessageEventKind {
+    /// New text: `delta` holds only what was added.
+    Delta,
+    /// `text` replaces everything streamed before.
+    Replace,
+    /// The reply is finished (or stopped); `message` holds it.
+    End,
+    /// The reply failed; `error` says why.
+    Error,
+}
+
+/// An event of `messageStream`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEvent {
+    /// Assigned when the event is published; 0 before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: i64,
+    pub message_id: Uuid,
+    pub kind: MessageEventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<Box<Message>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl MessageEvent {
+    pub fn delta(message_id: Uuid, delta: impl Into<String>) -> MessageEvent {
+        MessageEvent {
+            delta: Some(delta.into()),
+            ..MessageEvent::new(message_id, MessageEventKind::Delta)
+        }
+    }
+
+    pub fn replace(message_id: Uuid, text: impl Into<String>) -> MessageEvent {
+        MessageEvent {
+            text: Some(text.into()),
+            ..MessageEvent::new(message_id, MessageEventKind::Replace)
+        }
+    }
+
+    /// The end of the stream, carrying the stored message.
+    pub fn end(message: Message) -> MessageEvent {
+        MessageEvent {
+            message_id: message.id,
+            message: Some(Box::new(message)),
+            ..MessageEvent::new(Uuid::nil(), MessageEventKind::End)
+        }
+    }
+
+    pub fn error(message_id: Uuid, error: impl Into<String>) -> MessageEvent {
+        MessageEvent {
+            error: Some(error.into()),
+            ..MessageEvent::new(message_id, MessageEventKind::Error)
+        }
+    }
+
+    fn new(message_id: Uuid, kind: MessageEventKind) -> MessageEvent {
+        MessageEvent {
+            seq: 0,
+            message_id,
+            kind,
+            delta: None,
+            text: None,
+            message: None,
+            error: None,
+        }
+    }
+}
+
+/// What an execution event says.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionEventKind {
+    ExecutionStarted,
+    NodeStarted,
+    NodeFinished,
+    ExecutionFinished,
+}
+
+/// An event of `executionEvents`: the run as it stands, and the node concerned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionEvent {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: i64,
+    pub kind: ExecutionEventKind,
+    pub execution: Box<ExecutionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_type: Option<NodeType>,
+    /// The node's status for node events, the run's otherwise (stored spelling).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tokens: Option<i32>,
+    pub at: DateTime<Utc>,
+}
+
+impl ExecutionEvent {
+    /// An event about the run itself (started, finished), with its current status.
+    pub fn of_run(kind: ExecutionEventKind, execution: ExecutionRecord) -> ExecutionEvent {
+        ExecutionEvent {
+            seq: 0,
+            kind,
+            status: execution.status.clone(),
+            error: execution.error.clone(),
+            elapsed_ms: execution.elapsed_ms,
+            total_tokens: Some(execution.total_tokens),
+            outputs: execution.outputs.clone(),
+            inputs: None,
+            node_key: None,
+            node_type: None,
+            execution: Box::new(execution),
+            at: Utc::now(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unnumbered_event_takes_the_seq_spliced_in_front() {
+        let event = Event::Message(MessageEvent::delta(Uuid::nil(), "Hel\"lo"));
+        let json = serde_json::to_string(&event).expect("serializes");
+        assert!(json.starts_with("{\"t\":\"message\""), "{json}");
+        // What the producer's script does: `{"seq":N,` + the rest.
+        let numbered = format!("{{\"seq\":7,{}", &json[1..]);
+        let parsed: Event = serde_json::from_str(&numbered).expect("parses");
+        assert_eq!(parsed.seq(), 7);
+        let Event::Message(m) = parsed else {
+            panic!("a message event")
+        };
+        assert_eq!(m.delta.as_deref(), Some("Hel\"lo"));
+        assert!(!Event::Message(m).is_terminal());
+    }
+}

@@ -1,0 +1,106 @@
+//! The one way events are published. The execution engine, the chat pipeline and the
+//! indexer call these; each stream event gets the next `seq` of its stream in Redis (or in
+//! this process), is retained, and reaches every instance's subscribers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Realtime;
+use super::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
+use super::streams::StreamKey;
+use crate::db::models::{Document, ExecutionRecord, Message};
+use crate::error::{AppError, AppResult};
+
+impl Realtime {
+    /// Publishes an event of an assistant message's reply; returns its `seq`.
+    pub async fn publish_message_event(&self, event: MessageEvent) -> AppResult<i64> {
+        let key = StreamKey::Message(event.message_id);
+        self.append(key, Event::Message(event)).await
+    }
+
+    /// Publishes an event of a workflow run; returns its `seq`. The run's own events
+    /// (started, finished) are announced on its workspace's feed as well.
+    pub async fn publish_execution_event(&self, event: ExecutionEvent) -> AppResult<i64> {
+        let key = StreamKey::Execution(event.execution.id);
+        let announce = matches!(
+            event.kind,
+            ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
+        )
+        .then(|| event.execution.clone());
+        let seq = self.append(key, Event::Execution(event)).await?;
+        if let Some(execution) = announce {
+            self.execution_changed(&execution).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Announces an execution's new status on its workspace's feed (`workspaceExecutions`).
+    pub async fn execution_changed(&self, execution: &ExecutionRecord) -> AppResult<()> {
+        let channel = self.names.workspace_executions(execution.workspace_id);
+        self.announce(
+            &channel,
+            Event::ExecutionChanged {
+                execution: Box::new(execution.clone()),
+            },
+        )
+        .await
+    }
+
+    /// Announces a new or finished message on its conversation's feed.
+    pub async fn message_changed(&self, message: &Message) -> AppResult<()> {
+        let channel = self.names.conversation(message.conversation_id);
+        self.announce(
+            &channel,
+            Event::MessageChanged {
+                message: Box::new(message.clone()),
+            },
+        )
+        .await
+    }
+
+    /// Announces a document's indexing progress (`documentIndexing`).
+    pub async fn document_changed(&self, document: &Document) -> AppResult<()> {
+        let channel = self.names.document(document.id);
+        self.announce(
+            &channel,
+            Event::DocumentChanged {
+                document: Box::new(document.clone()),
+            },
+        )
+        .await
+    }
+
+    async fn append(&self, key: StreamKey, event: Event) -> AppResult<i64> {
+        let seq = self
+            .store
+            .append(&self.names, self.retention, &self.bus, key, event)
+            .await?;
+        self.metrics
+            .stream_events_published
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(seq)
+    }
+
+    /// Feed events are not retained: subscribers read the current state from PostgreSQL
+    /// when they start and follow changes from there.
+    async fn announce(&self, channel: &str, event: Event) -> AppResult<()> {
+        match &self.commands {
+            Some(commands) => {
+                let body = serde_json::to_string(&event)
+                    .map_err(|e| AppError::internal(format!("cannot encode an event: {e}")))?;
+                let mut conn = commands.clone();
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(body)
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|e| AppError::internal(format!("cannot publish an event: {e}")))?;
+            }
+            None => self.bus.deliver(channel, Arc::new(event)),
+        }
+        self.metrics
+            .stream_events_published
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Following one stream from `after`: subscribe live first, then read what is retained
+//! after `after`, then go on live, dropping what was already delivered by `seq`. Whenever
+//! the live side may have missed something (a gap in `seq`, the subscriber fell behind, the
+//! bus reconnected), the retained stream is read again. So every event arrives once and in
+//! order, whatever the timing; and if the retained stream itself lost events (expired or
+//! trimmed), the subscriber gets an error saying so rather than a silent gap.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::Stream;
+
+use super::Realtime;
+use super::bus::{Delivery, Missed, Subscription};
+use super::events::Event;
+use super::streams::{PAGE, StreamKey};
+use crate::error::{AppError, AppResult};
+
+/// The final state of a stream's subject read from PostgreSQL, as a single terminal event,
+/// or `None` while it has not finished.
+pub type FinalState = Pin<Box<dyn Future<Output = AppResult<Option<Event>>> + Send>>;
+
+/// How long a subscriber waits for the retained stream to become readable again (Redis
+/// restarting) before giving up with an error; the client can then resume with `after`.
+const STORE_PATIENCE: Duration = Duration::from_secs(30);
+
+struct Replay {
+    realtime: Realtime,
+    key: StreamKey,
+    live: Subscription,
+    pending: VecDeque<Arc<Event>>,
+    /// The last `seq` delivered (or skipped by `after`).
+    last: i64,
+    end_seq: Option<i64>,
+    /// The last read filled a page: more may be retained.
+    more: bool,
+    final_state: Option<FinalState>,
+    started: bool,
+    done: bool,
+}
+
+/// The events of `key` after `after`, ending after its final event.
+pub async fn follow(
+    realtime: &Realtime,
+    key: StreamKey,
+    after: i64,
+    final_state: FinalState,
+) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
+    let live = realtime.bus.subscribe(&realtime.names.channel(key)).await;
+    let replay = Replay {
+        realtime: realtime.clone(),
+        key,
+        live,
+        pending: VecDeque::new(),
+        last: after.max(0),
+        end_seq: None,
+        more: false,
+        final_state: Some(final_state),
+        started: false,
+        done: false,
+    };
+    futures_util::stream::unfold(replay, |mut replay| async move {
+        let item = replay.next().await?;
+        Some((item, replay))
+    })
+}
+
+impl Replay {
+    async fn next(&mut self) -> Option<AppResult<Arc<Event>>> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            let known = match self.refill().await {
+                Ok(known) => known,
+                Err(e) => return self.fail(e),
+            };
+            if !known && let Some(final_state) = self.final_state.take() {
+                match final_state.await {
+                    Ok(Some(mut event)) => {
+                        // Expired (or never retained): one terminal event with the state.
+                        set_seq(&mut event, self.last + 1);
+                        self.done = true;
+                        return Some(Ok(Arc::new(event)));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return self.fail(e),
+                }
+            }
+        }
+        loop {
+            while let Some(event) = self.pending.pop_front() {
+                let seq = event.seq();
+                if seq <= self.last {
+                    continue;
+                }
+                if seq > self.last + 1 {
+                    // Something was missed live: the retained stream has it.
+                    if let Err(e) = self.refill().await {
+                        return self.fail(e);
+                    }
+                    if self
+                        .pending
+                        .front()
+                        .is_none_or(|first| first.seq() > self.last + 1)
+                    {
+                        return self.fail(AppError::Conflict(format!(
+                            "the events after seq {} are no longer retained; subscribe \
+                             without `after` for the final state",
+                            self.last
+                        )));
+                    }
+                    continue;
+                }
+                self.last = seq;
+                if event.is_terminal() {
+                    self.done = true;
+                }
+                return Some(Ok(event));
+            }
+            if self.end_seq.is_some_and(|end| end <= self.last) {
+                self.done = true;
+                return None;
+            }
+            if self.more {
+                if let Err(e) = self.refill().await {
+                    return self.fail(e);
+                }
+                continue;
+            }
+            match self.live.recv().await {
+                Ok(Delivery::Event(event)) => self.pending.push_back(event),
+                Ok(Delivery::Resync) | Err(Missed::Lagged) => {
+                    if let Err(e) = self.refill().await {
+                        return self.fail(e);
+                    }
+                }
+                Err(Missed::Closed) => {
+                    return self.fail(AppError::internal("the event bus closed"));
+                }
+            }
+        }
+    }
+
+    /// Replaces what is pending with the retained events after the last delivered one;
+    /// returns whether the stream is known. Waits out a Redis restart.
+    async fn refill(&mut self) -> AppResult<bool> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        let retained = loop {
+            match self
+                .realtime
+                .store
+                .read_after(&self.realtime.names, self.key, self.last)
+                .await
+            {
+                Ok(retained) => break retained,
+                Err(e) if started.elapsed() < STORE_PATIENCE => {
+                    tracing::debug!(error = ?e, "the retained stream is unreadable; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.more = retained.events.len() >= PAGE;
+        self.end_seq = retained.end_seq;
+        let known = retained.last_seq.is_some();
+        if retained.events.is_empty() && retained.last_seq.is_some_and(|last| last > self.last) {
+            return Err(AppError::Conflict(format!(
+                "the events after seq {} are no longer retained; subscribe without `after` \
+                 for the final state",
+                self.last
+            )));
+        }
+        self.pending = retained.events.into();
+        Ok(known)
+    }
+
+    fn fail(&mut self, error: AppError) -> Option<AppResult<Arc<Event>>> {
+        self.done = true;
+        Some(Err(error))
+    }
+}
+
+fn set_seq(event: &mut Event, seq: i64) {
+    match event {
+        Event::Message(e) => e.seq = seq,
+        Event::Execution(e) => e.seq = seq,
+        _ => {}
+    }
+}

@@ -1,0 +1,268 @@
+//! Replayable streams: the events of one message or execution, numbered 1, 2, 3... and kept
+//! for a while after the last one, so a subscriber can ask for everything after `seq` N.
+//!
+//! In Redis each stream is a Redis Stream (entry ids `0-<seq>`, capped) and a hash holding
+//! the last `seq` and, once it ended, the final one. One Lua script assigns the next `seq`,
+//! appends, refreshes the expiry and publishes, so numbering, retention and delivery order
+//! can never disagree, whichever instance produces. In memory the same happens under a lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionManager;
+use uuid::Uuid;
+
+use super::bus::Bus;
+use super::events::Event;
+use crate::error::{AppError, AppResult};
+
+/// Which stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamKey {
+    Message(Uuid),
+    Execution(Uuid),
+}
+
+impl StreamKey {
+    fn name(&self) -> String {
+        match self {
+            StreamKey::Message(id) => format!("message:{id}"),
+            StreamKey::Execution(id) => format!("execution:{id}"),
+        }
+    }
+}
+
+/// What is retained of a stream after some `seq`.
+#[derive(Debug, Default)]
+pub struct Retained {
+    /// Events after the asked `seq`, in order (at most one page).
+    pub events: Vec<Arc<Event>>,
+    /// The last `seq` assigned, when the stream is known (not expired, not unborn).
+    pub last_seq: Option<i64>,
+    /// The `seq` of its final event, once it ended.
+    pub end_seq: Option<i64>,
+}
+
+/// Events read from Redis per round trip while catching up.
+pub const PAGE: usize = 500;
+
+const APPEND: &str = r#"
+local ended = redis.call('HGET', KEYS[2], 'end')
+if ended then
+  return redis.error_reply('ENDED the stream ended at ' .. ended)
+end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+local body = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '0-' .. seq, 'e', body)
+if ARGV[5] == '1' then
+  redis.call('HSET', KEYS[2], 'end', seq)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PUBLISH', ARGV[1], body)
+return seq
+"#;
+
+/// Where streams are kept.
+pub enum StreamStore {
+    Redis {
+        commands: ConnectionManager,
+        append: redis::Script,
+    },
+    Memory(Mutex<HashMap<StreamKey, MemoryStream>>),
+}
+
+pub struct MemoryStream {
+    last_seq: i64,
+    end_seq: Option<i64>,
+    events: VecDeque<Arc<Event>>,
+    expires: Instant,
+}
+
+/// Names of keys and channels under the deployment's prefix.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn channel(&self, key: StreamKey) -> String {
+        format!("{}ch:{}", self.prefix, key.name())
+    }
+    fn events(&self, key: StreamKey) -> String {
+        format!("{}stream:{}", self.prefix, key.name())
+    }
+    fn meta(&self, key: StreamKey) -> String {
+        format!("{}stream:{}:meta", self.prefix, key.name())
+    }
+    pub fn workspace_executions(&self, workspace_id: Uuid) -> String {
+        format!("{}ch:workspace-executions:{workspace_id}", self.prefix)
+    }
+    pub fn conversation(&self, conversation_id: Uuid) -> String {
+        format!("{}ch:conversation:{conversation_id}", self.prefix)
+    }
+    pub fn document(&self, document_id: Uuid) -> String {
+        format!("{}ch:document:{document_id}", self.prefix)
+    }
+}
+
+/// Retention settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub ttl: Duration,
+    pub max_events: usize,
+}
+
+impl StreamStore {
+    pub fn redis(commands: ConnectionManager) -> StreamStore {
+        StreamStore::Redis {
+            commands,
+            append: redis::Script::new(APPEND),
+        }
+    }
+
+    pub fn memory() -> StreamStore {
+        StreamStore::Memory(Mutex::new(HashMap::new()))
+    }
+
+    /// Numbers `event`, keeps it and publishes it; returns its `seq`. A stream that ended
+    /// takes nothing more (CONFLICT).
+    pub async fn append(
+        &self,
+        names: &Names,
+        retention: Retention,
+        bus: &Bus,
+        key: StreamKey,
+        event: Event,
+    ) -> AppResult<i64> {
+        match self {
+            StreamStore::Redis { commands, append } => {
+                let body = serde_json::to_string(&event)
+                    .map_err(|e| AppError::internal(format!("cannot encode an event: {e}")))?;
+                let mut conn = commands.clone();
+                let seq: i64 = append
+                    .key(names.events(key))
+                    .key(names.meta(key))
+                    .arg(names.channel(key))
+                    .arg(body)
+                    .arg(retention.max_events)
+                    .arg(retention.ttl.as_secs().max(1))
+                    .arg(if event.is_terminal() { "1" } else { "0" })
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(|e| {
+                        if e.to_string().contains("ENDED") {
+                            AppError::Conflict(format!("{} has ended", key.name()))
+                        } else {
+                            AppError::internal(format!("cannot append to a stream: {e}"))
+                        }
+                    })?;
+                Ok(seq)
+            }
+            StreamStore::Memory(streams) => {
+                let mut streams = streams.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                streams.retain(|_, s| s.expires > now);
+                let stream = streams.entry(key).or_insert_with(|| MemoryStream {
+                    last_seq: 0,
+                    end_seq: None,
+                    events: VecDeque::new(),
+                    expires: now,
+                });
+                if stream.end_seq.is_some() {
+                    return Err(AppError::Conflict(format!("{} has ended", key.name())));
+                }
+                let seq = stream.last_seq + 1;
+                let mut event = event;
+                match &mut event {
+                    Event::Message(e) => e.seq = seq,
+                    Event::Execution(e) => e.seq = seq,
+                    _ => {
+                        return Err(AppError::internal(
+                            "only message and execution events have streams",
+                        ));
+                    }
+                }
+                let terminal = event.is_terminal();
+                let event = Arc::new(event);
+                stream.last_seq = seq;
+                if terminal {
+                    stream.end_seq = Some(seq);
+                }
+                stream.events.push_back(event.clone());
+                while stream.events.len() > retention.max_events {
+                    stream.events.pop_front();
+                }
+                stream.expires = now + retention.ttl;
+                // Delivered under the lock: subscribers see events in `seq` order.
+                bus.deliver(&names.channel(key), event);
+                Ok(seq)
+            }
+        }
+    }
+
+    /// The retained events after `after` (one page), with the stream's last and final seq.
+    pub async fn read_after(
+        &self,
+        names: &Names,
+        key: StreamKey,
+        after: i64,
+    ) -> AppResult<Retained> {
+        match self {
+            StreamStore::Redis { commands, .. } => {
+                let mut conn = commands.clone();
+                let start = format!("0-{}", after.max(0) + 1);
+                let (meta, range): (Vec<Option<i64>>, redis::streams::StreamRangeReply) =
+                    redis::pipe()
+                        .atomic()
+                        .cmd("HMGET")
+                        .arg(names.meta(key))
+                        .arg("seq")
+                        .arg("end")
+                        .cmd("XRANGE")
+                        .arg(names.events(key))
+                        .arg(start)
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(PAGE)
+                        .query_async(&mut conn)
+                        .await
+                        .map_err(|e| AppError::internal(format!("cannot read a stream: {e}")))?;
+                let mut events = Vec::with_capacity(range.ids.len());
+                for entry in range.ids {
+                    let Some(body) = entry.map.get("e") else {
+                        continue;
+                    };
+                    let body: Vec<u8> = redis::from_redis_value_ref(body)
+                        .map_err(|e| AppError::internal(format!("unreadable stream entry: {e}")))?;
+                    let event: Event = serde_json::from_slice(&body)
+                        .map_err(|e| AppError::internal(format!("unreadable stream entry: {e}")))?;
+                    events.push(Arc::new(event));
+                }
+                Ok(Retained {
+                    events,
+                    last_seq: meta.first().copied().flatten(),
+                    end_seq: meta.get(1).copied().flatten(),
+                })
+            }
+            StreamStore::Memory(streams) => {
+                let streams = streams.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(stream) = streams.get(&key).filter(|s| s.expires > Instant::now()) else {
+                    return Ok(Retained::default());
+                };
+                Ok(Retained {
+                    events: stream
+                        .events
+                        .iter()
+                        .filter(|e| e.seq() > after)
+                        .take(PAGE)
+                        .cloned()
+                        .collect(),
+                    last_seq: Some(stream.last_seq),
+                    end_seq: stream.end_seq,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Finding a workflow run for a caller: a builder sees the runs of its workspaces, an
+//! application's API key the runs its application started.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use crate::auth::Actor;
+use crate::auth::permissions::visible_workspace_ids;
+use crate::db::models::ExecutionRecord;
+use crate::db::schema::execution_records;
+use crate::error::{AppError, AppResult};
+
+/// An execution the actor may see.
+pub async fn visible_execution(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    id: Uuid,
+) -> AppResult<ExecutionRecord> {
+    let query = execution_records::table
+        .find(id)
+        .select(ExecutionRecord::as_select())
+        .into_boxed();
+    let query = match actor {
+        Actor::User { user_id } => {
+            query.filter(execution_records::workspace_id.eq_any(visible_workspace_ids(user_id)))
+        }
+        Actor::ApiKey {
+            application_id,
+            workspace_id,
+            ..
+        } => query
+            .filter(execution_records::workspace_id.eq(workspace_id))
+            .filter(execution_records::triggered_by_application_id.eq(application_id)),
+    };
+    query
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("execution"))
+}
+
+/// Whether a stored execution status is final.
+pub fn is_finished(status: &str) -> bool {
+    matches!(status, "SUCCEEDED" | "FAILED" | "STOPPED")
+}

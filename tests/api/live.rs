@@ -1,0 +1,472 @@
+//! The live transports and the five subscriptions: both WebSocket protocols and SSE,
+//! authentication and authorization, origins, limits, feeds, metrics and shutdown.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::harness::TestServer;
+use crate::harness::accounts::{create_organization, data, register};
+use crate::harness::live::{self, Closed, LEGACY_WS, Sse, TRANSPORT_WS, Ws, seqs};
+use weft::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
+
+const MESSAGE_STREAM: &str = "subscription($m: UUID!, $after: Int) {
+    messageStream(messageId: $m, after: $after) { seq kind delta message { id status } } }";
+
+async fn deltas(server: &TestServer, message: uuid::Uuid, n: usize) {
+    for i in 1..=n {
+        server
+            .app
+            .realtime
+            .publish_message_event(MessageEvent::delta(message, format!("t{i}")))
+            .await
+            .expect("published");
+    }
+}
+
+async fn end(server: &TestServer, message: uuid::Uuid) {
+    use diesel_async::RunQueryDsl;
+    let mut conn = server.app.pool.get().await.expect("a connection");
+    diesel::sql_query(format!(
+        "UPDATE messages SET status = 'COMPLETED', answer = 'fin' WHERE id = '{message}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .expect("update");
+    let row = live::message_row(server, message).await;
+    server
+        .app
+        .realtime
+        .publish_message_event(MessageEvent::end(row))
+        .await
+        .expect("published");
+}
+
+fn first_error_code(payloads: &[Value]) -> String {
+    let errors = payloads
+        .iter()
+        .find_map(|p| p["errors"].as_array().cloned())
+        .unwrap_or_else(|| panic!("an error in {payloads:?}"));
+    errors[0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn both_websocket_protocols_and_sse_deliver_the_same_stream() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+    deltas(&server, s.message, 3).await;
+    end(&server, s.message).await;
+
+    for protocol in [TRANSPORT_WS, LEGACY_WS] {
+        let mut ws = Ws::connect(&server, protocol, owner.token()).await;
+        ws.subscribe("x", MESSAGE_STREAM, json!({ "m": s.message }))
+            .await;
+        let events = ws.until_complete("x").await;
+        assert_eq!(
+            seqs(&events, "messageStream"),
+            vec![1, 2, 3, 4],
+            "{protocol}"
+        );
+        assert_eq!(
+            events[3]["data"]["messageStream"]["message"]["status"],
+            "COMPLETED"
+        );
+    }
+
+    let mut sse = Sse::post(
+        &server,
+        owner.token(),
+        MESSAGE_STREAM,
+        json!({ "m": s.message, "after": 1 }),
+    )
+    .await;
+    assert_eq!(sse.response.status(), 200);
+    let headers = sse.response.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    let (events, completed) = sse.until_complete().await;
+    assert!(completed, "the stream ends with event: complete");
+    assert_eq!(seqs(&events, "messageStream"), vec![2, 3, 4]);
+
+    // Queries work over SSE too: one result, then complete.
+    let mut sse = Sse::post(&server, owner.token(), "{ me { email } }", json!({})).await;
+    let (events, completed) = sse.until_complete().await;
+    assert!(completed);
+    assert_eq!(events[0]["data"]["me"]["email"], "owner@example.com");
+}
+
+#[tokio::test]
+async fn a_bad_token_closes_the_socket_with_4403() {
+    let server = TestServer::start().await;
+    for protocol in [TRANSPORT_WS, LEGACY_WS] {
+        let mut ws = Ws::open(&server, protocol, &[]).await.expect("opens");
+        ws.init(Some("not-a-token")).await;
+        if protocol == LEGACY_WS {
+            let error = ws.next_json().await.expect("connection_error");
+            assert_eq!(error["type"], "connection_error", "{error}");
+        }
+        assert_eq!(ws.closed().await, Closed::Code(4403), "{protocol}");
+    }
+    // No token at all is a connection whose subscriptions are UNAUTHENTICATED.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, None).await;
+    ws.subscribe("1", MESSAGE_STREAM, json!({ "m": uuid::Uuid::new_v4() }))
+        .await;
+    assert_eq!(
+        first_error_code(&ws.until_complete("1").await),
+        "UNAUTHENTICATED"
+    );
+    // The upgrade request's own Authorization header is accepted as well.
+    let owner = register(&server, "owner@example.com").await;
+    let header = format!("Bearer {}", owner.token().expect("token"));
+    let mut ws = Ws::open(&server, TRANSPORT_WS, &[("authorization", &header)])
+        .await
+        .expect("opens");
+    ws.init(None).await;
+    assert_eq!(ws.next_json().await.expect("ack")["type"], "connection_ack");
+}
+
+#[tokio::test]
+async fn each_subscription_is_limited_to_what_the_caller_may_see() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Other").await;
+
+    let queries = [
+        (
+            "subscription($id: UUID!) { messageStream(messageId: $id) { seq } }",
+            s.message,
+        ),
+        (
+            "subscription($id: UUID!) { executionEvents(executionId: $id) { seq } }",
+            s.execution,
+        ),
+        (
+            "subscription($id: UUID!) { conversationEvents(conversationId: $id) { id } }",
+            s.conversation,
+        ),
+        (
+            "subscription($id: UUID!) { workspaceExecutions(workspaceId: $id) { id } }",
+            tenant.workspace_id,
+        ),
+        (
+            "subscription($id: UUID!) { documentIndexing(documentId: $id) { id } }",
+            s.document,
+        ),
+    ];
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, stranger.token()).await;
+    for (i, (query, id)) in queries.iter().enumerate() {
+        ws.subscribe(&i.to_string(), query, json!({ "id": id }))
+            .await;
+        let answer = ws.until_complete(&i.to_string()).await;
+        assert_eq!(first_error_code(&answer), "NOT_FOUND", "{query}");
+    }
+    let mut sse = Sse::post(
+        &server,
+        stranger.token(),
+        queries[0].0,
+        json!({ "id": s.message }),
+    )
+    .await;
+    let (answer, _) = sse.until_complete().await;
+    assert_eq!(first_error_code(&answer), "NOT_FOUND");
+
+    // The application's API key follows its own messages and runs, nothing of builders'.
+    let key = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
+                json!({ "i": { "applicationId": s.application, "name": "web" } }),
+            )
+            .await,
+    )["createApiKey"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string();
+    let mut app_ws = Ws::connect(&server, TRANSPORT_WS, Some(&key)).await;
+    deltas(&server, s.message, 1).await;
+    app_ws
+        .subscribe("m", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    assert_eq!(seqs(&app_ws.take("m", 1).await, "messageStream"), vec![1]);
+    app_ws
+        .subscribe("w", queries[3].0, json!({ "id": tenant.workspace_id }))
+        .await;
+    assert_eq!(
+        first_error_code(&app_ws.until_complete("w").await),
+        "FORBIDDEN"
+    );
+    app_ws
+        .subscribe("d", queries[4].0, json!({ "id": s.document }))
+        .await;
+    assert_eq!(
+        first_error_code(&app_ws.until_complete("d").await),
+        "FORBIDDEN"
+    );
+    app_ws
+        .subscribe("e", queries[1].0, json!({ "id": s.execution }))
+        .await;
+    app_ws
+        .subscribe("c", queries[2].0, json!({ "id": s.conversation }))
+        .await;
+
+    // A negative `after` is a bad input.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe("n", MESSAGE_STREAM, json!({ "m": s.message, "after": -1 }))
+        .await;
+    assert_eq!(
+        first_error_code(&ws.until_complete("n").await),
+        "BAD_USER_INPUT"
+    );
+}
+
+#[tokio::test]
+async fn feeds_announce_runs_messages_and_indexing_progress() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe(
+        "runs",
+        "subscription($w: UUID!) { workspaceExecutions(workspaceId: $w) { id status workflow { name } } }",
+        json!({ "w": tenant.workspace_id }),
+    )
+    .await;
+    ws.subscribe(
+        "steps",
+        "subscription($e: UUID!) { executionEvents(executionId: $e) { seq kind nodeKey nodeType status execution { status } } }",
+        json!({ "e": s.execution }),
+    )
+    .await;
+    ws.subscribe(
+        "talk",
+        "subscription($c: UUID!) { conversationEvents(conversationId: $c) { id status answer } }",
+        json!({ "c": s.conversation }),
+    )
+    .await;
+    ws.subscribe(
+        "doc",
+        "subscription($d: UUID!) { documentIndexing(documentId: $d) { id indexingStatus progress } }",
+        json!({ "d": s.document }),
+    )
+    .await;
+    live::subscribed(&server, 4).await;
+    // The document's current state comes first.
+    let first = ws.take("doc", 1).await;
+    assert_eq!(
+        first[0]["data"]["documentIndexing"]["indexingStatus"],
+        "WAITING"
+    );
+
+    let mut record = live::execution_row(&server, s.execution).await;
+    let realtime = &server.app.realtime;
+    realtime
+        .publish_execution_event(ExecutionEvent::of_run(
+            ExecutionEventKind::ExecutionStarted,
+            record.clone(),
+        ))
+        .await
+        .expect("published");
+    let mut node = ExecutionEvent::of_run(ExecutionEventKind::NodeStarted, record.clone());
+    node.node_key = Some("llm".into());
+    node.node_type = Some(weft::workflow::NodeType::Llm);
+    realtime
+        .publish_execution_event(node)
+        .await
+        .expect("published");
+    record.status = "SUCCEEDED".into();
+    record.finished_at = Some(chrono::Utc::now());
+    realtime
+        .publish_execution_event(ExecutionEvent::of_run(
+            ExecutionEventKind::ExecutionFinished,
+            record,
+        ))
+        .await
+        .expect("published");
+    let steps = ws.until_complete("steps").await;
+    assert_eq!(seqs(&steps, "executionEvents"), vec![1, 2, 3]);
+    assert_eq!(steps[1]["data"]["executionEvents"]["nodeKey"], "llm");
+    assert_eq!(steps[1]["data"]["executionEvents"]["nodeType"], "LLM");
+    assert_eq!(
+        steps[2]["data"]["executionEvents"]["kind"],
+        "EXECUTION_FINISHED"
+    );
+    let runs = ws.take("runs", 2).await;
+    assert_eq!(runs[0]["data"]["workspaceExecutions"]["status"], "RUNNING");
+    assert_eq!(
+        runs[1]["data"]["workspaceExecutions"]["status"],
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        runs[1]["data"]["workspaceExecutions"]["workflow"]["name"],
+        "Flow"
+    );
+
+    let mut message = live::message_row(&server, s.message).await;
+    message.status = "COMPLETED".into();
+    message.answer = Some("hello".into());
+    realtime.message_changed(&message).await.expect("published");
+    let talk = ws.take("talk", 1).await;
+    assert_eq!(talk[0]["data"]["conversationEvents"]["answer"], "hello");
+
+    let mut document = live::document_row(&server, s.document).await;
+    for (status, progress) in [("PARSING", 0.1), ("INDEXING", 0.6), ("COMPLETED", 1.0)] {
+        document.indexing_status = status.into();
+        document.progress = progress;
+        realtime
+            .document_changed(&document)
+            .await
+            .expect("published");
+    }
+    let progress = ws.until_complete("doc").await;
+    let statuses: Vec<&str> = progress
+        .iter()
+        .map(|p| {
+            p["data"]["documentIndexing"]["indexingStatus"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(statuses, vec!["PARSING", "INDEXING", "COMPLETED"]);
+}
+
+#[tokio::test]
+async fn connections_keep_to_their_limits() {
+    let server = TestServer::start_with(|c| {
+        c.realtime.max_subscriptions_per_connection = 2;
+        c.realtime.allowed_origins = Some(vec!["https://app.example".into()]);
+    })
+    .await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    for id in ["1", "2"] {
+        ws.subscribe(id, MESSAGE_STREAM, json!({ "m": s.message }))
+            .await;
+    }
+    deltas(&server, s.message, 1).await;
+    let mut got = std::collections::BTreeSet::new();
+    while got.len() < 2 {
+        let message = ws.next_json().await.expect("events");
+        assert_eq!(message["type"], "next", "{message}");
+        got.insert(message["id"].as_str().unwrap_or_default().to_string());
+    }
+    ws.subscribe("3", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    assert_eq!(
+        first_error_code(&ws.until_complete("3").await),
+        "RATE_LIMITED"
+    );
+    // Ending one frees its place.
+    ws.send(json!({ "id": "1", "type": "complete" })).await;
+    ws.subscribe("4", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    assert_eq!(seqs(&ws.take("4", 1).await, "messageStream"), vec![1]);
+
+    // A frame over 64 KiB closes the connection (1009: message too big).
+    let big =
+        json!({ "id": "5", "type": "subscribe", "payload": { "query": "x".repeat(70 << 10) } });
+    let _ = ws.send_raw(Message::Text(big.to_string().into())).await;
+    assert_eq!(ws.closed().await, Closed::Code(1009));
+
+    // Origins: listed ones and non-browsers are let in, others refused before upgrading.
+    assert!(
+        Ws::open(&server, TRANSPORT_WS, &[("origin", "https://app.example")])
+            .await
+            .is_ok()
+    );
+    let refused = Ws::open(&server, TRANSPORT_WS, &[("origin", "https://evil.example")]).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403)
+        }
+        other => panic!("refused with 403, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001_and_ends_event_streams() {
+    let mut server =
+        TestServer::start_with(|c| c.realtime.shutdown_timeout = Duration::from_secs(5)).await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    let mut sse = Sse::post(
+        &server,
+        owner.token(),
+        MESSAGE_STREAM,
+        json!({ "m": s.message }),
+    )
+    .await;
+    deltas(&server, s.message, 1).await;
+    ws.take("1", 1).await;
+    assert_eq!(sse.next_event().await.expect("an event").0, "next");
+
+    let started = std::time::Instant::now();
+    server.shut_down().await.expect("serve returns");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ws.closed().await, Closed::Code(1001));
+    let (_, completed) = sse.until_complete().await;
+    assert!(
+        !completed,
+        "the response ends without completing: the client resumes"
+    );
+}
+
+#[tokio::test]
+async fn metrics_count_open_subscriptions_and_published_events() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let s = live::subjects(&server, tenant.workspace_id).await;
+    let metric = async |name: &str| -> i64 {
+        let text = server.get("/metrics").await.text().await.expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(metric("weft_subscriptions_active").await, 0);
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    deltas(&server, s.message, 2).await;
+    ws.take("1", 2).await;
+    assert_eq!(metric("weft_subscriptions_active").await, 1);
+    assert_eq!(metric("weft_stream_events_published_total").await, 2);
+    drop(ws);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while metric("weft_subscriptions_active").await != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscription ended with its socket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
