@@ -100,20 +100,16 @@ impl SubscriptionRoot {
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
         visible_message(&mut *conn(&app).await?, actor, message_id).await?;
-        let permit = reserve(ctx, &app)?;
         let final_state: FinalState = Box::pin(final_message(app.clone(), message_id));
-        let events = replay::follow(
-            &app.realtime,
+        replayed(
+            ctx,
+            &app,
             StreamKey::Message(message_id),
             after,
             final_state,
+            MessageEventObject,
         )
-        .await;
-        let guard = Open::new(permit, &app);
-        Ok(events.map(move |item| {
-            let _ = &guard;
-            Ok(MessageEventObject(item?))
-        }))
+        .await
     }
 
     /// The steps of a workflow run: events with `seq > after`, ending with
@@ -128,20 +124,16 @@ impl SubscriptionRoot {
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
         visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
-        let permit = reserve(ctx, &app)?;
         let final_state: FinalState = Box::pin(final_execution(app.clone(), execution_id));
-        let events = replay::follow(
-            &app.realtime,
+        replayed(
+            ctx,
+            &app,
             StreamKey::Execution(execution_id),
             after,
             final_state,
+            ExecutionEventObject,
         )
-        .await;
-        let guard = Open::new(permit, &app);
-        Ok(events.map(move |item| {
-            let _ = &guard;
-            Ok(ExecutionEventObject(item?))
-        }))
+        .await
     }
 
     /// Every status change of every execution in the workspace, from now on.
@@ -157,16 +149,13 @@ impl SubscriptionRoot {
         let channel = app.realtime.names().workspace_executions(workspace_id);
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
-        Ok(follow_feed(feed, |event| match event {
+        let runs = follow_feed(feed, |event| match event {
             Event::ExecutionChanged { execution } => {
                 Some(ExecutionRecordObject((**execution).clone()))
             }
             _ => None,
-        })
-        .map(move |item| {
-            let _ = &guard;
-            item
-        }))
+        });
+        Ok(held(runs, guard))
     }
 
     /// Each new or finished message of the conversation, from now on.
@@ -182,14 +171,11 @@ impl SubscriptionRoot {
         let channel = app.realtime.names().conversation(conversation_id);
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
-        Ok(follow_feed(feed, |event| match event {
+        let messages = follow_feed(feed, |event| match event {
             Event::MessageChanged { message } => Some(MessageObject((**message).clone())),
             _ => None,
-        })
-        .map(move |item| {
-            let _ = &guard;
-            item
-        }))
+        });
+        Ok(held(messages, guard))
     }
 
     /// The document as its indexing advances: its current state first, then each change,
@@ -215,15 +201,38 @@ impl SubscriptionRoot {
             first: true,
             done: false,
         };
-        Ok(futures_util::stream::unfold(state, |mut state| async move {
+        let progress = futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next().await?;
             Some((item, state))
-        })
-        .map(move |item| {
-            let _ = &guard;
-            item
-        }))
+        });
+        Ok(held(progress, guard))
     }
+}
+
+/// Follows a replayable stream from `after`, each event wrapped for GraphQL.
+async fn replayed<T: Send + 'static>(
+    ctx: &Context<'_>,
+    app: &Arc<App>,
+    key: StreamKey,
+    after: i64,
+    final_state: FinalState,
+    wrap: fn(Arc<Event>) -> T,
+) -> Result<impl Stream<Item = Result<T>> + Send + use<T>> {
+    let permit = reserve(ctx, app)?;
+    let events = replay::follow(&app.realtime, key, after, final_state).await;
+    let guard = Open::new(permit, app);
+    Ok(held(events.map(move |item| Ok(wrap(item?))), guard))
+}
+
+/// Keeps `guard` (budget place, gauge) for as long as the stream lives.
+fn held<S: Stream + Send + 'static>(
+    stream: S,
+    guard: Open,
+) -> impl Stream<Item = S::Item> + Send + 'static {
+    stream.map(move |item| {
+        let _ = &guard;
+        item
+    })
 }
 
 /// A feed's events of one kind; a subscriber that fell behind is told so and the

@@ -251,6 +251,10 @@ impl Session {
                         close(&mut sink, 4403, "Forbidden").await;
                     } else if oversized.load(Ordering::Relaxed) {
                         close(&mut sink, 1009, "frames are limited to 64 KiB").await;
+                    } else {
+                        // The client closed (or terminated): flush the close handshake's
+                        // answer so it sees a clean close rather than a dropped connection.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
                     }
                     return;
                 }

@@ -57,9 +57,7 @@ fn first_error_code(payloads: &[Value]) -> String {
 #[tokio::test]
 async fn both_websocket_protocols_and_sse_deliver_the_same_stream() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
     deltas(&server, s.message, 3).await;
     end(&server, s.message).await;
 
@@ -140,9 +138,7 @@ async fn a_bad_token_closes_the_socket_with_4403() {
 #[tokio::test]
 async fn each_subscription_is_limited_to_what_the_caller_may_see() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, tenant, s) = live::owner_with_subjects(&server).await;
     let stranger = register(&server, "stranger@example.com").await;
     create_organization(&server, &stranger, "Other").await;
 
@@ -238,9 +234,7 @@ async fn each_subscription_is_limited_to_what_the_caller_may_see() {
 #[tokio::test]
 async fn feeds_announce_runs_messages_and_indexing_progress() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, tenant, s) = live::owner_with_subjects(&server).await;
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe(
         "runs",
@@ -353,9 +347,7 @@ async fn connections_keep_to_their_limits() {
         c.realtime.allowed_origins = Some(vec!["https://app.example".into()]);
     })
     .await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     for id in ["1", "2"] {
@@ -406,9 +398,7 @@ async fn connections_keep_to_their_limits() {
 async fn shutdown_closes_sockets_with_1001_and_ends_event_streams() {
     let mut server =
         TestServer::start_with(|c| c.realtime.shutdown_timeout = Duration::from_secs(5)).await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
@@ -441,9 +431,7 @@ async fn shutdown_closes_sockets_with_1001_and_ends_event_streams() {
 #[tokio::test]
 async fn metrics_count_open_subscriptions_and_published_events() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
     let metric = async |name: &str| -> i64 {
         let text = server.get("/metrics").await.text().await.expect("text");
         text.lines()

@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::accounts::{create_organization, register};
 use crate::harness::live::{self, Closed, TRANSPORT_WS, Ws, seqs};
 use crate::harness::{RedisServer, TestServer};
 use weft::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
@@ -65,9 +64,7 @@ async fn follow(
 #[tokio::test]
 async fn resuming_after_any_seq_delivers_the_rest_once_and_in_order() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     // A subscriber from the start, while the reply is being produced.
     let mut early = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
@@ -106,9 +103,7 @@ async fn resuming_after_any_seq_delivers_the_rest_once_and_in_order() {
 #[tokio::test]
 async fn a_subscriber_racing_the_producer_sees_no_gap_and_no_repeat() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     let app = server.app.clone();
     let message = s.message;
@@ -150,9 +145,7 @@ async fn a_subscriber_racing_the_producer_sees_no_gap_and_no_repeat() {
 #[tokio::test]
 async fn an_expired_stream_ends_with_one_end_carrying_the_stored_message() {
     let server = TestServer::start().await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
     publish_deltas(&server, s.message, 1..=4).await;
     finish(&server, s.message, "stored answer").await;
 
@@ -205,9 +198,7 @@ async fn an_expired_stream_ends_with_one_end_carrying_the_stored_message() {
 async fn a_stream_published_on_one_instance_is_followed_and_resumed_on_another() {
     let a = TestServer::start().await;
     let b = a.beside().await;
-    let owner = register(&a, "owner@example.com").await;
-    let tenant = create_organization(&a, &owner, "Acme").await;
-    let s = live::subjects(&a, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&a).await;
 
     // Published through A, received on B.
     let mut on_b = Ws::connect(&b, TRANSPORT_WS, owner.token()).await;
@@ -250,9 +241,7 @@ async fn redis_restarting_mid_stream_loses_no_event() {
     let mut redis = RedisServer::start();
     let url = redis.url();
     let server = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Url(url)).await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
@@ -300,9 +289,7 @@ async fn redis_restarting_mid_stream_loses_no_event() {
 async fn a_subscriber_behind_the_fan_out_buffer_is_caught_up_from_the_stream() {
     // Two events of buffer per stream: any subscriber falls behind at once.
     let server = TestServer::start_with(|c| c.realtime.fanout_buffer = 2).await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
@@ -318,9 +305,7 @@ async fn a_subscriber_behind_the_fan_out_buffer_is_caught_up_from_the_stream() {
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_without_holding_back_the_others() {
     let server = TestServer::start_with(|c| c.realtime.send_timeout = Duration::from_secs(1)).await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
 
     let mut stalled = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     stalled
@@ -375,9 +360,7 @@ async fn a_client_that_never_reads_is_closed_without_holding_back_the_others() {
 #[tokio::test]
 async fn the_memory_bus_replays_like_redis() {
     let server = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Memory).await;
-    let owner = register(&server, "owner@example.com").await;
-    let tenant = create_organization(&server, &owner, "Acme").await;
-    let s = live::subjects(&server, tenant.workspace_id).await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;

@@ -13,6 +13,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
 
 use super::TestServer;
+use super::accounts::{Account, Tenant, create_organization, register};
 
 pub const TRANSPORT_WS: &str = "graphql-transport-ws";
 pub const LEGACY_WS: &str = "graphql-ws";
@@ -311,6 +312,14 @@ pub async fn subjects(server: &TestServer, workspace: Uuid) -> Subjects {
             .expect(&sql);
     }
     s
+}
+
+/// An owner (`owner@example.com`) of an organization whose workspace holds `Subjects`.
+pub async fn owner_with_subjects(server: &TestServer) -> (Account, Tenant, Subjects) {
+    let owner = register(server, "owner@example.com").await;
+    let tenant = create_organization(server, &owner, "Acme").await;
+    let subjects = subjects(server, tenant.workspace_id).await;
+    (owner, tenant, subjects)
 }
 
 /// Reads a row for the producer as the engine would hold it.
