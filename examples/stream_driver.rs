@@ -24,6 +24,9 @@ use weft::db::models::Message;
 use weft::db::schema::messages;
 use weft::realtime::events::MessageEvent;
 
+#[path = "support/fixture.rs"]
+mod fixture;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let workspace: Uuid = std::env::args()
         .nth(1)
@@ -36,39 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn drive(workspace: Uuid) -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::from_env()?;
     let app = App::start(config).await?;
-    let (application, conversation, message, workflow, version, execution) = (
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-    );
+    let subjects = fixture::seed(&app, workspace).await?;
+    let message = subjects.message;
     let mut conn = app.pool.get().await?;
-    for sql in [
-        format!("INSERT INTO applications (id, workspace_id, name, mode) VALUES ('{application}', '{workspace}', 'Driven', 'CHAT')"),
-        format!("INSERT INTO conversations (id, workspace_id, application_id, title) VALUES ('{conversation}', '{workspace}', '{application}', 'Driven')"),
-        format!(
-            "INSERT INTO messages (id, workspace_id, conversation_id, application_id, sequence_number, role, content, status)
-             VALUES ('{message}', '{workspace}', '{conversation}', '{application}', 2, 'ASSISTANT', '', 'STREAMING')"
-        ),
-        format!("INSERT INTO workflows (id, workspace_id, name) VALUES ('{workflow}', '{workspace}', 'Driven')"),
-        format!(
-            "INSERT INTO workflow_versions (id, workspace_id, workflow_id, sequence_number, graph)
-             VALUES ('{version}', '{workspace}', '{workflow}', 1, '{{}}')"
-        ),
-        format!(
-            "INSERT INTO execution_records (id, workspace_id, workflow_id, version_id, status, started_at)
-             VALUES ('{execution}', '{workspace}', '{workflow}', '{version}', 'RUNNING', now())"
-        ),
-    ] {
-        diesel::sql_query(sql).execute(&mut conn).await?;
-    }
     println!(
         "{}",
         serde_json::json!({
-            "application": application, "conversation": conversation,
-            "message": message, "execution": execution,
+            "application": subjects.application, "conversation": subjects.conversation,
+            "message": subjects.message, "execution": subjects.execution,
         })
     );
     std::io::stdout().flush()?;
