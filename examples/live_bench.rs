@@ -227,6 +227,11 @@ async fn fanout(subscribers: u64, rate: u64, seconds: u64) -> Result<(), Error> 
         .map(|socket| tokio::spawn(read(socket, total)))
         .collect();
     let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let server_cpu = std::env::var("WEFT_PID")
+        .ok()
+        .and_then(|pid| cpu_seconds(&pid).ok().map(|s| (pid, s)));
+    let own_cpu = cpu_seconds("self")?;
+    let catchups = metric(&setup, "weft_stream_catchups_total").await?;
     let started = Instant::now();
     let mut publish_us = Vec::with_capacity(total as usize);
     for i in 0..total {
@@ -277,7 +282,38 @@ async fn fanout(subscribers: u64, rate: u64, seconds: u64) -> Result<(), Error> 
     );
     println!("lost               {lost}");
     println!("duplicated         {duplicated}");
+    println!(
+        "caught up          {} times from the retained stream",
+        metric(&setup, "weft_stream_catchups_total").await? - catchups
+    );
+    if let Some((pid, before)) = server_cpu {
+        println!(
+            "server CPU         {:.2} cores",
+            (cpu_seconds(&pid)? - before) / elapsed
+        );
+    }
+    println!(
+        "bench client CPU   {:.2} cores",
+        (cpu_seconds("self")? - own_cpu) / elapsed
+    );
     Ok(())
+}
+
+/// User + system CPU seconds a process has used.
+fn cpu_seconds(pid: &str) -> Result<f64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((ticks(14) + ticks(15)) / 100.0)
 }
 
 fn resident_kib(pid: &str) -> Result<u64, Error> {

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub subscriptions_active: AtomicI64,
     /// Events published on streams and feeds by this process.
     pub stream_events_published: AtomicU64,
+    /// Subscribers caught up from a retained stream instead of the live fan-out.
+    pub stream_catchups: AtomicU64,
 }
 
 impl Metrics {
@@ -47,6 +49,12 @@ impl Metrics {
             "weft_stream_events_published_total",
             "Events published on streams and feeds.",
             self.stream_events_published.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "weft_stream_catchups_total",
+            "Subscribers caught up from the retained stream (behind the fan-out buffer, or after a bus reconnection).",
+            self.stream_catchups.load(Ordering::Relaxed),
         );
         out
     }

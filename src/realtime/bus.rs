@@ -282,7 +282,9 @@ async fn run_connection(
                     }
                 }
                 _ = ping.tick() => {
-                    let answered = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<String>()).await;
+                    // Subscribed, Redis answers PING with an array (`pong`, ""): any value
+                    // will do, only silence or an error means the connection is gone.
+                    let answered = tokio::time::timeout(CONNECT_TIMEOUT, sink.ping::<redis::Value>()).await;
                     if !matches!(answered, Ok(Ok(_))) {
                         break;
                     }

@@ -24,7 +24,8 @@ pub struct RealtimeConfig {
     pub send_timeout: Duration,
     pub shutdown_timeout: Duration,
     /// Events buffered per stream in this process for subscribers that are behind; one
-    /// further behind is caught up from the retained stream.
+    /// further behind is caught up from the retained stream. Allocated per stream with a
+    /// subscriber (about 48 bytes an event), so it stays small.
     pub fanout_buffer: usize,
 }
 
@@ -37,7 +38,7 @@ impl Default for RealtimeConfig {
             allowed_origins: None,
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
-            fanout_buffer: 1024,
+            fanout_buffer: 256,
         }
     }
 }

@@ -76,6 +76,14 @@ impl Realtime {
     pub fn names(&self) -> &Names {
         &self.names
     }
+
+    /// Counts a subscriber caught up from the retained stream (it fell behind the fan-out
+    /// buffer, or the bus reconnected).
+    pub(crate) fn caught_up(&self) {
+        self.metrics
+            .stream_catchups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The bus this process publishes to and subscribes from.

@@ -135,6 +135,7 @@ impl Replay {
             match self.live.recv().await {
                 Ok(Delivery::Event(event)) => self.pending.push_back(event),
                 Ok(Delivery::Resync) | Err(Missed::Lagged) => {
+                    self.realtime.caught_up();
                     if let Err(e) = self.refill().await {
                         return self.fail(e);
                     }

@@ -384,3 +384,25 @@ async fn the_memory_bus_replays_like_redis() {
         .await;
     assert!(matches!(refused, Err(weft::error::AppError::Conflict(_))));
 }
+
+#[tokio::test]
+async fn the_bus_connection_outlives_its_keep_alive_pings() {
+    let server = TestServer::start().await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    live::subscribed(&server, 1).await;
+    // Longer than the pub/sub connection's ping interval (5 s): a ping answered in the
+    // subscribed mode must not be taken for a lost connection (which would make every
+    // subscriber catch up from Redis).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    publish_deltas(&server, s.message, 1..=1).await;
+    assert_eq!(seqs(&ws.take("1", 1).await, "messageStream"), vec![1]);
+    let catchups = server
+        .app
+        .metrics
+        .stream_catchups
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(catchups, 0, "the bus did not reconnect");
+}
