@@ -180,11 +180,7 @@ impl Session {
             let fallback = self.authorization.clone();
             let client = self.client.clone();
             move |payload: serde_json::Value| async move {
-                let presented = ["authorization", "Authorization"]
-                    .iter()
-                    .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-                    .map(str::to_string)
-                    .or(fallback);
+                let presented = presented_authorization(&payload).or(fallback);
                 let credentials = credentials(&app, presented.as_deref()).await;
                 if credentials == Credentials::Invalid {
                     refused.store(true, Ordering::Relaxed);
@@ -263,6 +259,19 @@ impl Session {
     }
 }
 
+/// The `Authorization` a `connection_init` payload carries: `authorization` or
+/// `Authorization` at its top level (graphql-ws clients, GraphiQL's headers) or under
+/// `headers` (clients that forward their HTTP headers there).
+fn presented_authorization(payload: &serde_json::Value) -> Option<String> {
+    let find = |object: &serde_json::Value| {
+        ["authorization", "Authorization"]
+            .iter()
+            .find_map(|k| object.get(*k).and_then(|v| v.as_str()))
+            .map(str::to_string)
+    };
+    find(payload).or_else(|| payload.get("headers").and_then(find))
+}
+
 /// Sends a close frame, giving up after a second (the client may not be reading).
 async fn close(sink: &mut Sink, code: u16, reason: &str) {
     let frame = CloseFrame {
@@ -279,4 +288,30 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
 /// Resolves once the server is shutting down.
 async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::presented_authorization;
+
+    #[test]
+    fn the_token_is_found_where_clients_put_it() {
+        for payload in [
+            json!({ "authorization": "Bearer a" }),
+            json!({ "Authorization": "Bearer a" }),
+            json!({ "headers": { "Authorization": "Bearer a" } }),
+        ] {
+            assert_eq!(
+                presented_authorization(&payload).as_deref(),
+                Some("Bearer a")
+            );
+        }
+        assert_eq!(presented_authorization(&json!({})), None);
+        assert_eq!(
+            presented_authorization(&json!({ "authorization": 7 })),
+            None
+        );
+    }
 }
