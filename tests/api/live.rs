@@ -9,39 +9,10 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::harness::TestServer;
 use crate::harness::accounts::{create_organization, data, register};
 use crate::harness::live::{self, Closed, LEGACY_WS, Sse, TRANSPORT_WS, Ws, seqs};
-use weft::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
+use weft::realtime::events::{ExecutionEvent, ExecutionEventKind};
 
 const MESSAGE_STREAM: &str = "subscription($m: UUID!, $after: Int) {
     messageStream(messageId: $m, after: $after) { seq kind delta message { id status } } }";
-
-async fn deltas(server: &TestServer, message: uuid::Uuid, n: usize) {
-    for i in 1..=n {
-        server
-            .app
-            .realtime
-            .publish_message_event(MessageEvent::delta(message, format!("t{i}")))
-            .await
-            .expect("published");
-    }
-}
-
-async fn end(server: &TestServer, message: uuid::Uuid) {
-    use diesel_async::RunQueryDsl;
-    let mut conn = server.app.pool.get().await.expect("a connection");
-    diesel::sql_query(format!(
-        "UPDATE messages SET status = 'COMPLETED', answer = 'fin' WHERE id = '{message}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .expect("update");
-    let row = live::message_row(server, message).await;
-    server
-        .app
-        .realtime
-        .publish_message_event(MessageEvent::end(row))
-        .await
-        .expect("published");
-}
 
 fn first_error_code(payloads: &[Value]) -> String {
     let errors = payloads
@@ -58,8 +29,8 @@ fn first_error_code(payloads: &[Value]) -> String {
 async fn both_websocket_protocols_and_sse_deliver_the_same_stream() {
     let server = TestServer::start().await;
     let (owner, _, s) = live::owner_with_subjects(&server).await;
-    deltas(&server, s.message, 3).await;
-    end(&server, s.message).await;
+    live::publish_deltas(&server, s.message, 1..=3).await;
+    live::finish(&server, s.message, "fin").await;
 
     for protocol in [TRANSPORT_WS, LEGACY_WS] {
         let mut ws = Ws::connect(&server, protocol, owner.token()).await;
@@ -195,7 +166,7 @@ async fn each_subscription_is_limited_to_what_the_caller_may_see() {
         .expect("secret")
         .to_string();
     let mut app_ws = Ws::connect(&server, TRANSPORT_WS, Some(&key)).await;
-    deltas(&server, s.message, 1).await;
+    live::publish_deltas(&server, s.message, 1..=1).await;
     app_ws
         .subscribe("m", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
@@ -354,7 +325,7 @@ async fn connections_keep_to_their_limits() {
         ws.subscribe(id, MESSAGE_STREAM, json!({ "m": s.message }))
             .await;
     }
-    deltas(&server, s.message, 1).await;
+    live::publish_deltas(&server, s.message, 1..=1).await;
     let mut got = std::collections::BTreeSet::new();
     while got.len() < 2 {
         let message = ws.next_json().await.expect("events");
@@ -409,7 +380,7 @@ async fn shutdown_closes_sockets_with_1001_and_ends_event_streams() {
         json!({ "m": s.message }),
     )
     .await;
-    deltas(&server, s.message, 1).await;
+    live::publish_deltas(&server, s.message, 1..=1).await;
     ws.take("1", 1).await;
     assert_eq!(sse.next_event().await.expect("an event").0, "next");
 
@@ -444,7 +415,7 @@ async fn metrics_count_open_subscriptions_and_published_events() {
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    deltas(&server, s.message, 2).await;
+    live::publish_deltas(&server, s.message, 1..=2).await;
     ws.take("1", 2).await;
     assert_eq!(metric("weft_subscriptions_active").await, 1);
     assert_eq!(metric("weft_stream_events_published_total").await, 2);

@@ -16,39 +16,6 @@ const MESSAGE_STREAM: &str = "subscription($m: UUID!, $after: Int) {
 const EXECUTION_EVENTS: &str = "subscription($e: UUID!, $after: Int) {
     executionEvents(executionId: $e, after: $after) { seq kind nodeKey nodeType status execution { id status } } }";
 
-async fn publish_deltas(server: &TestServer, message: Uuid, words: std::ops::RangeInclusive<i64>) {
-    for n in words {
-        server
-            .app
-            .realtime
-            .publish_message_event(MessageEvent::delta(message, format!("w{n} ")))
-            .await
-            .expect("published");
-    }
-}
-
-/// Marks the message finished in PostgreSQL and publishes END.
-async fn finish(server: &TestServer, message: Uuid, answer: &str) -> i64 {
-    let sql = format!(
-        "UPDATE messages SET status = 'COMPLETED', answer = '{answer}', content = '{answer}' WHERE id = '{message}'"
-    );
-    {
-        use diesel_async::RunQueryDsl;
-        let mut conn = server.app.pool.get().await.expect("a connection");
-        diesel::sql_query(sql)
-            .execute(&mut conn)
-            .await
-            .expect("update");
-    }
-    let row = live::message_row(server, message).await;
-    server
-        .app
-        .realtime
-        .publish_message_event(MessageEvent::end(row))
-        .await
-        .expect("published")
-}
-
 async fn follow(
     server: &TestServer,
     token: Option<&str>,
@@ -71,13 +38,13 @@ async fn resuming_after_any_seq_delivers_the_rest_once_and_in_order() {
     early
         .subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    publish_deltas(&server, s.message, 1..=3).await;
+    live::publish_deltas(&server, s.message, 1..=3).await;
     let first = early.take("1", 3).await;
     assert_eq!(seqs(&first, "messageStream"), vec![1, 2, 3]);
     assert_eq!(first[0]["data"]["messageStream"]["delta"], "w1 ");
 
-    publish_deltas(&server, s.message, 4..=10).await;
-    let end_seq = finish(&server, s.message, "the answer").await;
+    live::publish_deltas(&server, s.message, 4..=10).await;
+    let end_seq = live::finish(&server, s.message, "the answer").await;
     assert_eq!(end_seq, 11);
     let rest = early.until_complete("1").await;
     assert_eq!(seqs(&rest, "messageStream"), (4..=11).collect::<Vec<_>>());
@@ -131,7 +98,7 @@ async fn a_subscriber_racing_the_producer_sees_no_gap_and_no_repeat() {
         joined.push((i.to_string(), after, ws));
     }
     producer.await.expect("producer");
-    finish(&server, s.message, "done").await;
+    live::finish(&server, s.message, "done").await;
     for (id, after, mut ws) in joined {
         let events = ws.until_complete(&id).await;
         assert_eq!(
@@ -146,8 +113,8 @@ async fn a_subscriber_racing_the_producer_sees_no_gap_and_no_repeat() {
 async fn an_expired_stream_ends_with_one_end_carrying_the_stored_message() {
     let server = TestServer::start().await;
     let (owner, _, s) = live::owner_with_subjects(&server).await;
-    publish_deltas(&server, s.message, 1..=4).await;
-    finish(&server, s.message, "stored answer").await;
+    live::publish_deltas(&server, s.message, 1..=4).await;
+    live::finish(&server, s.message, "stored answer").await;
 
     // What expiry does to the retained stream: its keys are gone.
     let prefix = server.app.config.redis_prefix.clone();
@@ -207,7 +174,7 @@ async fn a_stream_published_on_one_instance_is_followed_and_resumed_on_another()
     let mut on_a = Ws::connect(&a, TRANSPORT_WS, owner.token()).await;
     on_a.subscribe("a", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    publish_deltas(&a, s.message, 1..=5).await;
+    live::publish_deltas(&a, s.message, 1..=5).await;
     assert_eq!(
         seqs(&on_b.take("b", 5).await, "messageStream"),
         vec![1, 2, 3, 4, 5]
@@ -217,7 +184,7 @@ async fn a_stream_published_on_one_instance_is_followed_and_resumed_on_another()
     let seen = on_a.take("a", 3).await;
     let last = seqs(&seen, "messageStream")[2];
     drop(on_a);
-    publish_deltas(&a, s.message, 6..=8).await;
+    live::publish_deltas(&a, s.message, 6..=8).await;
     let mut resumed = Ws::connect(&b, TRANSPORT_WS, owner.token()).await;
     resumed
         .subscribe(
@@ -226,8 +193,8 @@ async fn a_stream_published_on_one_instance_is_followed_and_resumed_on_another()
             json!({ "m": s.message, "after": last }),
         )
         .await;
-    publish_deltas(&b, s.message, 9..=10).await;
-    finish(&a, s.message, "ok").await;
+    live::publish_deltas(&b, s.message, 9..=10).await;
+    live::finish(&a, s.message, "ok").await;
     let rest = resumed.until_complete("r").await;
     assert_eq!(seqs(&rest, "messageStream"), (4..=11).collect::<Vec<_>>());
     assert_eq!(
@@ -246,7 +213,7 @@ async fn redis_restarting_mid_stream_loses_no_event() {
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    publish_deltas(&server, s.message, 1..=5).await;
+    live::publish_deltas(&server, s.message, 1..=5).await;
     assert_eq!(
         seqs(&ws.take("1", 5).await, "messageStream"),
         vec![1, 2, 3, 4, 5]
@@ -279,7 +246,7 @@ async fn redis_restarting_mid_stream_loses_no_event() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    finish(&server, s.message, "after the restart").await;
+    live::finish(&server, s.message, "after the restart").await;
     let rest = ws.until_complete("1").await;
     assert_eq!(seqs(&rest, "messageStream"), (6..=11).collect::<Vec<_>>());
     assert_eq!(server.get("/readyz").await.status(), 200);
@@ -294,10 +261,10 @@ async fn a_subscriber_behind_the_fan_out_buffer_is_caught_up_from_the_stream() {
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    publish_deltas(&server, s.message, 1..=1).await;
+    live::publish_deltas(&server, s.message, 1..=1).await;
     ws.take("1", 1).await;
-    publish_deltas(&server, s.message, 2..=400).await;
-    finish(&server, s.message, "long").await;
+    live::publish_deltas(&server, s.message, 2..=400).await;
+    live::finish(&server, s.message, "long").await;
     let rest = ws.until_complete("1").await;
     assert_eq!(seqs(&rest, "messageStream"), (2..=401).collect::<Vec<_>>());
 }
@@ -349,7 +316,7 @@ async fn a_client_that_never_reads_is_closed_without_holding_back_the_others() {
     // Reading now, it finds the connection ended; resuming loses nothing.
     let ended = stalled.closed().await;
     assert!(matches!(ended, Closed::Dropped | Closed::Code(_)));
-    finish(&server, s.message, "done").await;
+    live::finish(&server, s.message, "done").await;
     let again = follow(&server, owner.token(), s.message, Some(0)).await;
     assert_eq!(
         seqs(&again, "messageStream"),
@@ -364,12 +331,12 @@ async fn the_memory_bus_replays_like_redis() {
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
         .await;
-    publish_deltas(&server, s.message, 1..=5).await;
+    live::publish_deltas(&server, s.message, 1..=5).await;
     assert_eq!(
         seqs(&ws.take("1", 5).await, "messageStream"),
         vec![1, 2, 3, 4, 5]
     );
-    finish(&server, s.message, "mem").await;
+    live::finish(&server, s.message, "mem").await;
     assert_eq!(
         seqs(&ws.until_complete("1").await, "messageStream"),
         vec![6]
@@ -397,7 +364,7 @@ async fn the_bus_connection_outlives_its_keep_alive_pings() {
     // subscribed mode must not be taken for a lost connection (which would make every
     // subscriber catch up from Redis).
     tokio::time::sleep(Duration::from_secs(6)).await;
-    publish_deltas(&server, s.message, 1..=1).await;
+    live::publish_deltas(&server, s.message, 1..=1).await;
     assert_eq!(seqs(&ws.take("1", 1).await, "messageStream"), vec![1]);
     let catchups = server
         .app

@@ -323,45 +323,74 @@ pub async fn owner_with_subjects(server: &TestServer) -> (Account, Tenant, Subje
 }
 
 /// Reads a row for the producer as the engine would hold it.
-pub async fn message_row(server: &TestServer, id: Uuid) -> weft::db::models::Message {
-    use diesel::prelude::*;
+async fn row<T>(server: &TestServer, sql: String) -> T
+where
+    T: diesel::QueryableByName<diesel::pg::Pg> + Send + 'static,
+{
     use diesel_async::RunQueryDsl;
-    use weft::db::schema::messages;
     let mut conn = server.app.pool.get().await.expect("a connection");
-    messages::table
-        .find(id)
-        .select(weft::db::models::Message::as_select())
-        .first(&mut conn)
+    diesel::sql_query(sql)
+        .get_result(&mut conn)
         .await
-        .expect("the message")
+        .expect("the row")
+}
+
+pub async fn message_row(server: &TestServer, id: Uuid) -> weft::db::models::Message {
+    row(server, format!("SELECT * FROM messages WHERE id = '{id}'")).await
 }
 
 pub async fn execution_row(server: &TestServer, id: Uuid) -> weft::db::models::ExecutionRecord {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use weft::db::schema::execution_records;
-    let mut conn = server.app.pool.get().await.expect("a connection");
-    execution_records::table
-        .find(id)
-        .select(weft::db::models::ExecutionRecord::as_select())
-        .first(&mut conn)
-        .await
-        .expect("the execution")
+    row(
+        server,
+        format!("SELECT * FROM execution_records WHERE id = '{id}'"),
+    )
+    .await
 }
 
 pub async fn document_row(server: &TestServer, id: Uuid) -> weft::db::models::Document {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-    use weft::db::schema::documents;
-    let mut conn = server.app.pool.get().await.expect("a connection");
-    documents::table
-        .find(id)
-        .select(weft::db::models::Document::as_select())
-        .first(&mut conn)
-        .await
-        .expect("the document")
+    row(server, format!("SELECT * FROM documents WHERE id = '{id}'")).await
 }
 
+/// Publishes a DELTA `w<n> ` for each `n`, as the chat pipeline would.
+pub async fn publish_deltas(
+    server: &TestServer,
+    message: Uuid,
+    words: std::ops::RangeInclusive<i64>,
+) {
+    for n in words {
+        server
+            .app
+            .realtime
+            .publish_message_event(weft::realtime::events::MessageEvent::delta(
+                message,
+                format!("w{n} "),
+            ))
+            .await
+            .expect("published");
+    }
+}
+
+/// Marks the message COMPLETED with `answer` in PostgreSQL and publishes END; its `seq`.
+pub async fn finish(server: &TestServer, message: Uuid, answer: &str) -> i64 {
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = server.app.pool.get().await.expect("a connection");
+        diesel::sql_query(format!(
+            "UPDATE messages SET status = 'COMPLETED', answer = '{answer}', content = '{answer}' \
+             WHERE id = '{message}'"
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("update");
+    }
+    let row = message_row(server, message).await;
+    server
+        .app
+        .realtime
+        .publish_message_event(weft::realtime::events::MessageEvent::end(row))
+        .await
+        .expect("published")
+}
 /// Waits until `n` subscriptions are in place on the server (subscribed on the bus), so
 /// what is published next reaches live-only feeds.
 pub async fn subscribed(server: &TestServer, n: i64) {
