@@ -34,38 +34,47 @@ pub async fn serve(
         stop: stopping.clone(),
         sessions,
     });
+    // When the grace period ends, counted from the signal; everything below keeps to it.
+    let deadline = Arc::new(std::sync::OnceLock::new());
+    let set_deadline = deadline.clone();
     let server = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        let _ = set_deadline.set(tokio::time::Instant::now() + grace);
         stop.send_replace(true);
     })
     .into_future();
     let mut signalled = stopping.clone();
-    let deadline = async move {
-        let _ = signalled.wait_for(|stopping| *stopping).await;
-        tokio::time::Instant::now() + grace
+    let grace_over = {
+        let deadline = deadline.clone();
+        async move {
+            let _ = signalled.wait_for(|stopping| *stopping).await;
+            let at = deadline
+                .get()
+                .copied()
+                .unwrap_or_else(|| tokio::time::Instant::now() + grace);
+            tokio::time::sleep_until(at).await;
+        }
     };
     let mut server = Box::pin(server);
-    let mut deadline = Box::pin(deadline);
     let result = tokio::select! {
         result = &mut server => result,
-        at = &mut deadline => {
-            tokio::select! {
-                result = &mut server => result,
-                () = tokio::time::sleep_until(at) => {
-                    tracing::warn!(?grace, "connections still open at the shutdown timeout");
-                    Ok(())
-                }
-            }
+        () = grace_over => {
+            tracing::warn!(?grace, "connections still open at the shutdown timeout");
+            Ok(())
         }
     };
     // The router's handle on open sockets goes with the server; each socket closes with
-    // 1001 on its own, within a second.
+    // 1001 on its own, within a second, and is waited for until the deadline.
     drop(server);
-    let _ = tokio::time::timeout(grace, sessions_closed.recv()).await;
+    let at = deadline
+        .get()
+        .copied()
+        .unwrap_or_else(|| tokio::time::Instant::now() + grace);
+    let _ = tokio::time::timeout_at(at, sessions_closed.recv()).await;
     result
 }
 
