@@ -16,6 +16,7 @@ pub mod graphql;
 pub mod http;
 pub mod identity;
 pub mod knowledge;
+pub mod llm;
 pub mod mail;
 pub mod metrics;
 pub mod plugin;

@@ -12,6 +12,7 @@ mod endpoints;
 mod files;
 mod identity;
 mod live;
+mod llm;
 mod migrations;
 mod plugins;
 mod prompts;

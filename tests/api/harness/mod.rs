@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod db;
 pub mod live;
+pub mod model_server;
 pub mod redis_server;
 pub mod s3;
 pub mod seed;

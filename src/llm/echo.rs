@@ -1,0 +1,82 @@
+//! ECHO: a built-in provider for development and demos. It calls no model: it streams back
+//! "Echo: " and the last user message, word by word at a set pace, and counts words as
+//! tokens. Deterministic, so demos and tests can rely on what it says.
+
+use std::time::Duration;
+
+use super::{ChatRequest, Chunk, Usage};
+
+/// The reply ECHO gives to `request`.
+pub fn reply(request: &ChatRequest) -> String {
+    let asked = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user")
+        .map(|m| m.content.trim())
+        .unwrap_or("");
+    format!("Echo: {asked}")
+}
+
+/// Streams the reply word by word (each with its following space), `pace` apart.
+pub async fn stream_chat(
+    request: &ChatRequest,
+    pace: Duration,
+    mut on_chunk: impl FnMut(Chunk),
+) -> Usage {
+    let text = reply(request);
+    let mut words = 0;
+    for (i, word) in text.split_inclusive(' ').enumerate() {
+        if i > 0 && !pace.is_zero() {
+            tokio::time::sleep(pace).await;
+        }
+        on_chunk(Chunk::Delta(word.to_string()));
+        words += 1;
+    }
+    let prompt: usize = request
+        .messages
+        .iter()
+        .map(|m| m.content.split_whitespace().count())
+        .sum();
+    let usage = Usage {
+        prompt_tokens: prompt as i32,
+        completion_tokens: words,
+        total_tokens: prompt as i32 + words,
+    };
+    on_chunk(Chunk::Usage(usage));
+    usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::ChatMessage;
+
+    #[tokio::test]
+    async fn echoes_the_last_user_message_word_by_word() {
+        let request = ChatRequest {
+            model: "echo".into(),
+            messages: vec![
+                ChatMessage::new("system", "be brief"),
+                ChatMessage::new("user", "first"),
+                ChatMessage::new("assistant", "Echo: first"),
+                ChatMessage::new("user", "hello there world"),
+            ],
+            temperature: None,
+            max_tokens: None,
+        };
+        let mut chunks = Vec::new();
+        let usage = stream_chat(&request, Duration::ZERO, |c| chunks.push(c)).await;
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| match c {
+                Chunk::Delta(d) => Some(d.as_str()),
+                Chunk::Usage(_) => None,
+            })
+            .collect();
+        assert_eq!(text, "Echo: hello there world");
+        assert_eq!(chunks.len(), 5, "four words and the usage");
+        assert_eq!(usage.completion_tokens, 4);
+        assert_eq!(usage.prompt_tokens, 2 + 1 + 2 + 3);
+    }
+}

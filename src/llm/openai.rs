@@ -1,0 +1,233 @@
+//! OpenAI-compatible providers: `POST {baseUrl}/chat/completions` with `stream: true`
+//! (Server-Sent Events of `choices[0].delta.content`, then the usage), and
+//! `POST {baseUrl}/embeddings`. Refusals and overloads before the first token are retried
+//! a bounded number of times with backoff; a provider that stops sending times out.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::sse::SseReader;
+use super::{ChatRequest, Chunk, LlmError, Usage};
+
+/// A client of one provider endpoint.
+#[derive(Clone)]
+pub struct OpenAiClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<String>,
+    /// Attempts after the first, for 429, 5xx, timeouts and refused connections.
+    pub retries: u32,
+    /// The first wait between attempts; doubled each time.
+    pub backoff: Duration,
+    /// Longest wait for the answer's headers, then between two pieces of the stream.
+    pub timeout: Duration,
+}
+
+impl OpenAiClient {
+    pub fn new(base_url: &str, api_key: Option<String>) -> OpenAiClient {
+        OpenAiClient {
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+            base_url: base_url.trim_end_matches('/').to_string(),
+            api_key,
+            retries: 3,
+            backoff: Duration::from_millis(250),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Streams a chat completion, handing each piece to `on_chunk`; returns the usage when
+    /// the provider reported it. Dropping the future closes the connection to the provider.
+    pub async fn stream_chat(
+        &self,
+        request: &ChatRequest,
+        mut on_chunk: impl FnMut(Chunk),
+    ) -> Result<Option<Usage>, LlmError> {
+        let mut body = json!({
+            "model": request.model,
+            "messages": request.messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        });
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(m) = request.max_tokens {
+            body["max_tokens"] = json!(m);
+        }
+        let mut response = self.send("chat/completions", &body).await?;
+        let mut reader = SseReader::default();
+        let mut usage = None;
+        loop {
+            let piece = tokio::time::timeout(self.timeout, response.chunk())
+                .await
+                .map_err(|_| LlmError::Timeout(self.timeout))?
+                .map_err(|e| LlmError::Transport(without_url(&e)))?;
+            let (events, done) = match piece {
+                Some(bytes) => (reader.feed(&bytes), false),
+                None => (reader.finish().into_iter().collect(), true),
+            };
+            for data in events {
+                if data.trim() == "[DONE]" {
+                    return Ok(usage);
+                }
+                let event: Value = serde_json::from_str(&data)
+                    .map_err(|e| LlmError::Protocol(format!("a stream event is not JSON: {e}")))?;
+                if let Some(error) = event.get("error") {
+                    return Err(LlmError::Provider {
+                        status: 200,
+                        message: error_message(error),
+                    });
+                }
+                if let Some(text) = event["choices"][0]["delta"]["content"].as_str()
+                    && !text.is_empty()
+                {
+                    on_chunk(Chunk::Delta(text.to_string()));
+                }
+                if let Some(found) = read_usage(&event["usage"]) {
+                    usage = Some(found);
+                    on_chunk(Chunk::Usage(found));
+                }
+            }
+            if done {
+                return Ok(usage);
+            }
+        }
+    }
+
+    /// Embeds `inputs` with `model`, one vector per input, in order.
+    pub async fn embeddings(
+        &self,
+        model: &str,
+        inputs: &[String],
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
+        let body = json!({ "model": model, "input": inputs });
+        let response = self.send("embeddings", &body).await?;
+        let bytes = tokio::time::timeout(self.timeout, response.bytes())
+            .await
+            .map_err(|_| LlmError::Timeout(self.timeout))?
+            .map_err(|e| LlmError::Transport(without_url(&e)))?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| LlmError::Protocol(format!("the embeddings answer is not JSON: {e}")))?;
+        let mut rows: Vec<(usize, Vec<f32>)> = answer["data"]
+            .as_array()
+            .ok_or_else(|| LlmError::Protocol("the embeddings answer has no data".into()))?
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                let index = row["index"].as_u64().map_or(i, |n| n as usize);
+                let vector = row["embedding"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|x| x.as_f64())
+                            .map(|x| x as f32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (index, vector)
+            })
+            .collect();
+        rows.sort_by_key(|(i, _)| *i);
+        if rows.len() != inputs.len() {
+            return Err(LlmError::Protocol(format!(
+                "asked {} embeddings, got {}",
+                inputs.len(),
+                rows.len()
+            )));
+        }
+        Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// POSTs `body`, retrying what may pass on a second try, until a 2xx answer.
+    async fn send(&self, path: &str, body: &Value) -> Result<reqwest::Response, LlmError> {
+        let url = format!("{}/{path}", self.base_url);
+        let payload = serde_json::to_vec(body).map_err(|e| LlmError::Protocol(e.to_string()))?;
+        let mut attempt = 0;
+        loop {
+            let mut request = self
+                .http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(
+                    reqwest::header::ACCEPT,
+                    "text/event-stream, application/json",
+                )
+                .body(payload.clone());
+            if let Some(key) = &self.api_key {
+                request = request.bearer_auth(key);
+            }
+            let outcome = match tokio::time::timeout(self.timeout, request.send()).await {
+                Err(_) => Err(LlmError::Timeout(self.timeout)),
+                Ok(Err(e)) => Err(LlmError::Transport(without_url(&e))),
+                Ok(Ok(response)) => check_status(response).await,
+            };
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < self.retries => {
+                    tokio::time::sleep(self.backoff * 2u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, LlmError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        return Err(LlmError::Authentication(status.as_u16()));
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Err(LlmError::RateLimited);
+    }
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").map(error_message))
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    Err(LlmError::Provider {
+        status: status.as_u16(),
+        message,
+    })
+}
+
+fn error_message(error: &Value) -> String {
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| error.to_string());
+    message.chars().take(300).collect()
+}
+
+fn read_usage(usage: &Value) -> Option<Usage> {
+    let number = |k: &str| usage.get(k).and_then(Value::as_i64).map(|n| n as i32);
+    let prompt = number("prompt_tokens")?;
+    let completion = number("completion_tokens").unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: number("total_tokens").unwrap_or(prompt + completion),
+    })
+}
+
+/// What went wrong in transport, without the URL (which may carry credentials).
+fn without_url(error: &reqwest::Error) -> String {
+    if error.is_connect() {
+        "the connection was refused or the host is unreachable".into()
+    } else if error.is_timeout() {
+        "the connection timed out".into()
+    } else if error.is_body() || error.is_decode() {
+        "the answer broke off".into()
+    } else {
+        "the request failed".into()
+    }
+}

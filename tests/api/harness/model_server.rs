@@ -1,0 +1,183 @@
+//! A small OpenAI-compatible server inside the test process: `POST /v1/chat/completions`
+//! streaming real SSE over HTTP, and `POST /v1/embeddings`. The model name picks the
+//! behaviour: `flaky` fails twice with 503 first, `busy` is always 429, `slow` streams a
+//! token every 20 ms (up to 500) and records whether the client hung up early; any other
+//! model answers "Hello world" in three pieces with usage. The key is `test-key`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub const KEY: &str = "test-key";
+
+#[derive(Default)]
+pub struct Seen {
+    pub requests: AtomicUsize,
+    /// A `slow` stream's client closed the connection before the end.
+    pub hung_up: AtomicBool,
+    pub last_body: std::sync::Mutex<Option<Value>>,
+}
+
+pub struct ModelServer {
+    /// `http://127.0.0.1:<port>/v1`
+    pub base_url: String,
+    pub seen: Arc<Seen>,
+}
+
+impl ModelServer {
+    pub async fn start() -> ModelServer {
+        let seen = Arc::new(Seen::default());
+        let router = axum::Router::new()
+            .route("/v1/chat/completions", post(chat))
+            .route("/v1/embeddings", post(embeddings))
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}/v1", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        ModelServer { base_url, seen }
+    }
+}
+
+fn refused(headers: &HeaderMap) -> Option<Response> {
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    (presented != format!("Bearer {KEY}")).then(|| {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({ "error": { "message": "Incorrect API key provided", "type": "invalid_request_error" } })),
+        )
+            .into_response()
+    })
+}
+
+fn event(value: Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+fn delta(text: &str) -> Bytes {
+    event(
+        json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": text } }] }),
+    )
+}
+
+/// Sets `hung_up` when dropped before the stream's end.
+struct HangUp {
+    seen: Arc<Seen>,
+    finished: bool,
+}
+
+impl HangUp {
+    fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for HangUp {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.seen.hung_up.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn chat(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let n = seen.requests.fetch_add(1, Ordering::SeqCst);
+    *seen.last_body.lock().expect("lock") = Some(body.clone());
+    if let Some(refusal) = refused(&headers) {
+        return refusal;
+    }
+    let model = body["model"].as_str().unwrap_or_default();
+    match model {
+        "flaky" if n < 2 => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "error": { "message": "overloaded" } })),
+            )
+                .into_response();
+        }
+        "busy" => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "error": { "message": "slow down" } })),
+            )
+                .into_response();
+        }
+        "slow" => {
+            let guard = HangUp {
+                seen: seen.clone(),
+                finished: false,
+            };
+            let stream = futures_util::stream::unfold((0, guard), |(i, mut guard)| async move {
+                if i == 500 {
+                    guard.finish();
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Some((
+                    Ok::<_, Infallible>(delta(&format!("t{i} "))),
+                    (i + 1, guard),
+                ))
+            });
+            return sse(Body::from_stream(stream));
+        }
+        _ => {}
+    }
+    let mut pieces: Vec<Bytes> = ["Hel", "lo", " world"].iter().map(|t| delta(t)).collect();
+    pieces.push(event(json!({ "choices": [], "usage": { "prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12 } })));
+    pieces.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, Infallible>));
+    sse(Body::from_stream(stream))
+}
+
+fn sse(body: Body) -> Response {
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(body)
+        .expect("a response")
+}
+
+async fn embeddings(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(refusal) = refused(&headers) {
+        return refusal;
+    }
+    let inputs: Vec<String> = body["input"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    // Answered in reverse order: clients must order by `index`.
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, text)| json!({ "index": i, "embedding": [text.len() as f64, 1.0, 0.5] }))
+        .collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
