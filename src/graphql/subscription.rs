@@ -19,12 +19,13 @@ use crate::app::App;
 use crate::auth::Action;
 use crate::auth::permissions::authorize_workspace;
 use crate::conversation::lookup::{visible_conversation, visible_message};
+use crate::db::models::{ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
 use crate::knowledge::documents::{self, visible_document};
 use crate::metrics::Metrics;
 use crate::realtime::bus::{Delivery, Missed, Subscription as BusSubscription};
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
-use crate::realtime::replay::{self, FinalState};
+use crate::realtime::replay;
 use crate::realtime::streams::StreamKey;
 use crate::workflow::executions::{self, visible_execution};
 
@@ -99,8 +100,8 @@ impl SubscriptionRoot {
         let actor = ctx.actor()?;
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
-        visible_message(&mut *conn(&app).await?, actor, message_id).await?;
-        let final_state: FinalState = Box::pin(final_message(app.clone(), message_id));
+        let message = visible_message(&mut *conn(&app).await?, actor, message_id).await?;
+        let final_state = final_message(message);
         replayed(
             ctx,
             &app,
@@ -123,8 +124,8 @@ impl SubscriptionRoot {
         let actor = ctx.actor()?;
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
-        visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
-        let final_state: FinalState = Box::pin(final_execution(app.clone(), execution_id));
+        let execution = visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
+        let final_state = final_execution(execution);
         replayed(
             ctx,
             &app,
@@ -215,7 +216,7 @@ async fn replayed<T: Send + 'static>(
     app: &Arc<App>,
     key: StreamKey,
     after: i64,
-    final_state: FinalState,
+    final_state: Option<Event>,
     wrap: fn(Arc<Event>) -> T,
 ) -> Result<impl Stream<Item = Result<T>> + Send + use<T>> {
     let permit = reserve(ctx, app)?;
@@ -314,38 +315,18 @@ impl DocumentFeed {
     }
 }
 
-/// A finished message as the single END of an expired stream.
-async fn final_message(app: Arc<App>, message_id: Uuid) -> AppResult<Option<Event>> {
-    use crate::db::models::Message;
-    use crate::db::schema::messages;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-
-    let message: Message = messages::table
-        .find(message_id)
-        .select(Message::as_select())
-        .first(&mut *conn(&app).await?)
-        .await?;
+/// A finished message as the single END that stands for its expired stream.
+fn final_message(message: Message) -> Option<Event> {
     let finished = matches!(message.status.as_str(), "COMPLETED" | "STOPPED" | "FAILED");
-    Ok(finished.then(|| Event::Message(MessageEvent::end(message))))
+    finished.then(|| Event::Message(MessageEvent::end(message)))
 }
 
-/// A finished run as the single EXECUTION_FINISHED of an expired stream.
-async fn final_execution(app: Arc<App>, execution_id: Uuid) -> AppResult<Option<Event>> {
-    use crate::db::models::ExecutionRecord;
-    use crate::db::schema::execution_records;
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-
-    let execution: ExecutionRecord = execution_records::table
-        .find(execution_id)
-        .select(ExecutionRecord::as_select())
-        .first(&mut *conn(&app).await?)
-        .await?;
-    Ok(executions::is_finished(&execution.status).then(|| {
+/// A finished run as the single EXECUTION_FINISHED that stands for its expired stream.
+fn final_execution(execution: ExecutionRecord) -> Option<Event> {
+    executions::is_finished(&execution.status).then(|| {
         Event::Execution(ExecutionEvent::of_run(
             ExecutionEventKind::ExecutionFinished,
             execution,
         ))
-    }))
+    })
 }

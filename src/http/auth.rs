@@ -53,6 +53,19 @@ pub fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
     }
 }
 
+/// The batch loader of one request (or one WebSocket connection) for its caller: relations
+/// are filtered by the workspaces of a user; other callers get none through it.
+pub fn loader_for(app: &App, credentials: Credentials) -> std::sync::Arc<DataLoader<DbLoader>> {
+    let viewer = match credentials {
+        Credentials::Actor(Actor::User { user_id }) => Some(user_id),
+        _ => None,
+    };
+    std::sync::Arc::new(
+        DataLoader::new(DbLoader::new(app.pool.clone(), viewer), tokio::spawn)
+            .delay(app.config.dataloader_delay),
+    )
+}
+
 /// Adds the caller, the client and a per-request loader to a GraphQL request.
 pub async fn request_data(
     app: &std::sync::Arc<App>,
@@ -64,14 +77,7 @@ pub async fn request_data(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let credentials = credentials(app, authorization).await;
-    let viewer = match credentials {
-        Credentials::Actor(Actor::User { user_id }) => Some(user_id),
-        _ => None,
-    };
-    let loader = std::sync::Arc::new(
-        DataLoader::new(DbLoader::new(app.pool.clone(), viewer), tokio::spawn)
-            .delay(app.config.dataloader_delay),
-    );
+    let loader = loader_for(app, credentials);
     request
         .data(credentials)
         .data(client_info(peer, headers))

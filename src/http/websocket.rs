@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::http::{ClientMessage, WebSocketProtocols, WsMessage};
 use async_graphql::{Data, Executor, Request as GraphQLRequest, Response as GraphQLResponse};
 use axum::extract::FromRequestParts;
@@ -27,10 +26,9 @@ use futures_util::stream::{BoxStream, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
 
-use super::auth::{client_info, credentials};
+use super::auth::{client_info, credentials, loader_for};
 use super::{HttpState, RequestId};
-use crate::auth::{Actor, Credentials};
-use crate::graphql::loaders::DbLoader;
+use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
 use crate::graphql::{WeftSchema, classify_response};
 
@@ -186,14 +184,7 @@ impl Session {
                     refused.store(true, Ordering::Relaxed);
                     return Err("Forbidden".into());
                 }
-                let viewer = match credentials {
-                    Credentials::Actor(Actor::User { user_id }) => Some(user_id),
-                    _ => None,
-                };
-                let loader = Arc::new(DataLoader::new(
-                    DbLoader::new(app.pool.clone(), viewer),
-                    tokio::spawn,
-                ));
+                let loader = loader_for(&app, credentials);
                 let budget = app.config.realtime.max_subscriptions_per_connection;
                 let mut data = Data::default();
                 data.insert(credentials);

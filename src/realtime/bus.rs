@@ -9,7 +9,6 @@
 //! parsed once per process, not once per subscriber.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -46,7 +45,6 @@ struct Inner {
     capacity: usize,
     /// Where subscribe and unsubscribe commands go (Redis); `None` in memory.
     redis: Option<mpsc::UnboundedSender<Command>>,
-    connected: AtomicBool,
 }
 
 struct Topic {
@@ -127,7 +125,6 @@ impl Bus {
                 topics: Mutex::new(HashMap::new()),
                 capacity,
                 redis: None,
-                connected: AtomicBool::new(true),
             }),
         }
     }
@@ -140,15 +137,9 @@ impl Bus {
             topics: Mutex::new(HashMap::new()),
             capacity,
             redis: Some(commands),
-            connected: AtomicBool::new(false),
         });
         tokio::spawn(run_connection(client, Arc::downgrade(&inner), receiver));
         Bus { inner }
-    }
-
-    /// Whether the pub/sub connection is up (always, in memory).
-    pub fn connected(&self) -> bool {
-        self.inner.connected.load(Ordering::Relaxed)
     }
 
     /// Subscribes to `channel`, returning once the bus delivers what is published on it
@@ -184,11 +175,6 @@ impl Bus {
     /// Delivers an event published in this process (the in-memory bus).
     pub fn deliver(&self, channel: &str, event: Arc<Event>) {
         self.inner.dispatch(channel, Delivery::Event(event));
-    }
-
-    /// Topics with at least one subscriber in this process.
-    pub fn topics(&self) -> usize {
-        self.inner.lock().len()
     }
 }
 
@@ -241,7 +227,6 @@ async fn run_connection(
             continue;
         }
         backoff = Duration::from_millis(100);
-        bus.connected.store(true, Ordering::Relaxed);
         if !first {
             tracing::info!(topics = channels.len(), "Redis pub/sub connection restored");
             for channel in &channels {
@@ -292,7 +277,6 @@ async fn run_connection(
             }
         }
         let Some(bus) = inner.upgrade() else { return };
-        bus.connected.store(false, Ordering::Relaxed);
         // New subscribers wait for the resubscription instead of trusting a dead connection.
         for topic in bus.lock().values() {
             topic.ready.send_replace(false);

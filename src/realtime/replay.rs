@@ -6,8 +6,6 @@
 //! trimmed), the subscriber gets an error saying so rather than a silent gap.
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,10 +16,6 @@ use super::bus::{Delivery, Missed, Subscription};
 use super::events::Event;
 use super::streams::{PAGE, StreamKey};
 use crate::error::{AppError, AppResult};
-
-/// The final state of a stream's subject read from PostgreSQL, as a single terminal event,
-/// or `None` while it has not finished.
-pub type FinalState = Pin<Box<dyn Future<Output = AppResult<Option<Event>>> + Send>>;
 
 /// How long a subscriber waits for the retained stream to become readable again (Redis
 /// restarting) before giving up with an error; the client can then resume with `after`.
@@ -37,7 +31,9 @@ struct Replay {
     end_seq: Option<i64>,
     /// The last read filled a page: more may be retained.
     more: bool,
-    final_state: Option<FinalState>,
+    /// The subject's final state from PostgreSQL as one terminal event, when it has
+    /// finished: what an expired stream is replaced by.
+    final_state: Option<Event>,
     started: bool,
     done: bool,
 }
@@ -47,7 +43,7 @@ pub async fn follow(
     realtime: &Realtime,
     key: StreamKey,
     after: i64,
-    final_state: FinalState,
+    final_state: Option<Event>,
 ) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
     let live = realtime.bus.subscribe(&realtime.names.channel(key)).await;
     let replay = Replay {
@@ -58,7 +54,7 @@ pub async fn follow(
         last: after.max(0),
         end_seq: None,
         more: false,
-        final_state: Some(final_state),
+        final_state,
         started: false,
         done: false,
     };
@@ -79,17 +75,11 @@ impl Replay {
                 Ok(known) => known,
                 Err(e) => return self.fail(e),
             };
-            if !known && let Some(final_state) = self.final_state.take() {
-                match final_state.await {
-                    Ok(Some(mut event)) => {
-                        // Expired (or never retained): one terminal event with the state.
-                        set_seq(&mut event, self.last + 1);
-                        self.done = true;
-                        return Some(Ok(Arc::new(event)));
-                    }
-                    Ok(None) => {}
-                    Err(e) => return self.fail(e),
-                }
+            if !known && let Some(mut event) = self.final_state.take() {
+                // Expired (or never retained): one terminal event with the stored state.
+                set_seq(&mut event, self.last + 1);
+                self.done = true;
+                return Some(Ok(Arc::new(event)));
             }
         }
         loop {

@@ -70,7 +70,15 @@ pub enum StreamStore {
         commands: ConnectionManager,
         append: redis::Script,
     },
-    Memory(Mutex<HashMap<StreamKey, MemoryStream>>),
+    Memory(Mutex<MemoryStreams>),
+}
+
+#[derive(Default)]
+pub struct MemoryStreams {
+    streams: HashMap<StreamKey, MemoryStream>,
+    /// When expired streams were last removed: a sweep walks every stream, so it runs at
+    /// most once a second rather than on every event.
+    swept: Option<Instant>,
 }
 
 pub struct MemoryStream {
@@ -123,7 +131,7 @@ impl StreamStore {
     }
 
     pub fn memory() -> StreamStore {
-        StreamStore::Memory(Mutex::new(HashMap::new()))
+        StreamStore::Memory(Mutex::new(MemoryStreams::default()))
     }
 
     /// Numbers `event`, keeps it and publishes it; returns its `seq`. A stream that ended
@@ -161,15 +169,30 @@ impl StreamStore {
                 Ok(seq)
             }
             StreamStore::Memory(streams) => {
-                let mut streams = streams.lock().unwrap_or_else(|e| e.into_inner());
+                let mut memory = streams.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
-                streams.retain(|_, s| s.expires > now);
-                let stream = streams.entry(key).or_insert_with(|| MemoryStream {
+                if memory
+                    .swept
+                    .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+                {
+                    memory.streams.retain(|_, s| s.expires > now);
+                    memory.swept = Some(now);
+                }
+                let stream = memory.streams.entry(key).or_insert_with(|| MemoryStream {
                     last_seq: 0,
                     end_seq: None,
                     events: VecDeque::new(),
                     expires: now,
                 });
+                if stream.expires <= now {
+                    // Expired but not swept yet: a new stream of the same key.
+                    *stream = MemoryStream {
+                        last_seq: 0,
+                        end_seq: None,
+                        events: VecDeque::new(),
+                        expires: now,
+                    };
+                }
                 if stream.end_seq.is_some() {
                     return Err(AppError::Conflict(format!("{} has ended", key.name())));
                 }
@@ -247,8 +270,12 @@ impl StreamStore {
                 })
             }
             StreamStore::Memory(streams) => {
-                let streams = streams.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(stream) = streams.get(&key).filter(|s| s.expires > Instant::now()) else {
+                let memory = streams.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(stream) = memory
+                    .streams
+                    .get(&key)
+                    .filter(|s| s.expires > Instant::now())
+                else {
                     return Ok(Retained::default());
                 };
                 Ok(Retained {
