@@ -7,6 +7,7 @@ use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::tokens::TokenSigner;
 use crate::config::{Config, redact_url};
 use crate::db::{self, DbPool};
+use crate::engine::Engine;
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::realtime::{Broker, BrokerError, Realtime};
@@ -23,6 +24,8 @@ pub struct App {
     pub auth: AuthServices,
     pub mailer: Mailer,
     pub store: ObjectStore,
+    /// Runs of workflows and chat replies in this instance.
+    pub engine: Engine,
 }
 
 /// What authentication needs beyond the database.
@@ -76,6 +79,17 @@ impl App {
             config.database_pool_size,
             config.database_wait_timeout,
             metrics.clone(),
+            db::pool::Counted::Requests,
+        )
+        .map_err(|e| postgres(e.to_string()))?;
+        // The workers' own connections: runs are not starved by request bursts, nor
+        // requests by runs.
+        let engine_pool = db::pool::build(
+            &config.database_url,
+            config.database_pool_size,
+            config.database_wait_timeout,
+            metrics.clone(),
+            db::pool::Counted::Engine,
         )
         .map_err(|e| postgres(e.to_string()))?;
         let mut conn = pool.get().await.map_err(|e| postgres(e.to_string()))?;
@@ -124,7 +138,9 @@ impl App {
             &config.redis_prefix,
             metrics.clone(),
         );
+        let engine = Engine::new(config.engine.clone(), engine_pool);
         Ok(Arc::new(App {
+            engine,
             config,
             pool,
             broker,

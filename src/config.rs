@@ -22,6 +22,8 @@
 //! - `WEFT_DATALOADER_DELAY_MS` (0): how long a DataLoader gathers keys before a batch.
 //! - `WEFT_STREAM_*`, `WEFT_MAX_SUBSCRIPTIONS`, `WEFT_ALLOWED_ORIGINS`, `WEFT_SEND_TIMEOUT_SECS`,
 //!   `WEFT_SHUTDOWN_TIMEOUT`: streams and live connections (see `realtime::config`).
+//! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
+//!   `WEFT_HTTP_ALLOWED_NETWORKS`, `WEFT_DEMO`: runs (see `engine::config`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::auth::rate_limit::Limits;
+pub use crate::engine::config::EngineConfig;
 pub use crate::realtime::config::RealtimeConfig;
 use crate::secrets::{self, Secret};
 pub use crate::storage::{S3Config, StorageConfig};
@@ -89,6 +92,7 @@ pub struct Config {
     pub dataloader_delay: Duration,
     pub uploads: UploadLimits,
     pub realtime: RealtimeConfig,
+    pub engine: EngineConfig,
 }
 
 /// Sizes accepted over HTTP (README: "Limits").
@@ -219,6 +223,7 @@ impl Config {
         };
 
         let realtime = RealtimeConfig::from_vars(var).map_err(ConfigError)?;
+        let engine = EngineConfig::from_vars(var).map_err(ConfigError)?;
 
         Ok(Config {
             database_url,
@@ -239,6 +244,7 @@ impl Config {
             dataloader_delay,
             uploads,
             realtime,
+            engine,
         })
     }
 
@@ -269,6 +275,11 @@ impl Config {
             dataloader_delay: Duration::ZERO,
             uploads: UploadLimits::default(),
             realtime: RealtimeConfig::default(),
+            engine: EngineConfig {
+                echo_pace: Duration::ZERO,
+                demo: false,
+                ..EngineConfig::default()
+            },
         }
     }
 }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub struct Metrics {
     /// SQL statements sent to PostgreSQL (counted by Diesel's instrumentation).
     pub db_queries: AtomicU64,
+    /// SQL statements of the engine's workers (their own pool).
+    pub engine_db_queries: AtomicU64,
     /// GraphQL requests received over HTTP.
     pub graphql_requests: AtomicU64,
     /// Subscriptions open now, over every transport.
@@ -31,6 +33,12 @@ impl Metrics {
             "weft_db_queries_total",
             "SQL statements sent to PostgreSQL.",
             self.db_queries(),
+        );
+        counter(
+            &mut out,
+            "weft_engine_db_queries_total",
+            "SQL statements sent to PostgreSQL by the workers running workflows and replies.",
+            self.engine_db_queries.load(Ordering::Relaxed),
         );
         counter(
             &mut out,

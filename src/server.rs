@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::engine;
 use crate::graphql;
 use crate::graphql::documents::DocumentCache;
 use crate::http::{self, HttpState, Sessions};
@@ -25,6 +26,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let schema = graphql::build_schema(app.clone());
     let (stop, stopping) = watch::channel(false);
+    let workers = engine::worker::start(app.clone(), stopping.clone());
+    let engine_app = app.clone();
     let (sessions, mut sessions_closed) = Sessions::new();
     let grace = app.config.realtime.shutdown_timeout;
     let router = http::router(HttpState {
@@ -75,6 +78,9 @@ pub async fn serve(
         .copied()
         .unwrap_or_else(|| tokio::time::Instant::now() + grace);
     let _ = tokio::time::timeout_at(at, sessions_closed.recv()).await;
+    // Runs still going here end FAILED ("interrupted") rather than wait for their lease.
+    let _ = workers.await;
+    engine::worker::interrupt_all(&engine_app, std::time::Duration::from_secs(2)).await;
     result
 }
 

@@ -18,13 +18,25 @@ use crate::metrics::Metrics;
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type DbConn = Object<AsyncPgConnection>;
 
+/// Whose statements a pool's connections count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Requests and subscriptions (`weft_db_queries_total`).
+    Requests,
+    /// The engine's workers (`weft_engine_db_queries_total`).
+    Engine,
+}
+
 /// Counts every statement sent on one connection.
-struct QueryCounter(Arc<Metrics>);
+struct QueryCounter(Arc<Metrics>, Counted);
 
 impl Instrumentation for QueryCounter {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
         if let InstrumentationEvent::StartQuery { query, .. } = event {
-            self.0.db_queries.fetch_add(1, Ordering::Relaxed);
+            match self.1 {
+                Counted::Requests => self.0.db_queries.fetch_add(1, Ordering::Relaxed),
+                Counted::Engine => self.0.engine_db_queries.fetch_add(1, Ordering::Relaxed),
+            };
             tracing::trace!(target: "weft::sql", %query, "statement");
         }
     }
@@ -37,6 +49,7 @@ pub fn build(
     size: usize,
     wait_timeout: Duration,
     metrics: Arc<Metrics>,
+    counted: Counted,
 ) -> Result<DbPool, deadpool::managed::BuildError> {
     let mut config = ManagerConfig::default();
     // A returned connection is reused without a test query: a broken one fails on first use
@@ -47,7 +60,7 @@ pub fn build(
         let url = url.to_string();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
-            conn.set_instrumentation(QueryCounter(metrics));
+            conn.set_instrumentation(QueryCounter(metrics, counted));
             Ok(conn)
         }
         .boxed()

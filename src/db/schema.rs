@@ -237,6 +237,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    execution_jobs (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        execution_id -> Uuid,
+        message_id -> Nullable<Uuid>,
+        context -> Jsonb,
+        #[max_length = 100]
+        leased_by -> Nullable<Varchar>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+        stop_requested -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     execution_records (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -689,6 +706,9 @@ diesel::joinable!(documents -> datasets (dataset_id));
 diesel::joinable!(documents -> file_references (file_id));
 diesel::joinable!(documents -> workspaces (workspace_id));
 diesel::joinable!(end_users -> workspaces (workspace_id));
+diesel::joinable!(execution_jobs -> execution_records (execution_id));
+diesel::joinable!(execution_jobs -> messages (message_id));
+diesel::joinable!(execution_jobs -> workspaces (workspace_id));
 diesel::joinable!(execution_records -> applications (triggered_by_application_id));
 diesel::joinable!(execution_records -> end_users (triggered_by_end_user_id));
 diesel::joinable!(execution_records -> users (triggered_by_user_id));
@@ -752,6 +772,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     document_segments,
     documents,
     end_users,
+    execution_jobs,
     execution_records,
     file_references,
     installed_plugins,

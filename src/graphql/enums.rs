@@ -30,8 +30,9 @@ stored_enum!(/// Who wrote a message.
     MessageRole { User, Assistant, System });
 stored_enum!(/// Where a message is in its life.
     MessageStatus { Pending, Streaming, Completed, Stopped, Failed });
-stored_enum!(/// Where a workflow run is in its life.
-    ExecutionStatus { Queued, Running, Succeeded, Failed, Stopped });
+stored_enum!(/// Where a workflow run (or one of its nodes) is in its life. SKIPPED is a node's only:
+    /// it stood on a CONDITION branch that was not taken.
+    ExecutionStatus { Queued, Running, Succeeded, Failed, Stopped, Skipped });
 stored_enum!(/// An end user's verdict on a reply.
     FeedbackRating { Like, Dislike });
 stored_enum!(/// What a builder's annotation does.
@@ -44,6 +45,15 @@ impl ApplicationMode {
         match self {
             ApplicationMode::Chat => "CHAT",
             ApplicationMode::Workflow => "WORKFLOW",
+        }
+    }
+}
+
+impl FeedbackRating {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackRating::Like => "LIKE",
+            FeedbackRating::Dislike => "DISLIKE",
         }
     }
 }

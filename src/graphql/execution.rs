@@ -3,16 +3,16 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Json, Object, Result};
+use async_graphql::{Context, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::context::ContextExt;
 use super::enums::{ExecutionStatus, parse};
-use super::loaders::{ExecutionRecordById, WorkflowById};
+use super::loaders::{ExecutionRecordById, NodeResultsOfExecution, WorkflowById};
 use super::workflow::WorkflowObject;
-use crate::db::models::ExecutionRecord;
+use crate::db::models::{ExecutionRecord, NodeExecutionResult};
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
 use crate::workflow::NodeType;
 
@@ -73,6 +73,64 @@ impl ExecutionRecordObject {
             .load_one(WorkflowById(self.0.workflow_id))
             .await?
             .map(WorkflowObject))
+    }
+    /// The result of each node that started or was skipped, in that order.
+    async fn node_results(&self, ctx: &Context<'_>) -> Result<Vec<NodeExecutionResultObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(NodeResultsOfExecution(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(NodeExecutionResultObject)
+            .collect())
+    }
+}
+
+/// What one node of a run did.
+pub struct NodeExecutionResultObject(pub NodeExecutionResult);
+
+#[Object(name = "NodeExecutionResult")]
+impl NodeExecutionResultObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn node_key(&self) -> &str {
+        &self.0.node_key
+    }
+    async fn node_type(&self) -> Option<NodeType> {
+        NodeType::parse(&self.0.node_type)
+    }
+    async fn title(&self) -> Option<&str> {
+        self.0.title.as_deref()
+    }
+    async fn status(&self) -> Result<ExecutionStatus> {
+        Ok(parse(&self.0.status)?)
+    }
+    async fn inputs(&self) -> Option<Json<Value>> {
+        self.0.inputs.clone().map(Json)
+    }
+    async fn outputs(&self) -> Option<Json<Value>> {
+        self.0.outputs.clone().map(Json)
+    }
+    async fn error(&self) -> Option<&str> {
+        self.0.error.as_deref()
+    }
+    async fn elapsed_ms(&self) -> Option<i64> {
+        self.0.elapsed_ms
+    }
+    async fn total_tokens(&self) -> i32 {
+        self.0.total_tokens
+    }
+    /// 0, 1, 2, ... in the order the nodes started (or were skipped).
+    async fn sequence_index(&self) -> i32 {
+        self.0.sequence_index
+    }
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    async fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.0.finished_at
     }
 }
 
@@ -148,5 +206,47 @@ impl ExecutionQuery {
             .load_one(ExecutionRecordById(id))
             .await?
             .map(ExecutionRecordObject))
+    }
+}
+
+#[derive(InputObject)]
+pub struct RunWorkflowInput {
+    workflow_id: Uuid,
+    /// Values of the START node's inputs.
+    inputs: Option<Json<Value>>,
+}
+
+#[derive(Default)]
+pub struct ExecutionMutation;
+
+#[Object]
+impl ExecutionMutation {
+    /// Runs a workflow's current version (RUN in its workspace, or the API key of an
+    /// application serving it). Returns at once, QUEUED; follow it with `executionEvents`.
+    async fn run_workflow(
+        &self,
+        ctx: &Context<'_>,
+        input: RunWorkflowInput,
+    ) -> Result<ExecutionRecordObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let execution = crate::workflow::run::run_workflow(
+            app,
+            actor,
+            &ctx.client(),
+            input.workflow_id,
+            input.inputs.map(|j| j.0),
+        )
+        .await?;
+        Ok(ExecutionRecordObject(execution))
+    }
+
+    /// Stops a run wherever it runs, including a model's reply in flight; returns the run
+    /// once it has stopped (STOPPED), or as it already ended.
+    async fn stop_execution(&self, ctx: &Context<'_>, id: Uuid) -> Result<ExecutionRecordObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let execution = crate::workflow::run::stop_execution(app, actor, &ctx.client(), id).await?;
+        Ok(ExecutionRecordObject(execution))
     }
 }

@@ -18,15 +18,15 @@ use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
     ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message, MessageAnnotation,
-    MessageFeedback, Node, Organization, Plugin, PromptTemplate, PromptTemplateVersion, Team,
-    TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
+    MessageFeedback, Node, NodeExecutionResult, Organization, Plugin, PromptTemplate,
+    PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
     end_users, execution_records, file_references, installed_plugins, llm_providers,
-    message_annotations, message_feedbacks, messages, nodes, organizations, plugins,
-    prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
-    workflows, workspaces,
+    message_annotations, message_feedbacks, messages, node_execution_results, nodes, organizations,
+    plugins, prompt_template_versions, team_invitations, team_members, teams, users,
+    workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -659,6 +659,9 @@ macro_rules! children_loader {
 children_loader!(/// The feedback on a message.
     FeedbacksOfMessage, MessageFeedback, message_feedbacks, message_id,
     (message_feedbacks::created_at.asc(), message_feedbacks::id.asc()));
+children_loader!(/// The results of a run's nodes, in the order they started.
+    NodeResultsOfExecution, NodeExecutionResult, node_execution_results, execution_id,
+    (node_execution_results::sequence_index.asc(), node_execution_results::id.asc()));
 children_loader!(/// The annotations of a message.
     AnnotationsOfMessage, MessageAnnotation, message_annotations, message_id,
     (message_annotations::created_at.asc(), message_annotations::id.asc()));

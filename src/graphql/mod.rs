@@ -2,6 +2,7 @@
 
 mod application;
 mod audit;
+mod chat;
 mod context;
 mod conversation;
 mod dataset;

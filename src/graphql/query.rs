@@ -4,9 +4,10 @@ use async_graphql::{MergedObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 
 use super::application::{ApplicationMutation, ApplicationQuery};
+use super::chat::ChatMutation;
 use super::conversation::{ConversationMutation, ConversationQuery};
 use super::dataset::{DatasetMutation, DatasetQuery};
-use super::execution::ExecutionQuery;
+use super::execution::{ExecutionMutation, ExecutionQuery};
 use super::file::{FileMutation, FileQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::plugin::{PluginMutation, PluginQuery};
@@ -62,7 +63,9 @@ pub struct Mutation(
     IdentityMutation,
     TenancyMutation,
     WorkflowMutation,
+    ExecutionMutation,
     ApplicationMutation,
+    ChatMutation,
     ConversationMutation,
     ProviderMutation,
     TemplateMutation,

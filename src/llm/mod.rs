@@ -7,6 +7,7 @@
 
 pub mod echo;
 pub mod openai;
+pub mod provider;
 pub mod sse;
 
 use std::time::Duration;

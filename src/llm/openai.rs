@@ -27,11 +27,17 @@ pub struct OpenAiClient {
 
 impl OpenAiClient {
     pub fn new(base_url: &str, api_key: Option<String>) -> OpenAiClient {
+        OpenAiClient::with_http(http_client(), base_url, api_key)
+    }
+
+    /// A client sharing `http`'s connection pool.
+    pub fn with_http(
+        http: reqwest::Client,
+        base_url: &str,
+        api_key: Option<String>,
+    ) -> OpenAiClient {
         OpenAiClient {
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
+            http,
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             retries: 3,
@@ -175,6 +181,15 @@ impl OpenAiClient {
             }
         }
     }
+}
+
+/// The HTTP client model calls share: connections to a provider are reused across calls.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
 }
 
 async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, LlmError> {

@@ -26,6 +26,10 @@ pub enum Event {
     MessageChanged { message: Box<Message> },
     /// A document's indexing advanced (`documentIndexing`).
     DocumentChanged { document: Box<Document> },
+    /// Between instances: stop this run wherever it runs.
+    StopRun { execution_id: Uuid },
+    /// Between instances: a run was enqueued; idle workers claim it.
+    RunQueued,
 }
 
 impl Event {

@@ -70,6 +70,12 @@ impl Realtime {
         .await
     }
 
+    /// Tells every instance's workers something (`Event::StopRun`, `Event::RunQueued`).
+    pub async fn signal(&self, event: Event) -> AppResult<()> {
+        let channel = self.names.control();
+        self.announce(&channel, event).await
+    }
+
     async fn append(&self, key: StreamKey, event: Event) -> AppResult<i64> {
         let seq = self
             .store

@@ -113,6 +113,10 @@ impl Names {
     pub fn document(&self, document_id: Uuid) -> String {
         format!("{}ch:document:{document_id}", self.prefix)
     }
+    /// Signals between instances (stops, queued runs).
+    pub fn control(&self) -> String {
+        format!("{}ch:control", self.prefix)
+    }
 }
 
 /// Retention settings.

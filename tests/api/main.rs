@@ -6,9 +6,11 @@
 mod harness;
 
 mod applications;
+mod chat;
 mod conversations;
 mod datasets;
 mod endpoints;
+mod execution;
 mod files;
 mod identity;
 mod live;

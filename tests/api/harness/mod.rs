@@ -2,6 +2,7 @@
 //! per test, and the server started in-process on an ephemeral port.
 
 pub mod accounts;
+pub mod chat;
 pub mod db;
 pub mod live;
 pub mod model_server;

@@ -1,0 +1,229 @@
+//! What each type of node does, given the variables of the run so far. A node returns its
+//! outputs (and, for a CONDITION, the branch taken) or an error message.
+
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+use super::config::EngineConfig;
+use super::reply::Reply;
+use super::template::Vars;
+use super::{condition, http_node};
+use crate::app::App;
+use crate::llm::ChatMessage;
+use crate::llm::ChatRequest;
+use crate::llm::provider::{self, ProviderAccess};
+use crate::workflow::graph::{GraphNode, NodeType};
+
+/// What a finished node produced.
+#[derive(Debug, Default)]
+pub struct NodeOutput {
+    pub inputs: Option<Value>,
+    pub outputs: Value,
+    pub branch: Option<bool>,
+    pub usage: Option<crate::llm::Usage>,
+    /// The provider's name and the model, for LLM nodes.
+    pub model: Option<(String, String)>,
+}
+
+/// What every node of one run shares.
+pub struct NodeContext<'a> {
+    pub app: &'a App,
+    pub config: &'a EngineConfig,
+    pub http: reqwest::Client,
+    pub workspace_id: Uuid,
+    /// The conversation's earlier turns, for LLM nodes with `memory`.
+    pub history: &'a [ChatMessage],
+    pub reply: Option<&'a Reply>,
+    /// LLM nodes whose tokens may stream into the reply, with the ANSWER text before them.
+    pub streamable: &'a [(usize, String)],
+    /// The LLM node streaming into the reply (one per run).
+    pub streaming: &'a Mutex<Option<usize>>,
+}
+
+fn text<'v>(config: &'v Value, field: &str) -> &'v str {
+    config.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Runs node `index` with the variables it can see.
+pub async fn run(
+    ctx: &NodeContext<'_>,
+    index: usize,
+    node: &GraphNode,
+    vars: &Vars,
+) -> Result<NodeOutput, String> {
+    let config = &node.config;
+    match node.node_type {
+        NodeType::Start => Ok(NodeOutput {
+            outputs: vars.lookup("start").cloned().unwrap_or_else(|| json!({})),
+            ..NodeOutput::default()
+        }),
+        NodeType::Template => {
+            let output = vars.render(text(config, "template"))?;
+            Ok(NodeOutput {
+                outputs: json!({ "output": output }),
+                ..NodeOutput::default()
+            })
+        }
+        NodeType::Answer => {
+            let answer = vars.render(text(config, "answer"))?;
+            Ok(NodeOutput {
+                outputs: json!({ "answer": answer }),
+                ..NodeOutput::default()
+            })
+        }
+        NodeType::End => {
+            let outputs = match config.get("outputs") {
+                Some(Value::Object(map)) => {
+                    let mut out = serde_json::Map::new();
+                    for (name, template) in map {
+                        out.insert(
+                            name.clone(),
+                            Value::String(vars.render(template.as_str().unwrap_or(""))?),
+                        );
+                    }
+                    Value::Object(out)
+                }
+                _ => json!({}),
+            };
+            Ok(NodeOutput {
+                outputs,
+                ..NodeOutput::default()
+            })
+        }
+        NodeType::Condition => {
+            let result = condition::evaluate(config, vars)?;
+            Ok(NodeOutput {
+                outputs: json!({ "result": result }),
+                branch: Some(result),
+                ..NodeOutput::default()
+            })
+        }
+        NodeType::HttpRequest => {
+            let outputs = http_node::run(
+                config,
+                vars,
+                &ctx.config.http_allowed,
+                ctx.config.node_timeout,
+            )
+            .await?;
+            Ok(NodeOutput {
+                inputs: Some(json!({ "url": vars.render(text(config, "url"))? })),
+                outputs,
+                ..NodeOutput::default()
+            })
+        }
+        NodeType::Llm => llm(ctx, index, config, vars).await,
+        NodeType::KnowledgeRetrieval => Err(
+            "knowledge retrieval is not available on this server: no dataset is indexed for search"
+                .into(),
+        ),
+    }
+}
+
+async fn llm(
+    ctx: &NodeContext<'_>,
+    index: usize,
+    config: &Value,
+    vars: &Vars,
+) -> Result<NodeOutput, String> {
+    let provider_id = Uuid::parse_str(text(config, "providerId"))
+        .map_err(|_| "config.providerId is not a UUID".to_string())?;
+    let system = vars.render(text(config, "systemPrompt"))?;
+    let prompt = vars.render(text(config, "prompt"))?;
+    let mut messages = Vec::new();
+    if !system.trim().is_empty() {
+        messages.push(ChatMessage::new("system", system.clone()));
+    }
+    if config.get("memory").and_then(Value::as_bool) == Some(true) {
+        messages.extend(ctx.history.iter().cloned());
+    }
+    messages.push(ChatMessage::new("user", prompt.clone()));
+    let access = ProviderAccess {
+        encryption_key: &ctx.app.config.encryption_key,
+        http: ctx.http.clone(),
+        echo_pace: ctx.config.echo_pace,
+    };
+    let resolved = {
+        let mut conn = ctx.app.engine.pool.get().await.map_err(|e| {
+            tracing::error!(error = %e, "no database connection for an LLM node");
+            "the database is unavailable".to_string()
+        })?;
+        provider::resolve(
+            &mut conn,
+            &access,
+            ctx.workspace_id,
+            provider_id,
+            Some(text(config, "model")),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::error::AppError::Internal(_) => "the model provider cannot be used".to_string(),
+            other => other.to_string(),
+        })?
+    };
+    let request = ChatRequest {
+        model: resolved.model.clone(),
+        messages,
+        temperature: config.get("temperature").and_then(Value::as_f64),
+        max_tokens: config
+            .get("maxTokens")
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u64::from(u32::MAX)) as u32),
+    };
+    let prefix = ctx
+        .streamable
+        .iter()
+        .find(|(node, _)| *node == index)
+        .map(|(_, prefix)| prefix.as_str());
+    let mut reply_text = String::new();
+    let mut streams: Option<bool> = None;
+    let usage = resolved
+        .client
+        .stream_chat(&request, |piece| {
+            reply_text.push_str(piece);
+            let (Some(reply), Some(prefix)) = (ctx.reply, prefix) else {
+                return;
+            };
+            let mine = *streams.get_or_insert_with(|| {
+                let mut owner = ctx.streaming.lock().unwrap_or_else(|p| p.into_inner());
+                match *owner {
+                    None => {
+                        *owner = Some(index);
+                        reply.delta(&vars.render(prefix).unwrap_or_default());
+                        true
+                    }
+                    Some(other) => other == index,
+                }
+            });
+            if mine {
+                reply.delta(piece);
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Ok(mut conn) = ctx.app.engine.pool.get().await
+        && let Err(e) = provider::record_usage(
+            &mut conn,
+            resolved.provider_id,
+            i64::from(usage.total_tokens),
+        )
+        .await
+    {
+        tracing::warn!(error = ?e, "cannot count a provider's tokens");
+    }
+    Ok(NodeOutput {
+        inputs: Some(json!({ "model": resolved.model, "system": system, "prompt": prompt })),
+        outputs: json!({
+            "text": reply_text,
+            "usage": {
+                "promptTokens": usage.prompt_tokens,
+                "completionTokens": usage.completion_tokens,
+                "totalTokens": usage.total_tokens,
+            },
+        }),
+        usage: Some(usage),
+        model: Some((resolved.provider_name, resolved.model)),
+        branch: None,
+    })
+}

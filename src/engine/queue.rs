@@ -1,0 +1,180 @@
+//! The durable queue of runs, in PostgreSQL (`execution_jobs`): a run is enqueued in the
+//! same transaction that creates its execution (and message), so a request that returned
+//! has a run that will happen. Workers of every instance claim the oldest unclaimed job with
+//! `FOR UPDATE SKIP LOCKED` and hold it by a lease they renew; a job whose lease ran out
+//! belongs to an instance that died, and its run is finished as FAILED ("interrupted").
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Interval, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::db::schema::execution_jobs;
+use crate::error::AppResult;
+
+/// A claimed job.
+#[derive(Debug, Clone, QueryableByName, Selectable, Queryable)]
+#[diesel(table_name = execution_jobs, check_for_backend(diesel::pg::Pg))]
+pub struct Job {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub execution_id: Uuid,
+    pub message_id: Option<Uuid>,
+    pub context: Value,
+    pub attempts: i32,
+    pub stop_requested: bool,
+}
+
+/// Enqueues the run of `execution_id` (inside the caller's transaction).
+pub async fn enqueue(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    execution_id: Uuid,
+    message_id: Option<Uuid>,
+    context: Value,
+) -> AppResult<()> {
+    diesel::insert_into(execution_jobs::table)
+        .values((
+            execution_jobs::workspace_id.eq(workspace_id),
+            execution_jobs::execution_id.eq(execution_id),
+            execution_jobs::message_id.eq(message_id),
+            execution_jobs::context.eq(context),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+fn interval(lease: Duration) -> diesel::data_types::PgInterval {
+    diesel::data_types::PgInterval::from_microseconds(lease.as_micros() as i64)
+}
+
+const RETURNING: &str =
+    "RETURNING id, workspace_id, execution_id, message_id, context, attempts, stop_requested";
+
+/// Claims the oldest unclaimed job for `instance`.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    instance: &str,
+    lease: Duration,
+) -> AppResult<Option<Job>> {
+    let sql = format!(
+        "UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2, \
+         attempts = attempts + 1 \
+         WHERE id = (SELECT id FROM execution_jobs WHERE leased_by IS NULL \
+                     ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) {RETURNING}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(instance)
+        .bind::<Interval, _>(interval(lease))
+        .get_result::<Job>(conn)
+        .await
+        .optional()?)
+}
+
+/// Claims a job whose lease ran out (its instance died), to finish it.
+pub async fn claim_expired(
+    conn: &mut AsyncPgConnection,
+    instance: &str,
+    lease: Duration,
+) -> AppResult<Option<Job>> {
+    let sql = format!(
+        "UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2 \
+         WHERE id = (SELECT id FROM execution_jobs \
+                     WHERE leased_by IS NOT NULL AND lease_expires_at < now() \
+                     ORDER BY lease_expires_at FOR UPDATE SKIP LOCKED LIMIT 1) {RETURNING}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<Text, _>(instance)
+        .bind::<Interval, _>(interval(lease))
+        .get_result::<Job>(conn)
+        .await
+        .optional()?)
+}
+
+/// What a renewal found about one of this instance's runs.
+#[derive(Debug, QueryableByName)]
+pub struct Lease {
+    #[diesel(sql_type = SqlUuid)]
+    pub execution_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub stop_requested: bool,
+}
+
+/// Extends the leases `instance` holds on `executions`; a run missing from the answer is no
+/// longer this instance's.
+pub async fn renew(
+    conn: &mut AsyncPgConnection,
+    instance: &str,
+    executions: &[Uuid],
+    lease: Duration,
+) -> AppResult<Vec<Lease>> {
+    if executions.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::sql_query(
+        "UPDATE execution_jobs SET lease_expires_at = now() + $3 \
+         WHERE leased_by = $1 AND execution_id = ANY($2) RETURNING execution_id, stop_requested",
+    )
+    .bind::<Text, _>(instance)
+    .bind::<Array<SqlUuid>, _>(executions)
+    .bind::<Interval, _>(interval(lease))
+    .load::<Lease>(conn)
+    .await?)
+}
+
+/// Removes a finished run's job.
+pub async fn complete(conn: &mut AsyncPgConnection, execution_id: Uuid) -> AppResult<()> {
+    diesel::delete(execution_jobs::table.filter(execution_jobs::execution_id.eq(execution_id)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Where a stop found the run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopFound {
+    /// Not claimed yet: the caller finishes it (the job is locked by its transaction).
+    Queued(Job),
+    /// Running somewhere: the job now says so, and the worker stops it.
+    Running,
+    /// No job: the run has finished.
+    Finished,
+}
+
+/// Marks a run's job as to be stopped (inside the caller's transaction).
+pub async fn request_stop(
+    conn: &mut AsyncPgConnection,
+    execution_id: Uuid,
+) -> AppResult<StopFound> {
+    let job: Option<(Job, Option<String>)> = execution_jobs::table
+        .filter(execution_jobs::execution_id.eq(execution_id))
+        .select((Job::as_select(), execution_jobs::leased_by))
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(match job {
+        None => StopFound::Finished,
+        Some((job, None)) => StopFound::Queued(job),
+        Some((_, Some(_))) => {
+            diesel::update(
+                execution_jobs::table.filter(execution_jobs::execution_id.eq(execution_id)),
+            )
+            .set(execution_jobs::stop_requested.eq(true))
+            .execute(conn)
+            .await?;
+            StopFound::Running
+        }
+    })
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Job) -> bool {
+        self.id == other.id
+    }
+}
+impl Eq for Job {}

@@ -1,0 +1,197 @@
+//! A workspace's model provider as the engine uses it: the row read with the workspace
+//! filter, its key decrypted, its quota checked before any call, and the tokens a call used
+//! added to `used_tokens`.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::openai::OpenAiClient;
+use super::{ChatRequest, Chunk, LlmError, Usage, echo};
+use crate::db::models::LlmProvider;
+use crate::db::schema::llm_providers;
+use crate::error::{AppError, AppResult};
+use crate::secrets::{self, Secret};
+
+/// How to call a provider.
+#[derive(Clone)]
+pub enum ModelClient {
+    OpenAi(OpenAiClient),
+    /// The built-in ECHO provider, `pace` between words.
+    Echo {
+        pace: Duration,
+    },
+}
+
+/// A provider ready to be called with one model.
+#[derive(Clone)]
+pub struct ResolvedModel {
+    pub provider_id: Uuid,
+    pub provider_name: String,
+    pub model: String,
+    pub client: ModelClient,
+}
+
+/// What resolving needs beyond the row.
+pub struct ProviderAccess<'a> {
+    pub encryption_key: &'a Secret,
+    pub http: reqwest::Client,
+    pub echo_pace: Duration,
+}
+
+/// The provider `provider_id` of `workspace_id` with `model` (or its default model),
+/// refused when disabled or over its quota.
+pub async fn resolve(
+    conn: &mut AsyncPgConnection,
+    access: &ProviderAccess<'_>,
+    workspace_id: Uuid,
+    provider_id: Uuid,
+    model: Option<&str>,
+) -> AppResult<ResolvedModel> {
+    let row: LlmProvider = llm_providers::table
+        .find(provider_id)
+        .filter(llm_providers::workspace_id.eq(workspace_id))
+        .select(LlmProvider::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("model provider"))?;
+    if !row.is_enabled {
+        return Err(AppError::Conflict(format!(
+            "the model provider \"{}\" is disabled",
+            row.name
+        )));
+    }
+    check_quota_of(&row)?;
+    let model = model
+        .filter(|m| !m.trim().is_empty())
+        .map(str::to_string)
+        .or_else(|| row.default_model.clone())
+        .or_else(|| {
+            row.models
+                .as_array()
+                .and_then(|m| <[serde_json::Value]>::first(m))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .ok_or_else(|| {
+            AppError::Conflict(format!(
+                "the model provider \"{}\" has no default model: name one in the node",
+                row.name
+            ))
+        })?;
+    let client = match row.provider_type.as_str() {
+        "ECHO" => ModelClient::Echo {
+            pace: access.echo_pace,
+        },
+        _ => {
+            let base_url = row.base_url.as_deref().ok_or_else(|| {
+                AppError::Conflict(format!(
+                    "the model provider \"{}\" has no baseUrl",
+                    row.name
+                ))
+            })?;
+            let api_key = match &row.api_key_encrypted {
+                Some(sealed) => {
+                    let plain = secrets::decrypt(access.encryption_key, sealed)
+                        .map_err(AppError::internal)?;
+                    Some(String::from_utf8(plain).map_err(AppError::internal)?)
+                }
+                None => None,
+            };
+            ModelClient::OpenAi(OpenAiClient::with_http(
+                access.http.clone(),
+                base_url,
+                api_key,
+            ))
+        }
+    };
+    Ok(ResolvedModel {
+        provider_id: row.id,
+        provider_name: row.name,
+        model,
+        client,
+    })
+}
+
+fn check_quota_of(row: &LlmProvider) -> AppResult<()> {
+    match row.max_tokens {
+        Some(max) if row.used_tokens >= max => Err(AppError::QuotaExceeded(format!(
+            "the model provider \"{}\" has used its quota of {max} tokens",
+            row.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses with QUOTA_EXCEEDED when one of the providers (of the workspace) is over quota.
+pub async fn check_quotas(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    provider_ids: &[Uuid],
+) -> AppResult<()> {
+    if provider_ids.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<LlmProvider> = llm_providers::table
+        .filter(llm_providers::id.eq_any(provider_ids))
+        .filter(llm_providers::workspace_id.eq(workspace_id))
+        .select(LlmProvider::as_select())
+        .load(conn)
+        .await?;
+    rows.iter().try_for_each(check_quota_of)
+}
+
+/// Adds the tokens a call used to its provider's count.
+pub async fn record_usage(
+    conn: &mut AsyncPgConnection,
+    provider_id: Uuid,
+    tokens: i64,
+) -> AppResult<()> {
+    if tokens <= 0 {
+        return Ok(());
+    }
+    diesel::update(llm_providers::table.find(provider_id))
+        .set(llm_providers::used_tokens.eq(llm_providers::used_tokens + tokens))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+impl ModelClient {
+    /// Streams a reply; the usage is the provider's, or estimated (about four characters a
+    /// token) when it reported none.
+    pub async fn stream_chat(
+        &self,
+        request: &ChatRequest,
+        mut on_chunk: impl FnMut(&str),
+    ) -> Result<Usage, LlmError> {
+        let mut completion_chars = 0usize;
+        let mut on = |chunk: Chunk| {
+            if let Chunk::Delta(text) = chunk {
+                completion_chars += text.chars().count();
+                on_chunk(&text);
+            }
+        };
+        let reported = match self {
+            ModelClient::OpenAi(client) => client.stream_chat(request, &mut on).await?,
+            ModelClient::Echo { pace } => Some(echo::stream_chat(request, *pace, &mut on).await),
+        };
+        Ok(reported.unwrap_or_else(|| {
+            let prompt: usize = request
+                .messages
+                .iter()
+                .map(|m| m.content.chars().count())
+                .sum();
+            let prompt_tokens = prompt.div_ceil(4) as i32;
+            let completion_tokens = completion_chars.div_ceil(4) as i32;
+            Usage {
+                prompt_tokens,
+                completion_tokens,
+                total_tokens: prompt_tokens + completion_tokens,
+            }
+        }))
+    }
+}
