@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod conversation;
 pub mod db;
+pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod files;

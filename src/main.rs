@@ -13,9 +13,10 @@ use weft::{db, graphql, server, telemetry};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const USAGE: &str = "usage: weft [serve | migrate | schema]
+const USAGE: &str = "usage: weft [serve [--no-demo] | migrate | schema]
 
-  serve    run the server (the default)
+  serve    run the server (the default); on an empty database it seeds a demo
+           application and prints how to try it, unless --no-demo (or WEFT_DEMO=false)
   migrate  create the database if needed and apply pending migrations
   schema   print the GraphQL SDL
 
@@ -23,7 +24,12 @@ Configuration comes from the environment: see README.md.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = args.first().map(String::as_str).unwrap_or("serve");
+    let no_demo = args.iter().any(|a| a == "--no-demo");
+    let command = args
+        .iter()
+        .map(String::as_str)
+        .find(|a| !a.starts_with("--"))
+        .unwrap_or("serve");
     match command {
         "schema" => {
             print!("{}", graphql::sdl());
@@ -42,7 +48,7 @@ fn main() -> ExitCode {
                 }
             };
             let result = if command == "serve" {
-                runtime.block_on(serve())
+                runtime.block_on(serve(no_demo))
             } else {
                 runtime.block_on(migrate())
             };
@@ -65,8 +71,11 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve() -> Result<(), String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+async fn serve(no_demo: bool) -> Result<(), String> {
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    if no_demo {
+        config.engine.demo = false;
+    }
     let bind = config.bind;
     let app = App::start(config).await.map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(bind)
@@ -76,6 +85,16 @@ async fn serve() -> Result<(), String> {
     tracing::info!(%addr, "listening");
     println!("Weft is serving GraphQL at http://{addr}/graphql");
     println!("GraphiQL: http://{addr}/graphiql");
+    if app.config.engine.demo {
+        match weft::demo::seed_if_empty(&app).await {
+            Ok(Some(demo)) => println!(
+                "{}",
+                weft::demo::instructions(&demo, &format!("http://{addr}"))
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = ?e, "cannot seed the demo"),
+        }
+    }
     server::serve(app, listener, server::shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"))

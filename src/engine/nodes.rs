@@ -178,10 +178,22 @@ async fn llm(
         .map(|(_, prefix)| prefix.as_str());
     let mut reply_text = String::new();
     let mut streams: Option<bool> = None;
+    let mut unfinished = Unfinished {
+        pool: ctx.app.engine.pool.clone(),
+        provider_id: resolved.provider_id,
+        prompt_chars: request
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum(),
+        completion_chars: 0,
+        done: false,
+    };
     let usage = resolved
         .client
         .stream_chat(&request, |piece| {
             reply_text.push_str(piece);
+            unfinished.completion_chars += piece.chars().count();
             let (Some(reply), Some(prefix)) = (ctx.reply, prefix) else {
                 return;
             };
@@ -200,8 +212,9 @@ async fn llm(
                 reply.delta(piece);
             }
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
+    unfinished.done = true;
+    let usage = usage.map_err(|e| e.to_string())?;
     if let Ok(mut conn) = ctx.app.engine.pool.get().await
         && let Err(e) = provider::record_usage(
             &mut conn,
@@ -226,4 +239,32 @@ async fn llm(
         model: Some((resolved.provider_name, resolved.model)),
         branch: None,
     })
+}
+
+/// The tokens of a reply cut off by a stop (its future dropped mid-stream): the provider
+/// generated them, so they count against its quota (estimated, about four characters a
+/// token, as no usage arrived).
+struct Unfinished {
+    pool: crate::db::DbPool,
+    provider_id: Uuid,
+    prompt_chars: usize,
+    completion_chars: usize,
+    done: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.done || self.completion_chars == 0 {
+            return;
+        }
+        let tokens = (self.prompt_chars.div_ceil(4) + self.completion_chars.div_ceil(4)) as i64;
+        let (pool, provider_id) = (self.pool.clone(), self.provider_id);
+        tokio::spawn(async move {
+            if let Ok(mut conn) = pool.get().await
+                && let Err(e) = provider::record_usage(&mut conn, provider_id, tokens).await
+            {
+                tracing::warn!(error = ?e, "cannot count a stopped reply's tokens");
+            }
+        });
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::harness::TestServer;
 use crate::harness::accounts::{data, error_code};
 use crate::harness::chat::{STREAM, chat_app, send, text_of};
-use crate::harness::live::{Ws, seqs};
+use crate::harness::live::{Sse, Ws, seqs};
 use crate::harness::model_server::ModelServer;
 
 const WS: &str = "graphql-transport-ws";
@@ -230,6 +230,19 @@ async fn stop_closes_the_provider_connection_and_keeps_the_partial_reply() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // What the provider generated before the stop counts against its quota.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let used = format!(
+        "SELECT used_tokens FROM llm_providers WHERE id = '{}'",
+        app.provider
+    );
+    while server.scalar(&used).await == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stopped reply's tokens are counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let execution = sent["execution"]["id"].as_str().unwrap();
     assert_eq!(
         server
@@ -419,4 +432,46 @@ async fn an_annotated_question_is_answered_from_the_annotation_without_the_model
     // A different question still goes to the model.
     let other = send(&server, &app, "Tell me a joke about cats", None).await;
     assert_eq!(other["assistantMessage"]["status"], "PENDING");
+}
+
+#[tokio::test]
+async fn an_empty_database_gets_a_demo_that_answers_with_echo() {
+    let server = TestServer::start_with(|c| c.engine.echo_pace = Duration::from_millis(20)).await;
+    let demo = weft::demo::seed_if_empty(&server.app)
+        .await
+        .expect("seeded")
+        .expect("the database was empty");
+    assert!(
+        weft::demo::seed_if_empty(&server.app)
+            .await
+            .expect("checked")
+            .is_none(),
+        "seeded once"
+    );
+    let instructions = weft::demo::instructions(&demo, &server.base);
+    assert!(instructions.contains(&demo.api_key) && instructions.contains("/graphiql"));
+    let sent = data(
+        server
+            .graphql_as(
+                Some(&demo.api_key),
+                crate::harness::chat::SEND,
+                json!({ "i": { "applicationId": demo.application_id, "query": "hello demo", "endUserId": "me" } }),
+            )
+            .await,
+    )["sendMessage"]
+        .clone();
+    let reply = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+    let mut ws = Ws::connect(&server, WS, Some(&demo.api_key)).await;
+    ws.subscribe("1", STREAM, json!({ "id": reply })).await;
+    let events = ws.until_complete("1").await;
+    assert_eq!(text_of(&events), "Echo: hello demo");
+    assert!(events.len() >= 4, "word by word: {events:?}");
+    // The builder can log in with what was printed.
+    let login = server
+        .graphql(
+            "mutation($e: String!, $p: String!) { login(input: { email: $e, password: $p }) { accessToken } }",
+            json!({ "e": demo.email, "p": demo.password }),
+        )
+        .await;
+    assert!(data(login)["login"]["accessToken"].is_string());
 }
