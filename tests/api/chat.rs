@@ -103,9 +103,17 @@ async fn an_end_user_chats_and_the_reply_streams_and_is_stored() {
         .as_str()
         .unwrap()
         .to_string();
-    ws.subscribe("2", STREAM, json!({ "id": second_reply }))
-        .await;
-    let events = ws.until_complete("2").await;
+    // This one over Server-Sent Events (graphql-sse).
+    let mut sse = Sse::post(
+        &server,
+        Some(&app.key),
+        STREAM,
+        json!({ "id": second_reply }),
+    )
+    .await;
+    let (events, completed) = sse.until_complete().await;
+    assert!(completed);
+    assert_eq!(text_of(&events), "Hello world");
     assert_eq!(kind(events.last().unwrap()), "END");
     let body = models.seen.last_body.lock().unwrap().clone().unwrap();
     let asked: Vec<(String, String)> = body["messages"]
