@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use uuid::Uuid;
 use weft::app::App;
 use weft::config::Config;
 use weft::realtime::events::MessageEvent;
 
+#[path = "support/api.rs"]
+mod api;
 #[path = "support/fixture.rs"]
 mod fixture;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use api::{Error, Socket};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -49,42 +49,9 @@ struct Setup {
 }
 
 async fn setup() -> Result<Setup, Error> {
-    let base = std::env::var("WEFT_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let http = reqwest::Client::new();
-    let call = async |query: &str, variables: Value, token: Option<&str>| -> Result<Value, Error> {
-        let mut request = http
-            .post(format!("{base}/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let answer: Value = request.send().await?.json().await?;
-        if answer.get("errors").is_some() {
-            return Err(format!("{answer}").into());
-        }
-        Ok(answer["data"].clone())
-    };
-    let email = format!("live-bench-{}@example.com", Uuid::new_v4().simple());
-    let registered = call(
-        "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
-        json!({ "i": { "email": email, "password": "a long bench password", "name": "Bench" } }),
-        None,
-    )
-    .await?;
-    let token = registered["register"]["accessToken"]
-        .as_str()
-        .ok_or("no token")?
-        .to_string();
-    let org = call(
-        "mutation($i: CreateOrganizationInput!) { createOrganization(input: $i) { teams { workspaces { id } } } }",
-        json!({ "i": { "name": "Bench" } }),
-        Some(&token),
-    )
-    .await?;
-    let workspace: Uuid = org["createOrganization"]["teams"][0]["workspaces"][0]["id"]
-        .as_str()
-        .ok_or("no workspace")?
-        .parse()?;
+    let api = api::Api::from_env();
+    let (token, workspace) = api.builder("live-bench").await?;
+    let base = api.base;
     let app = App::start(Config::from_env()?).await?;
     let subjects = fixture::seed(&app, workspace)
         .await
@@ -97,27 +64,9 @@ async fn setup() -> Result<Setup, Error> {
     })
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// Opens a socket, authenticates and subscribes to the message's stream.
 async fn subscriber(setup: &Setup) -> Result<Socket, Error> {
-    let url = format!("{}/graphql", setup.base.replacen("http", "ws", 1));
-    let mut request = url.into_client_request()?;
-    request.headers_mut().insert(
-        "sec-websocket-protocol",
-        HeaderValue::from_static("graphql-transport-ws"),
-    );
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", setup.token) } });
-    socket.send(Message::Text(init.to_string().into())).await?;
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("connection_ack") => break,
-            Some(Ok(_)) => continue,
-            other => return Err(format!("no connection_ack: {other:?}").into()),
-        }
-    }
+    let mut socket = api::socket(&setup.base, &setup.token).await?;
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
         "query": "subscription($m: UUID!) { messageStream(messageId: $m) { seq delta } }",
         "variables": { "m": setup.message } } });

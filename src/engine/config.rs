@@ -1,6 +1,7 @@
 //! Settings of the engine, read from the environment:
 //!
-//! - `WEFT_WORKERS` (256): runs one instance executes at once (they mostly wait on models).
+//! - `WEFT_WORKERS` (256): runs one instance executes at once (they mostly wait on models);
+//!   0 makes an instance that serves the API and watches leases but executes no runs.
 //! - `WEFT_RUN_LEASE_SECS` (30): how long a claimed run stays an instance's without a
 //!   renewal (renewed every third of it); a run whose lease ran out is finished as FAILED
 //!   ("interrupted").
@@ -46,7 +47,14 @@ impl EngineConfig {
                     .parse::<u64>()
                     .ok()
                     .filter(|n| zero_ok || *n > 0)
-                    .ok_or_else(|| format!("{name} must be a positive number, got {v:?}")),
+                    .ok_or_else(|| {
+                        let kind = if zero_ok {
+                            "a whole number"
+                        } else {
+                            "a positive number"
+                        };
+                        format!("{name} must be {kind}, got {v:?}")
+                    }),
                 None => Ok(default),
             }
         };
@@ -71,7 +79,7 @@ impl EngineConfig {
             Some(v) => return Err(format!("WEFT_DEMO must be true or false, got {v:?}")),
         };
         Ok(EngineConfig {
-            workers: number("WEFT_WORKERS", defaults.workers as u64, false)? as usize,
+            workers: number("WEFT_WORKERS", defaults.workers as u64, true)? as usize,
             lease: Duration::from_secs(number(
                 "WEFT_RUN_LEASE_SECS",
                 defaults.lease.as_secs(),

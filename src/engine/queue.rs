@@ -55,24 +55,25 @@ fn interval(lease: Duration) -> diesel::data_types::PgInterval {
 const RETURNING: &str =
     "RETURNING id, workspace_id, execution_id, message_id, context, attempts, stop_requested";
 
-/// Claims the oldest unclaimed job for `instance`.
+/// Claims up to `n` of the oldest unclaimed jobs for `instance`, in one statement.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     instance: &str,
     lease: Duration,
-) -> AppResult<Option<Job>> {
+    n: i64,
+) -> AppResult<Vec<Job>> {
     let sql = format!(
         "UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2, \
          attempts = attempts + 1 \
-         WHERE id = (SELECT id FROM execution_jobs WHERE leased_by IS NULL \
-                     ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT 1) {RETURNING}"
+         WHERE id IN (SELECT id FROM execution_jobs WHERE leased_by IS NULL \
+                      ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3) {RETURNING}"
     );
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(instance)
         .bind::<Interval, _>(interval(lease))
-        .get_result::<Job>(conn)
-        .await
-        .optional()?)
+        .bind::<diesel::sql_types::BigInt, _>(n)
+        .load::<Job>(conn)
+        .await?)
 }
 
 /// Claims a job whose lease ran out (its instance died), to finish it.

@@ -30,6 +30,8 @@ use crate::workflow::graph::Graph;
 /// Turns of the conversation an LLM node with memory sees.
 const HISTORY_MESSAGES: i64 = 20;
 const POLL: Duration = Duration::from_secs(1);
+/// Runs claimed in one statement at most.
+const CLAIM_BATCH: usize = 32;
 
 /// Runs this instance's workers until `stop` turns true; then runs still going here are
 /// given until `deadline` and the rest end FAILED ("interrupted").
@@ -61,31 +63,47 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
+        // Claim as many as there are free workers (in batches), until the queue is empty.
         loop {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let free = permits.available_permits().min(CLAIM_BATCH);
+            if free == 0 {
                 break;
-            };
+            }
             let claimed = match app.engine.pool.get().await {
                 Ok(mut conn) => {
-                    queue::claim(&mut conn, &app.engine.instance, app.engine.config.lease).await
+                    queue::claim(
+                        &mut conn,
+                        &app.engine.instance,
+                        app.engine.config.lease,
+                        free as i64,
+                    )
+                    .await
                 }
                 Err(e) => Err(e.into()),
             };
-            match claimed {
-                Ok(Some(job)) => {
-                    let app = app.clone();
-                    tokio::spawn(async move {
-                        run_job(&app, job).await;
-                        drop(permit);
-                        // A free worker may take the next queued run.
-                        app.engine.wake();
-                    });
-                }
-                Ok(None) => break,
+            let jobs = match claimed {
+                Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::warn!(error = ?e, "cannot claim runs");
                     break;
                 }
+            };
+            let full = jobs.len() == free;
+            for job in jobs {
+                // Only this loop takes permits, and it claimed no more than were free.
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    break;
+                };
+                let app = app.clone();
+                tokio::spawn(async move {
+                    run_job(&app, job).await;
+                    drop(permit);
+                    // A free worker may take the next queued run.
+                    app.engine.wake();
+                });
+            }
+            if !full {
+                break;
             }
         }
         tokio::select! {

@@ -175,8 +175,8 @@ pub async fn announce_queued(app: &App, execution: &ExecutionRecord) {
     }
 }
 
-/// `runWorkflow`: a builder (RUN in the workspace), or the API key of an application
-/// serving this workflow.
+/// `runWorkflow`: a builder (RUN in the workspace), or the API key of a published
+/// application serving this workflow.
 pub async fn run_workflow(
     app: &App,
     actor: Actor,
@@ -205,6 +205,7 @@ pub async fn run_workflow(
                     applications::table
                         .filter(applications::id.eq(application_id))
                         .filter(applications::deleted_at.is_null())
+                        .filter(applications::status.eq("PUBLISHED"))
                         .select(applications::workflow_id),
                 ),
             ),

@@ -259,7 +259,12 @@ async fn http_requests_to_private_addresses_are_refused_unless_allowed() {
 #[tokio::test]
 async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
     let models = ModelServer::start().await;
-    let server = TestServer::start_with(|c| c.engine.lease = Duration::from_secs(1)).await;
+    // This instance claims no runs (no workers) but watches leases, as every instance does.
+    let server = TestServer::start_with(|c| {
+        c.engine.lease = Duration::from_secs(1);
+        c.engine.workers = 0;
+    })
+    .await;
     let app = chat_app(&server, &models.base_url, "slow", None).await;
 
     // Another instance of the service, a real process, takes the run and is killed mid-reply.
@@ -311,7 +316,7 @@ async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
         .unwrap()
         .parse()
         .unwrap();
-    // Wait until some instance streams it; kill the child if it is the one.
+    // Wait until the child streams it, then kill the child.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let row = crate::harness::live::message_row(&server, message).await;
@@ -327,32 +332,201 @@ async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
             server.app.engine.instance
         ))
         .await;
+    assert_eq!(leased_by_child, 1, "the child holds the run");
     child.kill().await.expect("killed");
-    if leased_by_child == 1 {
-        // The survivor sees the lease run out and finishes the run.
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let row = crate::harness::live::message_row(&server, message).await;
-            if row.status != "STREAMING" {
-                assert_eq!(row.status, "FAILED");
-                assert!(row.error.unwrap().contains("interrupted"));
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "the run is finished");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // The survivor sees the lease run out and finishes the run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let row = crate::harness::live::message_row(&server, message).await;
+        if row.status != "STREAMING" {
+            assert_eq!(row.status, "FAILED");
+            assert!(row.error.unwrap().contains("interrupted"));
+            break;
         }
-        let execution: i64 = server
-            .scalar(&format!(
-                "SELECT count(*) FROM execution_records e JOIN messages m ON m.execution_id = e.id \
-                 WHERE m.id = '{message}' AND e.status = 'FAILED' AND e.error LIKE 'interrupted%'"
-            ))
-            .await;
-        assert_eq!(execution, 1);
-        assert_eq!(
-            server.scalar("SELECT count(*) FROM execution_jobs").await,
-            0
-        );
-    } else {
-        panic!("the run was claimed by the test's own instance; the child should have taken it");
+        assert!(std::time::Instant::now() < deadline, "the run is finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let execution: i64 = server
+        .scalar(&format!(
+            "SELECT count(*) FROM execution_records e JOIN messages m ON m.execution_id = e.id \
+             WHERE m.id = '{message}' AND e.status = 'FAILED' AND e.error LIKE 'interrupted%'"
+        ))
+        .await;
+    assert_eq!(execution, 1);
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM execution_jobs").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_queued_run_stops_at_once_and_strangers_cannot_touch_runs() {
+    let models = ModelServer::start().await;
+    // One worker: the first reply holds it, the second waits in the queue.
+    let server = TestServer::start_with(|c| c.engine.workers = 1).await;
+    let app = chat_app(&server, &models.base_url, "slow", None).await;
+    let first = crate::harness::chat::send(&server, &app, "One", None).await;
+    let second = crate::harness::chat::send(&server, &app, "Two", None).await;
+    let (first_reply, second_reply) = (
+        first["assistantMessage"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        second["assistantMessage"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while crate::harness::live::message_row(&server, first_reply.parse().unwrap())
+        .await
+        .status
+        != "STREAMING"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first reply starts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        crate::harness::live::message_row(&server, second_reply.parse().unwrap())
+            .await
+            .status,
+        "PENDING"
+    );
+
+    // Another tenant sees none of it.
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Other").await;
+    let stop_message = "mutation($id: UUID!) { stopMessage(messageId: $id) { status answer } }";
+    let stop_execution = "mutation($id: UUID!) { stopExecution(id: $id) { status } }";
+    assert_eq!(
+        error_code(
+            &server
+                .graphql_as(stranger.token(), stop_message, json!({ "id": first_reply }))
+                .await
+        ),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(
+            &server
+                .graphql_as(
+                    stranger.token(),
+                    stop_execution,
+                    json!({ "id": first["execution"]["id"] })
+                )
+                .await
+        ),
+        "NOT_FOUND"
+    );
+    let workflow = data(
+        server
+            .graphql_as(
+                app.owner.token(),
+                "query($id: UUID!) { application(id: $id) { workflow { id } } }",
+                json!({ "id": app.application }),
+            )
+            .await,
+    )["application"]["workflow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error_code(&run(&server, &stranger, &workflow, json!({})).await),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        error_code(
+            &server
+                .graphql_as(
+                    stranger.token(),
+                    crate::harness::chat::SEND,
+                    json!({ "i": { "applicationId": app.application, "query": "Hi" } }),
+                )
+                .await
+        ),
+        "NOT_FOUND"
+    );
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM execution_records")
+            .await,
+        2
+    );
+
+    // The queued reply stops without ever running; its stream ends with END (STOPPED).
+    let stopped = data(
+        server
+            .graphql_as(Some(&app.key), stop_message, json!({ "id": second_reply }))
+            .await,
+    )["stopMessage"]
+        .clone();
+    assert_eq!(stopped["status"], "STOPPED");
+    assert_eq!(stopped["answer"], "");
+    let mut ws = Ws::connect(&server, "graphql-transport-ws", Some(&app.key)).await;
+    ws.subscribe(
+        "2",
+        crate::harness::chat::STREAM,
+        json!({ "id": second_reply }),
+    )
+    .await;
+    let events = ws.until_complete("2").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["messageStream"]["kind"], "END");
+    assert_eq!(
+        events[0]["data"]["messageStream"]["message"]["status"],
+        "STOPPED"
+    );
+    assert_eq!(
+        execution_row(
+            &server,
+            second["execution"]["id"].as_str().unwrap().parse().unwrap()
+        )
+        .await
+        .status,
+        "STOPPED"
+    );
+
+    // The running one stops through its execution, by the builder.
+    let stopped = data(
+        server
+            .graphql_as(
+                app.owner.token(),
+                stop_execution,
+                json!({ "id": first["execution"]["id"] }),
+            )
+            .await,
+    )["stopExecution"]
+        .clone();
+    assert_eq!(stopped["status"], "STOPPED");
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM execution_jobs").await,
+        0
+    );
+    // Stopping again changes nothing.
+    assert_eq!(
+        data(
+            server
+                .graphql_as(
+                    app.owner.token(),
+                    stop_execution,
+                    json!({ "id": first["execution"]["id"] })
+                )
+                .await
+        )["stopExecution"]["status"],
+        "STOPPED"
+    );
+
+    // The application's key may run its published workflow.
+    let by_key = server
+        .graphql_as(
+            Some(&app.key),
+            RUN,
+            json!({ "i": { "workflowId": workflow, "inputs": {} } }),
+        )
+        .await;
+    assert_eq!(data(by_key)["runWorkflow"]["status"], "QUEUED");
 }

@@ -116,6 +116,43 @@ const refused = await withTimeout(new Promise((resolve) => {
 assert.equal(refused, 4403);
 console.log('graphql-ws: a bad token is closed with 4403');
 
+// The demo application (ECHO): an end user's message, its reply streamed word by word.
+const demoKey = process.env.DEMO_KEY;
+const demoApp = process.env.DEMO_APP;
+assert.ok(demoKey && demoApp, 'DEMO_KEY and DEMO_APP name the demo the server printed');
+const SEND = `mutation($i: SendMessageInput!) { sendMessage(input: $i) {
+  conversation { id } assistantMessage { id status } } }`;
+const asked = await graphql(SEND, { i: { applicationId: demoApp, query: 'hello from graphql-ws', endUserId: 'client-user' } }, demoKey);
+assert.equal(asked.sendMessage.assistantMessage.status, 'PENDING');
+const chatWs = createWsClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${demoKey}` }, retryAttempts: 0 });
+const reply = await withTimeout(collect(chatWs, { m: asked.sendMessage.assistantMessage.id }), 'demo reply over graphql-ws');
+const text = (events) => events.filter((e) => e.kind === 'DELTA').map((e) => e.delta).join('');
+assert.equal(text(reply), 'Echo: hello from graphql-ws');
+assert.equal(reply.at(-1).kind, 'END');
+assert.equal(reply.at(-1).message.status, 'COMPLETED');
+assert.ok(reply.length >= 4, 'word by word');
+console.log(`demo chat over graphql-ws: ${reply.length - 1} deltas, then END (COMPLETED)`);
+
+// The same conversation over graphql-sse; stopped after two deltas.
+const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(' ');
+const again = await graphql(SEND, { i: { applicationId: demoApp, conversationId: asked.sendMessage.conversation.id, query: long, endUserId: 'client-user' } }, demoKey);
+const chatSse = createSseClient({ url: `${base}/graphql`, headers: { authorization: `Bearer ${demoKey}` }, retryAttempts: 0 });
+let stopping;
+const stoppedEvents = await withTimeout(collect(chatSse, { m: again.sendMessage.assistantMessage.id }, (event, events) => {
+  if (event.kind === 'DELTA' && events.length === 2) {
+    stopping = graphql('mutation($m: UUID!) { stopMessage(messageId: $m) { status answer } }', { m: again.sendMessage.assistantMessage.id }, demoKey);
+  }
+}), 'demo reply over graphql-sse');
+const stopped = (await stopping).stopMessage;
+assert.equal(stopped.status, 'STOPPED');
+assert.equal(stoppedEvents.at(-1).kind, 'END');
+assert.equal(stoppedEvents.at(-1).message.status, 'STOPPED');
+assert.equal(text(stoppedEvents), stopped.answer);
+assert.ok(stopped.answer.length < ('Echo: ' + long).length, 'stopped before the end');
+console.log(`demo chat over graphql-sse: stopped after ${stoppedEvents.length - 1} deltas, the partial reply kept`);
+await chatWs.dispose();
+chatSse.dispose();
+
 driver.stop();
 console.log('all client checks passed');
 process.exit(0);
