@@ -26,6 +26,8 @@ pub struct App {
     pub store: ObjectStore,
     /// Runs of workflows and chat replies in this instance.
     pub engine: Engine,
+    /// Datasets' embeddings held for vector search.
+    pub vectors: crate::knowledge::vectors::VectorCache,
 }
 
 /// What authentication needs beyond the database.
@@ -139,8 +141,11 @@ impl App {
             metrics.clone(),
         );
         let engine = Engine::new(config.engine.clone(), engine_pool);
+        let vectors = crate::knowledge::vectors::VectorCache::new(config.engine.vector_cache_mb);
+        crate::knowledge::tokens::warm_up();
         Ok(Arc::new(App {
             engine,
+            vectors,
             config,
             pool,
             broker,

@@ -23,7 +23,8 @@
 //! - `WEFT_STREAM_*`, `WEFT_MAX_SUBSCRIPTIONS`, `WEFT_ALLOWED_ORIGINS`, `WEFT_SEND_TIMEOUT_SECS`,
 //!   `WEFT_SHUTDOWN_TIMEOUT`: streams and live connections (see `realtime::config`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
-//!   `WEFT_HTTP_ALLOWED_NETWORKS`, `WEFT_DEMO`: runs (see `engine::config`).
+//!   `WEFT_HTTP_ALLOWED_NETWORKS`, `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see
+//!   `engine::config`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;

@@ -143,6 +143,8 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        embedding_provider_id -> Nullable<Uuid>,
+        embedding_version -> Int8,
     }
 }
 
@@ -209,6 +211,8 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        source_text -> Nullable<Text>,
+        process_rule -> Jsonb,
     }
 }
 
@@ -240,7 +244,7 @@ diesel::table! {
     execution_jobs (id) {
         id -> Uuid,
         workspace_id -> Uuid,
-        execution_id -> Uuid,
+        execution_id -> Nullable<Uuid>,
         message_id -> Nullable<Uuid>,
         context -> Jsonb,
         #[max_length = 100]
@@ -250,6 +254,9 @@ diesel::table! {
         stop_requested -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        #[max_length = 20]
+        kind -> Varchar,
+        document_id -> Nullable<Uuid>,
     }
 }
 
@@ -364,6 +371,25 @@ diesel::table! {
         content -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    message_retriever_resources (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        message_id -> Uuid,
+        position -> Int4,
+        dataset_id -> Uuid,
+        document_id -> Uuid,
+        segment_id -> Nullable<Uuid>,
+        #[max_length = 100]
+        node_key -> Varchar,
+        score -> Float8,
+        content -> Text,
+        #[max_length = 255]
+        document_name -> Varchar,
+        created_at -> Timestamptz,
     }
 }
 
@@ -697,6 +723,7 @@ diesel::joinable!(conversations -> workspaces (workspace_id));
 diesel::joinable!(dataset_application_joins -> applications (application_id));
 diesel::joinable!(dataset_application_joins -> datasets (dataset_id));
 diesel::joinable!(dataset_application_joins -> workspaces (workspace_id));
+diesel::joinable!(datasets -> llm_providers (embedding_provider_id));
 diesel::joinable!(datasets -> users (created_by));
 diesel::joinable!(datasets -> workspaces (workspace_id));
 diesel::joinable!(document_segments -> datasets (dataset_id));
@@ -707,6 +734,7 @@ diesel::joinable!(documents -> file_references (file_id));
 diesel::joinable!(documents -> workspaces (workspace_id));
 diesel::joinable!(end_users -> workspaces (workspace_id));
 diesel::joinable!(execution_jobs -> execution_records (execution_id));
+diesel::joinable!(execution_jobs -> documents (document_id));
 diesel::joinable!(execution_jobs -> messages (message_id));
 diesel::joinable!(execution_jobs -> workspaces (workspace_id));
 diesel::joinable!(execution_records -> applications (triggered_by_application_id));
@@ -732,6 +760,11 @@ diesel::joinable!(message_feedbacks -> conversations (conversation_id));
 diesel::joinable!(message_feedbacks -> end_users (end_user_id));
 diesel::joinable!(message_feedbacks -> messages (message_id));
 diesel::joinable!(message_feedbacks -> workspaces (workspace_id));
+diesel::joinable!(message_retriever_resources -> datasets (dataset_id));
+diesel::joinable!(message_retriever_resources -> document_segments (segment_id));
+diesel::joinable!(message_retriever_resources -> documents (document_id));
+diesel::joinable!(message_retriever_resources -> messages (message_id));
+diesel::joinable!(message_retriever_resources -> workspaces (workspace_id));
 diesel::joinable!(messages -> applications (application_id));
 diesel::joinable!(messages -> conversations (conversation_id));
 diesel::joinable!(messages -> execution_records (execution_id));
@@ -779,6 +812,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     llm_providers,
     message_annotations,
     message_feedbacks,
+    message_retriever_resources,
     messages,
     node_execution_results,
     nodes,

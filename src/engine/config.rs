@@ -9,6 +9,7 @@
 //! - `WEFT_ECHO_PACE_MS` (40): the pause between the words of the ECHO provider.
 //! - `WEFT_HTTP_ALLOWED_NETWORKS`: comma-separated addresses or CIDR networks HTTP_REQUEST
 //!   nodes may reach although private, loopback or link-local (e.g. `10.0.0.0/8,127.0.0.1`).
+//! - `WEFT_VECTOR_CACHE_MB` (1024): memory for datasets' embeddings held for vector search.
 //! - `WEFT_DEMO` (`true`): seed the demo on an empty database (`false` or `--no-demo`: not).
 
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ pub struct EngineConfig {
     pub echo_pace: Duration,
     pub http_allowed: Vec<Network>,
     pub demo: bool,
+    pub vector_cache_mb: usize,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +35,7 @@ impl Default for EngineConfig {
             echo_pace: Duration::from_millis(40),
             http_allowed: Vec::new(),
             demo: true,
+            vector_cache_mb: 1024,
         }
     }
 }
@@ -80,6 +83,11 @@ impl EngineConfig {
         };
         Ok(EngineConfig {
             workers: number("WEFT_WORKERS", defaults.workers as u64, true)? as usize,
+            vector_cache_mb: number(
+                "WEFT_VECTOR_CACHE_MB",
+                defaults.vector_cache_mb as u64,
+                false,
+            )? as usize,
             lease: Duration::from_secs(number(
                 "WEFT_RUN_LEASE_SECS",
                 defaults.lease.as_secs(),

@@ -118,13 +118,13 @@ impl Engine {
         self.wake.notify_one();
     }
 
-    fn register(&self, execution_id: Uuid) -> RunHandle {
+    pub(crate) fn register(&self, execution_id: Uuid) -> RunHandle {
         let handle = RunHandle::new();
         self.runs().insert(execution_id, handle.clone());
         handle
     }
 
-    fn unregister(&self, execution_id: Uuid) {
+    pub(crate) fn unregister(&self, execution_id: Uuid) {
         self.runs().remove(&execution_id);
     }
 

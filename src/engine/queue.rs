@@ -1,6 +1,6 @@
-//! The durable queue of runs, in PostgreSQL (`execution_jobs`): a run is enqueued in the
-//! same transaction that creates its execution (and message), so a request that returned
-//! has a run that will happen. Workers of every instance claim the oldest unclaimed job with
+//! The durable queue of background work, in PostgreSQL (`execution_jobs`): runs (RUN, an
+//! execution) and indexings (INDEX, a document). Work is enqueued in the same transaction
+//! that creates what it works on, so a request that returned has work that will happen. Workers of every instance claim the oldest unclaimed job with
 //! `FOR UPDATE SKIP LOCKED` and hold it by a lease they renew; a job whose lease ran out
 //! belongs to an instance that died, and its run is finished as FAILED ("interrupted").
 
@@ -21,11 +21,23 @@ use crate::error::AppResult;
 pub struct Job {
     pub id: Uuid,
     pub workspace_id: Uuid,
-    pub execution_id: Uuid,
+    /// RUN or INDEX.
+    pub kind: String,
+    /// The run (RUN).
+    pub execution_id: Option<Uuid>,
+    /// The document to index (INDEX).
+    pub document_id: Option<Uuid>,
     pub message_id: Option<Uuid>,
     pub context: Value,
     pub attempts: i32,
     pub stop_requested: bool,
+}
+
+impl Job {
+    /// What the job works on (an execution or a document): the key of its cancel handle.
+    pub fn subject(&self) -> Uuid {
+        self.execution_id.or(self.document_id).unwrap_or(self.id)
+    }
 }
 
 /// Enqueues the run of `execution_id` (inside the caller's transaction).
@@ -52,8 +64,65 @@ fn interval(lease: Duration) -> diesel::data_types::PgInterval {
     diesel::data_types::PgInterval::from_microseconds(lease.as_micros() as i64)
 }
 
-const RETURNING: &str =
-    "RETURNING id, workspace_id, execution_id, message_id, context, attempts, stop_requested";
+const RETURNING: &str = "RETURNING id, workspace_id, kind, execution_id, document_id, message_id, \
+     context, attempts, stop_requested";
+
+/// Queues the indexing of a document (inside the caller's transaction). When one is already
+/// queued, it will read the latest text anyway; when one is running, it is told to start
+/// over (it checks before writing its segments, under the same row lock).
+pub async fn enqueue_indexing(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    document_id: Uuid,
+) -> AppResult<()> {
+    diesel::sql_query(
+        "INSERT INTO execution_jobs (workspace_id, kind, document_id) VALUES ($1, 'INDEX', $2) \
+         ON CONFLICT (document_id) DO UPDATE \
+         SET stop_requested = execution_jobs.leased_by IS NOT NULL",
+    )
+    .bind::<SqlUuid, _>(workspace_id)
+    .bind::<SqlUuid, _>(document_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Puts a claimed job back in the queue (an indexing to start over, or handed over at
+/// shutdown).
+pub async fn release(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()> {
+    diesel::update(execution_jobs::table.find(job_id))
+        .set((
+            execution_jobs::leased_by.eq(None::<String>),
+            execution_jobs::lease_expires_at.eq(None::<chrono::DateTime<chrono::Utc>>),
+            execution_jobs::stop_requested.eq(false),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes a job that is done (by its id).
+pub async fn remove(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()> {
+    diesel::delete(execution_jobs::table.find(job_id))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether a job was told to stop (or, for an indexing, to start over), read under a row
+/// lock inside the caller's transaction; `None` when the job is gone.
+pub async fn stop_requested_locked(
+    conn: &mut AsyncPgConnection,
+    job_id: Uuid,
+) -> AppResult<Option<bool>> {
+    Ok(execution_jobs::table
+        .find(job_id)
+        .select(execution_jobs::stop_requested)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?)
+}
 
 /// Claims up to `n` of the oldest unclaimed jobs for `instance`, in one statement.
 pub async fn claim(
@@ -96,32 +165,34 @@ pub async fn claim_expired(
         .optional()?)
 }
 
-/// What a renewal found about one of this instance's runs.
+/// What a renewal found about one of this instance's jobs.
 #[derive(Debug, QueryableByName)]
 pub struct Lease {
+    /// The job's subject (`Job::subject`).
     #[diesel(sql_type = SqlUuid)]
-    pub execution_id: Uuid,
+    pub subject: Uuid,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub stop_requested: bool,
 }
 
-/// Extends the leases `instance` holds on `executions`; a run missing from the answer is no
-/// longer this instance's.
+/// Extends the leases `instance` holds on the jobs of `subjects`; a job missing from the
+/// answer is no longer this instance's.
 pub async fn renew(
     conn: &mut AsyncPgConnection,
     instance: &str,
-    executions: &[Uuid],
+    subjects: &[Uuid],
     lease: Duration,
 ) -> AppResult<Vec<Lease>> {
-    if executions.is_empty() {
+    if subjects.is_empty() {
         return Ok(Vec::new());
     }
     Ok(diesel::sql_query(
         "UPDATE execution_jobs SET lease_expires_at = now() + $3 \
-         WHERE leased_by = $1 AND execution_id = ANY($2) RETURNING execution_id, stop_requested",
+         WHERE leased_by = $1 AND coalesce(execution_id, document_id) = ANY($2) \
+         RETURNING coalesce(execution_id, document_id) AS subject, stop_requested",
     )
     .bind::<Text, _>(instance)
-    .bind::<Array<SqlUuid>, _>(executions)
+    .bind::<Array<SqlUuid>, _>(subjects)
     .bind::<Interval, _>(interval(lease))
     .load::<Lease>(conn)
     .await?)

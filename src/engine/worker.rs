@@ -45,6 +45,14 @@ pub fn start(app: Arc<App>, stop: watch::Receiver<bool>) -> tokio::task::JoinHan
     })
 }
 
+/// After work was enqueued (and committed): wakes the workers here and in every instance.
+pub async fn wake_workers(app: &App) {
+    app.engine.wake();
+    if let Err(e) = app.realtime.signal(Event::RunQueued).await {
+        tracing::warn!(error = ?e, "cannot wake other instances' workers");
+    }
+}
+
 /// Cancels the runs still here (shutdown) and waits for them to write their end.
 pub async fn interrupt_all(app: &App, within: Duration) {
     let running = app.engine.running();
@@ -170,7 +178,7 @@ async fn renew(app: &App) -> AppResult<()> {
     )
     .await?;
     for (id, handle) in running {
-        match leases.iter().find(|l| l.execution_id == id) {
+        match leases.iter().find(|l| l.subject == id) {
             Some(lease) if lease.stop_requested => handle.cancel(Cancel::Stop),
             Some(_) => {}
             // Taken over or finished elsewhere (a stop of a queued run, an expired lease).
@@ -189,14 +197,19 @@ async fn recover(app: &App) -> AppResult<()> {
             return Ok(());
         };
         drop(conn);
-        tracing::warn!(execution_id = %job.execution_id, "finishing a run whose instance stopped");
-        finish::finish(
-            app,
-            job.execution_id,
-            job.message_id,
-            &Outcome::failed("interrupted: the instance running it stopped"),
-        )
-        .await?;
+        match job.execution_id {
+            Some(execution_id) => {
+                tracing::warn!(%execution_id, "finishing a run whose instance stopped");
+                finish::finish(
+                    app,
+                    execution_id,
+                    job.message_id,
+                    &Outcome::failed("interrupted: the instance running it stopped"),
+                )
+                .await?;
+            }
+            None => crate::knowledge::indexing::recover(app, &job).await?,
+        }
     }
 }
 
@@ -209,11 +222,11 @@ struct Started {
 
 /// Marks the run RUNNING (and its message STREAMING) and reads its graph and history;
 /// `None` when it has already ended (stopped while queued).
-async fn begin(app: &App, job: &Job) -> AppResult<Option<Started>> {
+async fn begin(app: &App, job: &Job, execution_id: Uuid) -> AppResult<Option<Started>> {
     let mut conn = app.engine.pool.get().await?;
     let execution: Option<ExecutionRecord> = diesel::update(
         execution_records::table
-            .find(job.execution_id)
+            .find(execution_id)
             .filter(execution_records::status.eq("QUEUED")),
     )
     .set((
@@ -225,19 +238,19 @@ async fn begin(app: &App, job: &Job) -> AppResult<Option<Started>> {
     .await
     .optional()?;
     let Some(execution) = execution else {
-        queue::complete(&mut conn, job.execution_id).await?;
+        queue::complete(&mut conn, execution_id).await?;
         return Ok(None);
     };
     // A stop sent between the claim and now found no run here to cancel.
     let stop_requested: bool = execution_jobs::table
-        .filter(execution_jobs::execution_id.eq(job.execution_id))
+        .filter(execution_jobs::execution_id.eq(execution_id))
         .select(execution_jobs::stop_requested)
         .first(&mut conn)
         .await
         .optional()?
         .unwrap_or(false);
     if stop_requested {
-        app.engine.cancel_local(job.execution_id, Cancel::Stop);
+        app.engine.cancel_local(execution_id, Cancel::Stop);
     }
     let graph: Value = workflow_versions::table
         .find(execution.version_id)
@@ -293,13 +306,20 @@ async fn begin(app: &App, job: &Job) -> AppResult<Option<Started>> {
 }
 
 async fn run_job(app: &App, job: Job) {
-    let handle = app.engine.register(job.execution_id);
+    match job.execution_id {
+        Some(execution_id) => run_execution(app, job, execution_id).await,
+        None => crate::knowledge::indexing::run_job(app, job).await,
+    }
+}
+
+async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
+    let handle = app.engine.register(execution_id);
     if job.stop_requested {
         handle.cancel(Cancel::Stop);
     }
-    let outcome = match begin(app, &job).await {
+    let outcome = match begin(app, &job, execution_id).await {
         Ok(None) => {
-            app.engine.unregister(job.execution_id);
+            app.engine.unregister(execution_id);
             return;
         }
         Ok(Some(started)) => {
@@ -325,13 +345,13 @@ async fn run_job(app: &App, job: Job) {
             .await
         }
         Err(e) => {
-            tracing::error!(execution_id = %job.execution_id, error = ?e, "cannot start a run");
+            tracing::error!(execution_id = %execution_id, error = ?e, "cannot start a run");
             Outcome::failed("the run could not start")
         }
     };
     let outcome = match handle.reason() {
         Some(Cancel::LeaseLost) => {
-            app.engine.unregister(job.execution_id);
+            app.engine.unregister(execution_id);
             return;
         }
         Some(Cancel::Shutdown) => Outcome {
@@ -341,8 +361,8 @@ async fn run_job(app: &App, job: Job) {
         },
         _ => outcome,
     };
-    if let Err(e) = finish::finish(app, job.execution_id, job.message_id, &outcome).await {
-        tracing::error!(execution_id = %job.execution_id, error = ?e, "cannot record the end of a run");
+    if let Err(e) = finish::finish(app, execution_id, job.message_id, &outcome).await {
+        tracing::error!(execution_id = %execution_id, error = ?e, "cannot record the end of a run");
     }
-    app.engine.unregister(job.execution_id);
+    app.engine.unregister(execution_id);
 }

@@ -38,6 +38,7 @@ pub enum ListName {
     WorkspacePromptTemplates,
     WorkspaceDatasets,
     DatasetDocuments,
+    DocumentSegments,
     WorkspaceInstalledPlugins,
     WorkspaceFiles,
 }
@@ -136,6 +137,16 @@ impl ListName {
                 soft_delete: false,
                 name_column: None,
                 status_column: "is_enabled::text",
+            },
+            // Segments in the order of the document; nameContains searches their text.
+            ListName::DocumentSegments => ListSpec {
+                table: "document_segments",
+                parent: "document_id",
+                key: "position",
+                key_kind: KeyKind::Int,
+                soft_delete: false,
+                name_column: Some("content"),
+                status_column: "status",
             },
             ListName::WorkspaceFiles => ListSpec {
                 table: "file_references",

@@ -16,17 +16,18 @@ use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
-    ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, EndUser,
-    ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message, MessageAnnotation,
-    MessageFeedback, Node, NodeExecutionResult, Organization, Plugin, PromptTemplate,
-    PromptTemplateVersion, Team, TeamInvitation, TeamMember, Workflow, WorkflowVersion, Workspace,
+    ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, DocumentSegment,
+    EndUser, ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message,
+    MessageAnnotation, MessageFeedback, Node, NodeExecutionResult, Organization, Plugin,
+    PromptTemplate, PromptTemplateVersion, RetrieverResource, Team, TeamInvitation, TeamMember,
+    Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
-    end_users, execution_records, file_references, installed_plugins, llm_providers,
-    message_annotations, message_feedbacks, messages, node_execution_results, nodes, organizations,
-    plugins, prompt_template_versions, team_invitations, team_members, teams, users,
-    workflow_versions, workflows, workspaces,
+    documents, end_users, execution_records, file_references, installed_plugins, llm_providers,
+    message_annotations, message_feedbacks, message_retriever_resources, messages,
+    node_execution_results, nodes, organizations, plugins, prompt_template_versions,
+    team_invitations, team_members, teams, users, workflow_versions, workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -686,6 +687,13 @@ list_loader!(/// The documents of a dataset.
     DocumentsOfDataset, Document, ListName::DatasetDocuments, |d: &Document| d.dataset_id);
 by_id_loader!(/// A dataset the viewer can see.
     DatasetById, Dataset, datasets, deleted_at);
+by_id_loader!(/// A document the viewer can see.
+    DocumentById, Document, documents, deleted_at);
+list_loader!(/// The segments of a document, in order.
+    SegmentsOfDocument, DocumentSegment, ListName::DocumentSegments, |s: &DocumentSegment| s.document_id);
+children_loader!(/// The segments a reply used, in the order they were given.
+    RetrieverResourcesOfMessage, RetrieverResource, message_retriever_resources, message_id,
+    (message_retriever_resources::position.asc(), message_retriever_resources::id.asc()));
 
 key!(/// The datasets an application retrieves from.
     DatasetsOfApplication);

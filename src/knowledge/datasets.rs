@@ -94,7 +94,7 @@ pub async fn create_dataset(
     .await
 }
 
-async fn dataset_for_building(
+pub(crate) async fn dataset_for_building(
     conn: &mut AsyncPgConnection,
     actor: Actor,
     id: Uuid,

@@ -161,6 +161,14 @@ pub async fn record_usage(
 }
 
 impl ModelClient {
+    /// Embeds `inputs` with `model`, one vector per input, in order.
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+        match self {
+            ModelClient::OpenAi(client) => client.embeddings(model, inputs).await,
+            ModelClient::Echo { .. } => Ok(inputs.iter().map(|t| echo::embedding(t)).collect()),
+        }
+    }
+
     /// Streams a reply; the usage is the provider's, or estimated (about four characters a
     /// token) when it reported none.
     pub async fn stream_chat(

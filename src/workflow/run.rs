@@ -166,10 +166,7 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, run: NewRun) -> AppResult<Exe
 /// After the enqueueing transaction committed: wake the workers here and elsewhere and
 /// tell the workspace's feed.
 pub async fn announce_queued(app: &App, execution: &ExecutionRecord) {
-    app.engine.wake();
-    if let Err(e) = app.realtime.signal(Event::RunQueued).await {
-        tracing::warn!(error = ?e, "cannot wake other instances' workers");
-    }
+    crate::engine::worker::wake_workers(app).await;
     if let Err(e) = app.realtime.execution_changed(execution).await {
         tracing::warn!(error = ?e, "cannot announce a queued run");
     }

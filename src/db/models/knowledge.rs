@@ -5,7 +5,9 @@ use diesel::prelude::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::schema::{dataset_application_joins, datasets, document_segments, documents};
+use crate::db::schema::{
+    dataset_application_joins, datasets, document_segments, documents, message_retriever_resources,
+};
 
 /// A row of `datasets`.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
@@ -30,9 +32,11 @@ pub struct Dataset {
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub embedding_provider_id: Option<Uuid>,
+    pub embedding_version: i64,
 }
 
-/// A row of `documents`.
+/// A row of `documents` (without its source text, read only by indexing).
 #[derive(
     Debug,
     Clone,
@@ -71,7 +75,7 @@ pub struct Document {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A row of `document_segments`.
+/// A row of `document_segments` (without its embedding, read only by retrieval).
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = document_segments, check_for_backend(diesel::pg::Pg))]
 pub struct DocumentSegment {
@@ -93,7 +97,6 @@ pub struct DocumentSegment {
     pub archived: bool,
     pub status: String,
     pub error: Option<String>,
-    pub embedding: Option<Vec<Option<f32>>>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -107,5 +110,23 @@ pub struct DatasetApplicationJoin {
     pub workspace_id: Uuid,
     pub dataset_id: Uuid,
     pub application_id: Uuid,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A row of `message_retriever_resources`: a segment a reply was given.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[diesel(table_name = message_retriever_resources, check_for_backend(diesel::pg::Pg))]
+pub struct RetrieverResource {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub message_id: Uuid,
+    pub position: i32,
+    pub dataset_id: Uuid,
+    pub document_id: Uuid,
+    pub segment_id: Option<Uuid>,
+    pub node_key: String,
+    pub score: f64,
+    pub content: String,
+    pub document_name: String,
     pub created_at: DateTime<Utc>,
 }

@@ -1,0 +1,66 @@
+//! Embeddings of a dataset's segments and queries, through the provider configured on the
+//! dataset (HIGH_QUALITY datasets with an embedding model only).
+
+use diesel_async::AsyncPgConnection;
+
+use crate::app::App;
+use crate::db::models::Dataset;
+use crate::error::{AppError, AppResult};
+use crate::llm::provider::{self, ProviderAccess, ResolvedModel};
+
+use super::tokens;
+
+/// Texts sent to the provider in one request.
+pub const BATCH: usize = 32;
+
+/// The embedding model of `dataset`, or `None` when it is searched by keywords only.
+pub async fn embedder(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    dataset: &Dataset,
+) -> AppResult<Option<ResolvedModel>> {
+    if dataset.indexing_technique != "HIGH_QUALITY" {
+        return Ok(None);
+    }
+    let (Some(provider_id), Some(model)) = (
+        dataset.embedding_provider_id,
+        dataset.embedding_model.as_deref(),
+    ) else {
+        return Ok(None);
+    };
+    let access = ProviderAccess {
+        encryption_key: &app.config.encryption_key,
+        http: app.engine.http.clone(),
+        echo_pace: app.engine.config.echo_pace,
+    };
+    provider::resolve(
+        conn,
+        &access,
+        dataset.workspace_id,
+        provider_id,
+        Some(model),
+    )
+    .await
+    .map(Some)
+}
+
+/// Embeds `texts` (one request), counting their tokens against the provider's quota (no
+/// database connection is held while the provider answers).
+pub async fn embed(app: &App, model: &ResolvedModel, texts: &[String]) -> AppResult<Vec<Vec<f32>>> {
+    let vectors = model
+        .client
+        .embed(&model.model, texts)
+        .await
+        .map_err(AppError::from)?;
+    if vectors.len() != texts.len() {
+        return Err(AppError::Conflict(format!(
+            "the model provider returned {} embeddings for {} texts",
+            vectors.len(),
+            texts.len()
+        )));
+    }
+    let used: usize = texts.iter().map(|t| tokens::count(t)).sum();
+    let mut conn = app.engine.pool.get().await?;
+    provider::record_usage(&mut conn, model.provider_id, used as i64).await?;
+    Ok(vectors)
+}

@@ -1,0 +1,226 @@
+//! The text of an uploaded file: plain text and Markdown as they are, HTML without its
+//! markup (headings kept as Markdown headings so that splitting sees the structure).
+
+/// The media types a document can be made from.
+pub const SUPPORTED: &[&str] = &["text/plain", "text/markdown", "text/html"];
+
+/// Whether a file of `mime_type` can become a document.
+pub fn supported(mime_type: &str) -> bool {
+    let base = mime_type.split(';').next().unwrap_or("").trim();
+    SUPPORTED.contains(&base) || base == "text/x-markdown"
+}
+
+/// The file's text, or why there is none.
+pub fn text_of(mime_type: &str, bytes: &[u8]) -> Result<String, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = std::str::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())?;
+    let base = mime_type.split(';').next().unwrap_or("").trim();
+    match base {
+        "text/html" => Ok(html_to_text(text)),
+        b if supported(b) => Ok(text.to_string()),
+        other => Err(format!(
+            "files of type {other} cannot be indexed (supported: {})",
+            SUPPORTED.join(", ")
+        )),
+    }
+}
+
+/// Elements whose content is not text.
+const SKIPPED: &[&str] = &[
+    "script", "style", "noscript", "template", "head", "svg", "iframe", "object",
+];
+
+/// Elements that break the flow of text.
+const BLOCKS: &[&str] = &[
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "nav",
+    "aside",
+    "blockquote",
+    "pre",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "form",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "hr",
+    "address",
+    "body",
+    "html",
+];
+
+/// HTML to text: markup dropped, block elements on their own paragraphs, `<h1>`..`<h6>` as
+/// `#`..`######` headings, list items as `- `, entities decoded.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len() / 2);
+    let mut rest = html;
+    let mut skipping: Option<String> = None;
+    while let Some(open) = rest.find('<') {
+        if skipping.is_none() {
+            out.push_str(&decode_entities(&rest[..open]));
+        }
+        rest = &rest[open..];
+        if let Some(after) = rest.strip_prefix("<!--") {
+            rest = after.find("-->").map_or("", |end| &after[end + 3..]);
+            continue;
+        }
+        let Some(close) = rest.find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = &rest[1..close];
+        rest = &rest[close + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if let Some(skipped) = &skipping {
+            if closing && *skipped == name {
+                skipping = None;
+            }
+            continue;
+        }
+        if SKIPPED.contains(&name.as_str()) && !closing && !tag.ends_with('/') {
+            skipping = Some(name);
+            continue;
+        }
+        match name.as_str() {
+            "br" => out.push('\n'),
+            "li" if !closing => out.push_str("\n- "),
+            "td" | "th" if closing => out.push_str(" | "),
+            h if h.len() == 2 && h.starts_with('h') && h.as_bytes()[1].is_ascii_digit() => {
+                let level = usize::from(h.as_bytes()[1] - b'0').clamp(1, 6);
+                if closing {
+                    out.push_str("\n\n");
+                } else {
+                    out.push_str("\n\n");
+                    out.push_str(&"#".repeat(level));
+                    out.push(' ');
+                }
+            }
+            b if BLOCKS.contains(&b) => out.push_str("\n\n"),
+            _ => {}
+        }
+    }
+    if skipping.is_none() {
+        out.push_str(&decode_entities(rest));
+    }
+    // Inside a paragraph, the source's line breaks are only layout; list items keep theirs.
+    out.split("\n\n")
+        .map(|p| {
+            let mut paragraph = String::new();
+            for line in p.lines() {
+                let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+                if line.is_empty() {
+                    continue;
+                }
+                if !paragraph.is_empty() {
+                    paragraph.push(if line.starts_with("- ") { '\n' } else { ' ' });
+                }
+                paragraph.push_str(&line);
+            }
+            paragraph
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest[..rest.len().min(12)].find(';') else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..semi];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            "mdash" => Some('—'),
+            "ndash" => Some('–'),
+            "hellip" => Some('…'),
+            "copy" => Some('©'),
+            "rsquo" => Some('’'),
+            "lsquo" => Some('‘'),
+            "rdquo" => Some('”'),
+            "ldquo" => Some('“'),
+            e if e.starts_with("#x") || e.starts_with("#X") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            e if e.starts_with('#') => e[1..].parse().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_keeps_text_structure_and_drops_markup() {
+        let html = r#"<!doctype html><html><head><title>T</title><style>p{}</style></head>
+            <body><h1>Tides &amp; Moons</h1><p>The sea
+            rises <b>twice</b> a day.</p><!-- note --><script>var x = "<p>no</p>";</script>
+            <ul><li>Spring tides</li><li>Neap&#160;tides</li></ul><h2>Next</h2><p>More&hellip;</p></body></html>"#;
+        assert_eq!(
+            html_to_text(html),
+            "# Tides & Moons\n\nThe sea rises twice a day.\n\n- Spring tides\n- Neap tides\n\n## Next\n\nMore…"
+        );
+    }
+
+    #[test]
+    fn files_are_read_by_type() {
+        assert_eq!(
+            text_of("text/plain", b"\xEF\xBB\xBFhello").unwrap(),
+            "hello"
+        );
+        assert_eq!(
+            text_of("text/markdown; charset=utf-8", b"# A").unwrap(),
+            "# A"
+        );
+        assert!(text_of("text/plain", b"\xff\xfe").is_err());
+        assert!(
+            text_of("image/png", b"x")
+                .unwrap_err()
+                .contains("cannot be indexed")
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! Retrieval, shared by `searchDataset` and the KNOWLEDGE_RETRIEVAL node. Per dataset:
+//!
+//! - keyword score: `ts_rank_cd` of the segment's `tsvector` against the query's words
+//!   (any of them), over the GIN index, divided by the best rank of the query in the
+//!   dataset, so the best keyword match scores 1;
+//! - vector score (HIGH_QUALITY datasets with an embedding model): the cosine between the
+//!   query's embedding and the segment's, from the in-memory vectors (`vectors`);
+//! - combined as `w × vector + (1 − w) × keyword` with the dataset's
+//!   `vector_similarity_weight` (keyword score alone for a keyword-only dataset), kept from
+//!   `similarity_threshold` up, best `top_k`.
+//!
+//! Only enabled, non-archived segments of enabled, non-archived, live documents are found;
+//! the segments returned count a hit each.
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Double, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::embed;
+use crate::app::App;
+use crate::db::models::{Dataset, DocumentSegment};
+use crate::db::schema::{document_segments, documents};
+use crate::error::{AppError, AppResult};
+
+/// Candidates taken from each side before combining: enough that the best `top_k` of the
+/// combination are among them.
+fn candidates(top_k: usize) -> i64 {
+    (top_k * 10).max(100) as i64
+}
+
+/// A search's settings beyond the datasets' own.
+#[derive(Debug, Clone, Default)]
+pub struct SearchOptions {
+    /// Results wanted (default: the largest `top_k` of the datasets).
+    pub top_k: Option<usize>,
+    /// Least score kept (default: each dataset's `similarity_threshold`).
+    pub threshold: Option<f64>,
+}
+
+/// A segment found.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub segment: DocumentSegment,
+    pub document_name: String,
+    pub score: f64,
+    pub keyword_score: f64,
+    pub vector_score: Option<f64>,
+}
+
+#[derive(QueryableByName)]
+struct Ranked {
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
+    #[diesel(sql_type = Double)]
+    rank: f64,
+}
+
+/// Conditions every retrievable segment `s` (of document `d`) meets.
+const RETRIEVABLE: &str = "s.enabled AND NOT s.archived AND d.enabled AND NOT d.archived \
+     AND d.deleted_at IS NULL AND d.workspace_id = s.workspace_id";
+
+/// The query's words, any of which may match (`plainto_tsquery` joins them with AND).
+const QUERY: &str =
+    "to_tsquery('english', replace(plainto_tsquery('english', $2)::text, ' & ', ' | '))";
+
+async fn keyword_ranks(
+    conn: &mut AsyncPgConnection,
+    dataset_id: Uuid,
+    query: &str,
+    limit: i64,
+) -> AppResult<Vec<Ranked>> {
+    let sql = format!(
+        "SELECT s.id, ts_rank_cd(s.content_tsv, q, 32)::float8 AS rank \
+         FROM document_segments s JOIN documents d ON d.id = s.document_id, {QUERY} q \
+         WHERE s.dataset_id = $1 AND s.content_tsv @@ q AND {RETRIEVABLE} \
+         ORDER BY rank DESC, s.id LIMIT $3"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(dataset_id)
+        .bind::<Text, _>(query)
+        .bind::<BigInt, _>(limit)
+        .load(conn)
+        .await?)
+}
+
+/// Keyword ranks of given segments (0 where the words do not occur), retrievable ones only.
+async fn ranks_of(
+    conn: &mut AsyncPgConnection,
+    dataset_id: Uuid,
+    query: &str,
+    ids: &[Uuid],
+) -> AppResult<Vec<Ranked>> {
+    let sql = format!(
+        "SELECT s.id, CASE WHEN s.content_tsv @@ q THEN ts_rank_cd(s.content_tsv, q, 32)::float8 \
+         ELSE 0 END AS rank \
+         FROM document_segments s JOIN documents d ON d.id = s.document_id, {QUERY} q \
+         WHERE s.dataset_id = $1 AND s.id = ANY($3) AND {RETRIEVABLE}"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<SqlUuid, _>(dataset_id)
+        .bind::<Text, _>(query)
+        .bind::<Array<SqlUuid>, _>(ids)
+        .load(conn)
+        .await?)
+}
+
+/// Scores of one dataset's best segments: (id, score, keyword, vector).
+async fn search_one(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    dataset: &Dataset,
+    query: &str,
+    top_k: usize,
+    threshold: f64,
+) -> AppResult<Vec<(Uuid, f64, f64, Option<f64>)>> {
+    let limit = candidates(top_k);
+    let keyword = keyword_ranks(conn, dataset.id, query, limit).await?;
+    let mut scores: HashMap<Uuid, (f64, Option<f64>)> =
+        keyword.iter().map(|r| (r.id, (r.rank, None))).collect();
+    let embedder = embed::embedder(app, conn, dataset).await?;
+    let weight = match &embedder {
+        Some(model) => {
+            let vectors = app
+                .vectors
+                .of(conn, dataset.id, dataset.embedding_version)
+                .await?;
+            if vectors.is_empty() {
+                0.0
+            } else {
+                let query_vector = embed::embed(app, model, &[query.to_string()])
+                    .await?
+                    .pop()
+                    .ok_or_else(|| AppError::internal("no embedding for the query"))?;
+                let nearest = vectors.nearest(&query_vector, limit as usize);
+                let unranked: Vec<Uuid> = nearest
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !scores.contains_key(id))
+                    .collect();
+                let mut visible: HashMap<Uuid, f64> =
+                    keyword.iter().map(|r| (r.id, r.rank)).collect();
+                if !unranked.is_empty() {
+                    for r in ranks_of(conn, dataset.id, query, &unranked).await? {
+                        visible.insert(r.id, r.rank);
+                    }
+                }
+                for (id, cosine) in nearest {
+                    // Found by vector but no longer retrievable (disabled, archived).
+                    let Some(rank) = visible.get(&id) else {
+                        continue;
+                    };
+                    scores.insert(id, (*rank, Some(f64::from(cosine).clamp(0.0, 1.0))));
+                }
+                f64::from(dataset.vector_similarity_weight)
+            }
+        }
+        None => 0.0,
+    };
+    let best_rank = scores
+        .values()
+        .map(|(rank, _)| *rank)
+        .fold(0.0f64, f64::max);
+    let mut scored: Vec<(Uuid, f64, f64, Option<f64>)> = scores
+        .into_iter()
+        .map(|(id, (rank, vector))| {
+            let keyword = if best_rank > 0.0 {
+                rank / best_rank
+            } else {
+                0.0
+            };
+            let score = match vector {
+                Some(v) => weight * v + (1.0 - weight) * keyword,
+                None if weight > 0.0 => (1.0 - weight) * keyword,
+                None => keyword,
+            };
+            (id, score, keyword, vector)
+        })
+        .filter(|(_, score, _, _)| *score > 0.0 && *score >= threshold)
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.truncate(top_k);
+    Ok(scored)
+}
+
+/// Searches `datasets` (already checked to be the caller's) for `query`: the best segments
+/// of all of them together, each counted as a hit.
+pub async fn search(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    datasets: &[Dataset],
+    query: &str,
+    options: &SearchOptions,
+) -> AppResult<Vec<Hit>> {
+    let query = query.trim();
+    if query.is_empty() || datasets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let top_k = options.top_k.unwrap_or_else(|| {
+        datasets
+            .iter()
+            .map(|d| d.top_k.max(1) as usize)
+            .max()
+            .unwrap_or(5)
+    });
+    let mut all: Vec<(Uuid, f64, f64, Option<f64>)> = Vec::new();
+    for dataset in datasets {
+        let threshold = options
+            .threshold
+            .unwrap_or(f64::from(dataset.similarity_threshold));
+        all.extend(search_one(app, conn, dataset, query, top_k, threshold).await?);
+    }
+    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    all.truncate(top_k);
+    if all.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = all.iter().map(|h| h.0).collect();
+    let segments: Vec<DocumentSegment> =
+        diesel::update(document_segments::table.filter(document_segments::id.eq_any(&ids)))
+            .set(document_segments::hit_count.eq(document_segments::hit_count + 1))
+            .returning(DocumentSegment::as_returning())
+            .get_results(conn)
+            .await?;
+    let document_ids: Vec<Uuid> = segments.iter().map(|s| s.document_id).collect();
+    let names: HashMap<Uuid, String> = documents::table
+        .filter(documents::id.eq_any(&document_ids))
+        .select((documents::id, documents::name))
+        .load::<(Uuid, String)>(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let mut by_id: HashMap<Uuid, DocumentSegment> =
+        segments.into_iter().map(|s| (s.id, s)).collect();
+    Ok(all
+        .into_iter()
+        .filter_map(|(id, score, keyword_score, vector_score)| {
+            let segment = by_id.remove(&id)?;
+            Some(Hit {
+                document_name: names.get(&segment.document_id).cloned().unwrap_or_default(),
+                segment,
+                score,
+                keyword_score,
+                vector_score,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enough_candidates_are_taken() {
+        assert_eq!(candidates(5), 100);
+        assert_eq!(candidates(30), 300);
+    }
+}
