@@ -12,7 +12,7 @@ use super::queue;
 use super::run::Outcome;
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
-use crate::db::schema::{conversations, execution_records, messages};
+use crate::db::schema::{conversations, execution_records, message_retriever_resources, messages};
 use crate::error::AppResult;
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
 
@@ -85,6 +85,7 @@ pub async fn write(
                 .await
                 .optional()?;
                 if let Some(m) = &message {
+                    record_resources(conn, m, &outcome.retrieved).await?;
                     diesel::update(conversations::table.find(m.conversation_id))
                         .set(conversations::updated_at.eq(chrono::Utc::now()))
                         .execute(conn)
@@ -98,6 +99,69 @@ pub async fn write(
         Ok(Ended { execution, message })
     })
     .await
+}
+
+/// Keeps the segments the reply was given (`Message.retrieverResources`).
+async fn record_resources(
+    conn: &mut AsyncPgConnection,
+    message: &Message,
+    retrieved: &[(String, serde_json::Value)],
+) -> AppResult<()> {
+    let uuid = |v: &serde_json::Value, field: &str| {
+        v.get(field)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+    };
+    let rows: Vec<_> = retrieved
+        .iter()
+        .filter_map(|(node_key, found)| {
+            Some((
+                uuid(found, "datasetId")?,
+                uuid(found, "documentId")?,
+                uuid(found, "segmentId"),
+                node_key,
+                found,
+            ))
+        })
+        .enumerate()
+        .map(
+            |(i, (dataset_id, document_id, segment_id, node_key, found))| {
+                (
+                    message_retriever_resources::workspace_id.eq(message.workspace_id),
+                    message_retriever_resources::message_id.eq(message.id),
+                    message_retriever_resources::position.eq(i as i32 + 1),
+                    message_retriever_resources::dataset_id.eq(dataset_id),
+                    message_retriever_resources::document_id.eq(document_id),
+                    message_retriever_resources::segment_id.eq(segment_id),
+                    message_retriever_resources::node_key
+                        .eq(crate::validate::truncate(node_key, 100)),
+                    message_retriever_resources::score.eq(found
+                        .get("score")
+                        .and_then(serde_json::Value::as_f64)
+                        .unwrap_or(0.0)),
+                    message_retriever_resources::content.eq(found
+                        .get("content")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()),
+                    message_retriever_resources::document_name.eq(crate::validate::truncate(
+                        found
+                            .get("documentName")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default(),
+                        255,
+                    )),
+                )
+            },
+        )
+        .collect();
+    if !rows.is_empty() {
+        diesel::insert_into(message_retriever_resources::table)
+            .values(rows)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Ends the streams of what `write` wrote; a failure to publish is logged (the stored state

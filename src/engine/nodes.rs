@@ -114,11 +114,79 @@ pub async fn run(
             })
         }
         NodeType::Llm => llm(ctx, index, config, vars).await,
-        NodeType::KnowledgeRetrieval => Err(
-            "knowledge retrieval is not available on this server: no dataset is indexed for search"
-                .into(),
-        ),
+        NodeType::KnowledgeRetrieval => knowledge(ctx, config, vars).await,
     }
+}
+
+/// KNOWLEDGE_RETRIEVAL: the best segments of the node's datasets (of the run's workspace)
+/// for its query; `context` joins their text for a prompt.
+async fn knowledge(
+    ctx: &NodeContext<'_>,
+    config: &Value,
+    vars: &Vars,
+) -> Result<NodeOutput, String> {
+    use crate::knowledge::retrieval::{self, SearchOptions};
+    let ids: Vec<Uuid> = config
+        .get("datasetIds")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let query = vars.render(text(config, "query"))?;
+    let options = SearchOptions {
+        top_k: config
+            .get("topK")
+            .and_then(Value::as_u64)
+            .map(|k| k.clamp(1, 100) as usize),
+        threshold: config.get("scoreThreshold").and_then(Value::as_f64),
+    };
+    let unavailable = |e: crate::error::AppError| match e {
+        crate::error::AppError::Internal(_) => {
+            tracing::error!(error = ?e, "knowledge retrieval failed");
+            "knowledge retrieval failed".to_string()
+        }
+        other => other.to_string(),
+    };
+    let mut conn = ctx.app.engine.pool.get().await.map_err(|e| {
+        tracing::error!(error = %e, "no database connection for a retrieval node");
+        "the database is unavailable".to_string()
+    })?;
+    let datasets = crate::knowledge::datasets::of_workspace(&mut conn, ctx.workspace_id, &ids)
+        .await
+        .map_err(unavailable)?;
+    if datasets.is_empty() {
+        return Err("none of the node's datasets exists in this workspace".into());
+    }
+    let hits = retrieval::search(ctx.app, &mut conn, &datasets, &query, &options)
+        .await
+        .map_err(unavailable)?;
+    let context = hits
+        .iter()
+        .map(|h| h.segment.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let segments: Vec<Value> = hits
+        .iter()
+        .map(|h| {
+            json!({
+                "segmentId": h.segment.id,
+                "documentId": h.segment.document_id,
+                "datasetId": h.segment.dataset_id,
+                "documentName": h.document_name,
+                "position": h.segment.position,
+                "score": h.score,
+                "content": h.segment.content,
+            })
+        })
+        .collect();
+    Ok(NodeOutput {
+        inputs: Some(json!({ "query": query })),
+        outputs: json!({ "context": context, "segments": segments }),
+        ..NodeOutput::default()
+    })
 }
 
 async fn llm(

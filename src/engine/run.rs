@@ -53,6 +53,8 @@ pub struct Outcome {
     pub usage: Usage,
     pub model: Option<(String, String)>,
     pub steps: i32,
+    /// Segments KNOWLEDGE_RETRIEVAL nodes found: (node key, the node's `segments` entry).
+    pub retrieved: Vec<(String, Value)>,
 }
 
 impl Outcome {
@@ -73,6 +75,7 @@ impl Outcome {
             usage: Usage::default(),
             model: None,
             steps: 0,
+            retrieved: Vec::new(),
         }
     }
 }
@@ -183,6 +186,7 @@ pub async fn execute(
     let mut end_outputs = Map::new();
     let mut usage = Usage::default();
     let mut model = None;
+    let mut retrieved: Vec<(String, Value)> = Vec::new();
     let mut failure: Option<String> = None;
     let mut stopped = false;
 
@@ -250,6 +254,11 @@ pub async fn execute(
                     NodeType::End => {
                         if let Value::Object(map) = &outputs {
                             end_outputs.extend(map.clone());
+                        }
+                    }
+                    NodeType::KnowledgeRetrieval => {
+                        if let Some(Value::Array(found)) = outputs.get("segments") {
+                            retrieved.extend(found.iter().map(|s| (node.key.clone(), s.clone())));
                         }
                     }
                     _ => {}
@@ -344,6 +353,7 @@ pub async fn execute(
         usage,
         model,
         steps: run.record.total_steps,
+        retrieved,
     }
 }
 

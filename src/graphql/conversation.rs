@@ -183,6 +183,13 @@ impl MessageObject {
             .map(MessageFeedbackObject)
             .collect())
     }
+    /// The segments of knowledge bases this reply was given, in order.
+    async fn retriever_resources(
+        &self,
+        ctx: &Context<'_>,
+    ) -> Result<Vec<super::knowledge::RetrieverResourceObject>> {
+        super::knowledge::resources_of_message(ctx, self.0.id).await
+    }
     /// Builders' annotations of this message.
     async fn annotations(&self, ctx: &Context<'_>) -> Result<Vec<MessageAnnotationObject>> {
         let found = ctx

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::context::{ContextExt, conn};
 use super::enums::parse;
 use super::file::FileObject;
+use super::knowledge::{DocumentSegmentObject, SegmentFilter};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
@@ -69,6 +70,10 @@ impl DatasetObject {
     }
     async fn embedding_model_provider(&self) -> Option<&str> {
         self.0.embedding_model_provider.as_deref()
+    }
+    /// The model provider that embeds the segments (HIGH_QUALITY).
+    async fn embedding_provider_id(&self) -> Option<Uuid> {
+        self.0.embedding_provider_id
     }
     async fn retrieval_model_config(&self) -> Json<Value> {
         Json(self.0.retrieval_model_config.clone())
@@ -213,6 +218,40 @@ impl DocumentObject {
             .await?
             .map(DatasetObject))
     }
+    /// The document's segments, in order.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn segments(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<SegmentFilter>,
+    ) -> Result<Conn<DocumentSegmentObject>> {
+        let page = PageArgs::new(first, after, last, before).page()?;
+        child_page(
+            ctx,
+            ListName::DocumentSegments,
+            self.0.id,
+            page,
+            filter.unwrap_or_default().into_list(),
+            |parent, page, filter| SegmentsOfDocument {
+                parent,
+                page,
+                filter,
+            },
+            // The list is in ascending position: its cursors carry the negated key.
+            |s| Cursor {
+                key: -i64::from(s.position),
+                id: s.id,
+            },
+            DocumentSegmentObject,
+        )
+        .await
+    }
 }
 
 #[derive(InputObject, Default)]
@@ -240,6 +279,11 @@ pub struct CreateDatasetInput {
     similarity_threshold: Option<f64>,
     vector_similarity_weight: Option<f64>,
     top_k: Option<i32>,
+    /// A model provider of the workspace whose embeddings endpoint embeds the segments
+    /// (HIGH_QUALITY datasets).
+    embedding_provider_id: Option<Uuid>,
+    /// The embedding model, e.g. text-embedding-3-small.
+    embedding_model: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -251,6 +295,11 @@ pub struct UpdateDatasetInput {
     similarity_threshold: Option<f64>,
     vector_similarity_weight: Option<f64>,
     top_k: Option<i32>,
+    /// A model provider of the workspace whose embeddings endpoint embeds the segments
+    /// (HIGH_QUALITY datasets).
+    embedding_provider_id: Option<Uuid>,
+    /// The embedding model, e.g. text-embedding-3-small.
+    embedding_model: Option<String>,
 }
 
 /// `Workspace.datasets`, newest first.
@@ -334,6 +383,8 @@ impl DatasetMutation {
             similarity_threshold: input.similarity_threshold,
             vector_similarity_weight: input.vector_similarity_weight,
             top_k: input.top_k,
+            embedding_provider_id: input.embedding_provider_id,
+            embedding_model: input.embedding_model,
         };
         let dataset = datasets::create_dataset(
             &mut conn,
@@ -361,6 +412,8 @@ impl DatasetMutation {
             similarity_threshold: input.similarity_threshold,
             vector_similarity_weight: input.vector_similarity_weight,
             top_k: input.top_k,
+            embedding_provider_id: input.embedding_provider_id,
+            embedding_model: input.embedding_model,
         };
         let dataset =
             datasets::update_dataset(&mut conn, actor, &ctx.client(), input.id, settings).await?;

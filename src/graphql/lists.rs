@@ -51,6 +51,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "status",
@@ -60,6 +61,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "status",
@@ -70,6 +72,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "updated_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("title"),
                 status_column: "status",
@@ -79,6 +82,7 @@ impl ListName {
                 parent: "application_id",
                 key: "updated_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("title"),
                 status_column: "status",
@@ -88,6 +92,7 @@ impl ListName {
                 parent: "conversation_id",
                 key: "sequence_number",
                 key_kind: KeyKind::Int,
+                ascending: false,
                 soft_delete: false,
                 name_column: None,
                 status_column: "status",
@@ -97,6 +102,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: false,
                 name_column: Some("name"),
                 status_column: "status",
@@ -106,6 +112,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "status",
@@ -115,6 +122,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "indexing_technique",
@@ -124,6 +132,7 @@ impl ListName {
                 parent: "dataset_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: true,
                 name_column: Some("name"),
                 status_column: "indexing_status",
@@ -134,6 +143,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "installed_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: false,
                 name_column: None,
                 status_column: "is_enabled::text",
@@ -144,6 +154,7 @@ impl ListName {
                 parent: "document_id",
                 key: "position",
                 key_kind: KeyKind::Int,
+                ascending: true,
                 soft_delete: false,
                 name_column: Some("content"),
                 status_column: "status",
@@ -153,6 +164,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: false,
                 name_column: Some("name"),
                 status_column: "mime_type",
@@ -162,6 +174,7 @@ impl ListName {
                 parent: "workspace_id",
                 key: "created_at",
                 key_kind: KeyKind::Time,
+                ascending: false,
                 soft_delete: false,
                 name_column: None,
                 status_column: "action",
@@ -171,6 +184,7 @@ impl ListName {
                 parent: "workflow_id",
                 key: "sequence_number",
                 key_kind: KeyKind::Int,
+                ascending: false,
                 soft_delete: false,
                 name_column: None,
                 status_column: "status",
@@ -186,6 +200,9 @@ pub struct ListSpec {
     pub parent: &'static str,
     pub key: &'static str,
     pub key_kind: KeyKind,
+    /// Oldest (lowest key) first instead of newest first: the key is compared negated
+    /// (cursors carry the negated key).
+    pub ascending: bool,
     /// Whether rows with `deleted_at` set are hidden.
     pub soft_delete: bool,
     /// The column `nameContains` searches, if the list has one.
@@ -269,7 +286,11 @@ where
 {
     let (mut sql_where, mut binds) = conditions(spec, filter, 3);
     let mut n = 3 + binds.len();
-    let key = format!("t.{}", spec.key);
+    let key = if spec.ascending {
+        format!("(-t.{})", spec.key)
+    } else {
+        format!("t.{}", spec.key)
+    };
     if let Some((k, id)) = page.after {
         sql_where.push_str(&format!(" AND ({key}, t.id) < (${n}, ${})", n + 1));
         binds.extend(cursor_binds(spec, k, id));

@@ -12,6 +12,7 @@ mod errors;
 mod execution;
 mod file;
 mod identity;
+mod knowledge;
 pub mod lists;
 pub mod loaders;
 mod message_event;

@@ -10,6 +10,7 @@ use super::dataset::{DatasetMutation, DatasetQuery};
 use super::execution::{ExecutionMutation, ExecutionQuery};
 use super::file::{FileMutation, FileQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
+use super::knowledge::{KnowledgeMutation, KnowledgeQuery};
 use super::plugin::{PluginMutation, PluginQuery};
 use super::prompt::PromptMutation;
 use super::provider::ProviderMutation;
@@ -53,6 +54,7 @@ pub struct Query(
     ConversationQuery,
     TemplateQuery,
     DatasetQuery,
+    KnowledgeQuery,
     PluginQuery,
     FileQuery,
 );
@@ -71,6 +73,7 @@ pub struct Mutation(
     TemplateMutation,
     PromptMutation,
     DatasetMutation,
+    KnowledgeMutation,
     PluginMutation,
     FileMutation,
 );

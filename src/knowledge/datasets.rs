@@ -10,7 +10,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor, ClientInfo};
 use crate::db::models::Dataset;
-use crate::db::schema::datasets;
+use crate::db::schema::{datasets, llm_providers};
 use crate::error::{AppError, AppResult};
 use crate::validate;
 
@@ -24,6 +24,33 @@ pub struct DatasetSettings {
     pub similarity_threshold: Option<f64>,
     pub vector_similarity_weight: Option<f64>,
     pub top_k: Option<i32>,
+    /// The provider whose embeddings endpoint embeds segments (HIGH_QUALITY).
+    pub embedding_provider_id: Option<Uuid>,
+    pub embedding_model: Option<String>,
+}
+
+/// Refuses an embedding provider that is not one of the workspace's.
+async fn check_embedding_provider(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    provider_id: Option<Uuid>,
+) -> AppResult<()> {
+    let Some(provider_id) = provider_id else {
+        return Ok(());
+    };
+    let found: i64 = llm_providers::table
+        .filter(llm_providers::id.eq(provider_id))
+        .filter(llm_providers::workspace_id.eq(workspace_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    if found == 0 {
+        return Err(AppError::bad_input(
+            "embeddingProviderId",
+            "embeddingProviderId is not a model provider of the dataset's workspace",
+        ));
+    }
+    Ok(())
 }
 
 fn check(settings: &DatasetSettings) -> AppResult<()> {
@@ -40,6 +67,9 @@ fn check(settings: &DatasetSettings) -> AppResult<()> {
     }
     if settings.top_k.is_some_and(|k| !(1..=100).contains(&k)) {
         return Err(AppError::bad_input("topK", "topK is between 1 and 100"));
+    }
+    if let Some(model) = &settings.embedding_model {
+        validate::name("embeddingModel", model, 100)?;
     }
     Ok(())
 }
@@ -60,6 +90,7 @@ pub async fn create_dataset(
     check(&settings)?;
     conn.transaction(async |conn| {
         authorize_workspace(conn, actor, workspace_id, Action::Build).await?;
+        check_embedding_provider(conn, workspace_id, settings.embedding_provider_id).await?;
         let dataset: Dataset = diesel::insert_into(datasets::table)
             .values((
                 datasets::workspace_id.eq(workspace_id),
@@ -71,6 +102,8 @@ pub async fn create_dataset(
                 datasets::vector_similarity_weight
                     .eq(settings.vector_similarity_weight.unwrap_or(0.3) as f32),
                 datasets::top_k.eq(settings.top_k.unwrap_or(5)),
+                datasets::embedding_provider_id.eq(settings.embedding_provider_id),
+                datasets::embedding_model.eq(settings.embedding_model.as_deref().map(str::trim)),
                 datasets::created_by.eq(actor.user_id().ok()),
             ))
             .returning(Dataset::as_returning())
@@ -134,6 +167,19 @@ pub async fn update_dataset(
     check(&settings)?;
     conn.transaction(async |conn| {
         let current = dataset_for_building(conn, actor, id).await?;
+        check_embedding_provider(conn, current.workspace_id, settings.embedding_provider_id)
+            .await?;
+        let provider = settings
+            .embedding_provider_id
+            .or(current.embedding_provider_id);
+        let model = settings
+            .embedding_model
+            .as_deref()
+            .map(|m| m.trim().to_string())
+            .or(current.embedding_model.clone());
+        // Another model makes other vectors: the dataset's are compared afresh.
+        let embedding_changed =
+            provider != current.embedding_provider_id || model != current.embedding_model;
         let updated: Dataset = diesel::update(datasets::table.find(current.id))
             .set((
                 datasets::name.eq(name.clone().unwrap_or(current.name.clone())),
@@ -151,6 +197,10 @@ pub async fn update_dataset(
                     .map(|v| v as f32)
                     .unwrap_or(current.vector_similarity_weight)),
                 datasets::top_k.eq(settings.top_k.unwrap_or(current.top_k)),
+                datasets::embedding_provider_id.eq(provider),
+                datasets::embedding_model.eq(&model),
+                datasets::embedding_version
+                    .eq(current.embedding_version + i64::from(embedding_changed)),
             ))
             .returning(Dataset::as_returning())
             .get_result(conn)
@@ -201,4 +251,20 @@ pub async fn delete_dataset(
         Ok::<_, AppError>(())
     })
     .await
+}
+
+/// The live datasets among `ids` that belong to `workspace_id` (for a run of that
+/// workspace), in no particular order.
+pub async fn of_workspace(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<Vec<Dataset>> {
+    Ok(datasets::table
+        .filter(datasets::id.eq_any(ids))
+        .filter(datasets::workspace_id.eq(workspace_id))
+        .filter(datasets::deleted_at.is_null())
+        .select(Dataset::as_select())
+        .load(conn)
+        .await?)
 }

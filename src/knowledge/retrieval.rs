@@ -21,8 +21,10 @@ use uuid::Uuid;
 
 use super::embed;
 use crate::app::App;
+use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
+use crate::auth::{Action, Actor};
 use crate::db::models::{Dataset, DocumentSegment};
-use crate::db::schema::{document_segments, documents};
+use crate::db::schema::{datasets, document_segments, documents};
 use crate::error::{AppError, AppResult};
 
 /// Candidates taken from each side before combining: enough that the best `top_k` of the
@@ -248,6 +250,51 @@ pub async fn search(
         })
         .collect())
 }
+
+/// `searchDataset`: a builder (READ in the dataset's workspace) searches one dataset.
+pub async fn search_dataset(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    dataset_id: Uuid,
+    query: &str,
+    top_k: Option<i32>,
+) -> AppResult<Vec<Hit>> {
+    if query.trim().is_empty() {
+        return Err(AppError::bad_input("query", "query is empty"));
+    }
+    if query.chars().count() > MAX_QUERY_CHARS {
+        return Err(AppError::bad_input(
+            "query",
+            format!("query is longer than {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+    let top_k = match top_k {
+        Some(k) if !(1..=100).contains(&k) => {
+            return Err(AppError::bad_input("topK", "topK is between 1 and 100"));
+        }
+        k => k.map(|k| k as usize),
+    };
+    let user_id = actor.user_id()?;
+    let dataset: Dataset = datasets::table
+        .find(dataset_id)
+        .filter(datasets::deleted_at.is_null())
+        .filter(datasets::workspace_id.eq_any(visible_workspace_ids(user_id)))
+        .select(Dataset::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("dataset"))?;
+    authorize_workspace(conn, actor, dataset.workspace_id, Action::Read).await?;
+    let options = SearchOptions {
+        top_k,
+        threshold: None,
+    };
+    search(app, conn, &[dataset], query, &options).await
+}
+
+/// The longest query searched, in characters.
+pub const MAX_QUERY_CHARS: usize = 2000;
 
 #[cfg(test)]
 mod tests {

@@ -49,6 +49,28 @@ pub async fn stream_chat(
     usage
 }
 
+/// Dimensions of ECHO's embeddings.
+pub const EMBEDDING_DIMS: usize = 256;
+
+/// A bag-of-words embedding: each lower-cased word adds ±1 to a dimension picked by its
+/// FNV-1a hash.
+pub fn embedding(text: &str) -> Vec<f32> {
+    let mut vector = vec![0.0f32; EMBEDDING_DIMS];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut hash: u64 = 0xcbf29ce484222325;
+        for byte in word.to_lowercase().bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x100000001b3);
+        }
+        let slot = (hash % EMBEDDING_DIMS as u64) as usize;
+        vector[slot] += if hash >> 63 == 0 { 1.0 } else { -1.0 };
+    }
+    vector
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,26 +103,4 @@ mod tests {
         assert_eq!(usage.completion_tokens, 4);
         assert_eq!(usage.prompt_tokens, 2 + 1 + 2 + 3);
     }
-}
-
-/// Dimensions of ECHO's embeddings.
-pub const EMBEDDING_DIMS: usize = 256;
-
-/// A bag-of-words embedding: each lower-cased word adds ±1 to a dimension picked by its
-/// FNV-1a hash.
-pub fn embedding(text: &str) -> Vec<f32> {
-    let mut vector = vec![0.0f32; EMBEDDING_DIMS];
-    for word in text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-    {
-        let mut hash: u64 = 0xcbf29ce484222325;
-        for byte in word.to_lowercase().bytes() {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x100000001b3);
-        }
-        let slot = (hash % EMBEDDING_DIMS as u64) as usize;
-        vector[slot] += if hash >> 63 == 0 { 1.0 } else { -1.0 };
-    }
-    vector
 }

@@ -13,6 +13,7 @@ mod endpoints;
 mod execution;
 mod files;
 mod identity;
+mod knowledge;
 mod live;
 mod llm;
 mod migrations;

@@ -155,6 +155,38 @@ fn sse(body: Body) -> Response {
         .expect("a response")
 }
 
+/// The `topics` model: one dimension per topic, counting the topic's words in the text, so
+/// that texts on one subject are near each other without sharing a word.
+pub const TOPICS: [&[&str]; 3] = [
+    &[
+        "sea", "ocean", "tide", "tides", "wave", "waves", "harbour", "boat", "boats", "sailor",
+    ],
+    &[
+        "bread", "oven", "flour", "dough", "yeast", "baker", "loaf", "bake", "crust",
+    ],
+    &[
+        "star",
+        "stars",
+        "planet",
+        "planets",
+        "orbit",
+        "telescope",
+        "galaxy",
+        "comet",
+    ],
+];
+
+fn topic_embedding(text: &str) -> Vec<f64> {
+    let words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .collect();
+    TOPICS
+        .iter()
+        .map(|topic| 0.01 + words.iter().filter(|w| topic.contains(&w.as_str())).count() as f64)
+        .collect()
+}
+
 async fn embeddings(
     State(seen): State<Arc<Seen>>,
     headers: HeaderMap,
@@ -172,12 +204,20 @@ async fn embeddings(
                 .collect()
         })
         .unwrap_or_default();
+    let topics = body["model"] == "topics";
     // Answered in reverse order: clients must order by `index`.
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
         .rev()
-        .map(|(i, text)| json!({ "index": i, "embedding": [text.len() as f64, 1.0, 0.5] }))
+        .map(|(i, text)| {
+            let embedding = if topics {
+                topic_embedding(text)
+            } else {
+                vec![text.len() as f64, 1.0, 0.5]
+            };
+            json!({ "index": i, "embedding": embedding })
+        })
         .collect();
     Json(json!({ "object": "list", "data": data })).into_response()
 }

@@ -53,9 +53,15 @@ impl TestServer {
     /// A second instance of the service: the same database and Redis prefix, its own process
     /// state (bus connection, caches) and port.
     pub async fn beside(&self) -> TestServer {
+        self.beside_with(|_| {}).await
+    }
+
+    /// Another instance on the same database and bus, with its configuration adjusted.
+    pub async fn beside_with(&self, adjust: impl FnOnce(&mut Config)) -> TestServer {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let data_dir = std::env::temp_dir().join(format!("weft-test-{id}"));
         let mut config = self.config.clone();
+        adjust(&mut config);
         config.data_dir = data_dir.clone();
         Self::launch(config, data_dir, None).await
     }

@@ -1,0 +1,334 @@
+//! The knowledge pipeline in GraphQL: DocumentSegment and RetrievedSegment, searchDataset,
+//! and createDocument, updateDocument, reindexDocument, deleteDocument.
+
+use async_graphql::{Context, InputObject, Object, Result};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::context::{ContextExt, conn};
+use super::dataset::DocumentObject;
+use super::loaders::*;
+use crate::db::models::{DocumentSegment, RetrieverResource};
+use crate::knowledge::documents::{self, DocumentChanges, NewDocument};
+use crate::knowledge::retrieval::{self, Hit};
+
+pub struct DocumentSegmentObject(pub DocumentSegment);
+
+#[Object(name = "DocumentSegment")]
+impl DocumentSegmentObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn document_id(&self) -> Uuid {
+        self.0.document_id
+    }
+    async fn dataset_id(&self) -> Uuid {
+        self.0.dataset_id
+    }
+    /// Its place in the document, from 0.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn word_count(&self) -> i32 {
+        self.0.word_count
+    }
+    /// Tokens of the content (cl100k_base).
+    async fn tokens(&self) -> i32 {
+        self.0.tokens
+    }
+    async fn keywords(&self) -> Vec<String> {
+        self.0
+            .keywords
+            .as_array()
+            .map(|k| {
+                k.iter()
+                    .filter_map(|w| w.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    /// How many searches returned it.
+    async fn hit_count(&self) -> i32 {
+        self.0.hit_count
+    }
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn document(&self, ctx: &Context<'_>) -> Result<Option<DocumentObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(DocumentById(self.0.document_id))
+            .await?
+            .map(DocumentObject))
+    }
+}
+
+/// A segment found by a search, with its score (0 to 1).
+pub struct RetrievedSegmentObject(pub Hit);
+
+#[Object(name = "RetrievedSegment")]
+impl RetrievedSegmentObject {
+    async fn segment(&self) -> DocumentSegmentObject {
+        DocumentSegmentObject(self.0.segment.clone())
+    }
+    async fn document_id(&self) -> Uuid {
+        self.0.segment.document_id
+    }
+    async fn dataset_id(&self) -> Uuid {
+        self.0.segment.dataset_id
+    }
+    async fn document_name(&self) -> &str {
+        &self.0.document_name
+    }
+    /// The combined score the results are ordered by.
+    async fn score(&self) -> f64 {
+        self.0.score
+    }
+    /// The keyword part (1 for the best keyword match of the query).
+    async fn keyword_score(&self) -> f64 {
+        self.0.keyword_score
+    }
+    /// The cosine similarity, for datasets searched by vector too.
+    async fn vector_score(&self) -> Option<f64> {
+        self.0.vector_score
+    }
+    async fn content(&self) -> &str {
+        &self.0.segment.content
+    }
+}
+
+/// A segment a reply was given (a copy, kept when the segment changes).
+pub struct RetrieverResourceObject(pub RetrieverResource);
+
+#[Object(name = "RetrieverResource")]
+impl RetrieverResourceObject {
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn dataset_id(&self) -> Uuid {
+        self.0.dataset_id
+    }
+    async fn document_id(&self) -> Uuid {
+        self.0.document_id
+    }
+    async fn document_name(&self) -> &str {
+        &self.0.document_name
+    }
+    /// The segment, while it still exists.
+    async fn segment_id(&self) -> Option<Uuid> {
+        self.0.segment_id
+    }
+    /// The KNOWLEDGE_RETRIEVAL node that found it.
+    async fn node_key(&self) -> &str {
+        &self.0.node_key
+    }
+    async fn score(&self) -> f64 {
+        self.0.score
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateDocumentInput {
+    dataset_id: Uuid,
+    name: String,
+    /// The document's text; or give `fileId`.
+    text: Option<String>,
+    /// An uploaded file (plain text, Markdown or HTML) of the dataset's workspace.
+    file_id: Option<Uuid>,
+    /// The longest segment, in tokens (50 to 4000; 500 when omitted).
+    max_tokens: Option<i32>,
+    /// Tokens a segment repeats from the end of the one before (at most half of
+    /// maxTokens; 50 when omitted).
+    overlap_tokens: Option<i32>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateDocumentInput {
+    id: Uuid,
+    name: Option<String>,
+    /// New text: the document is indexed again.
+    text: Option<String>,
+    /// Disabled documents are never retrieved.
+    enabled: Option<bool>,
+    /// Archived documents are never retrieved.
+    archived: Option<bool>,
+    max_tokens: Option<i32>,
+    overlap_tokens: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct KnowledgeQuery;
+
+#[Object]
+impl KnowledgeQuery {
+    /// The segments of a dataset best matching `query` (keyword and, for HIGH_QUALITY
+    /// datasets with an embedding model, vector similarity), best first.
+    async fn search_dataset(
+        &self,
+        ctx: &Context<'_>,
+        dataset_id: Uuid,
+        query: String,
+        top_k: Option<i32>,
+    ) -> Result<Vec<RetrievedSegmentObject>> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let hits =
+            retrieval::search_dataset(app, &mut conn, actor, dataset_id, &query, top_k).await?;
+        Ok(hits.into_iter().map(RetrievedSegmentObject).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct KnowledgeMutation;
+
+#[Object]
+impl KnowledgeMutation {
+    /// Adds a document to a dataset (EDITOR and up); it is indexed in the background
+    /// (follow it with `documentIndexing`).
+    async fn create_document(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateDocumentInput,
+    ) -> Result<DocumentObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let document = documents::create_document(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            NewDocument {
+                dataset_id: input.dataset_id,
+                name: input.name,
+                text: input.text,
+                file_id: input.file_id,
+                max_tokens: input.max_tokens,
+                overlap_tokens: input.overlap_tokens,
+            },
+        )
+        .await?;
+        drop(conn);
+        crate::engine::worker::wake_workers(app).await;
+        Ok(DocumentObject(document))
+    }
+
+    /// Renames, replaces the text of, enables, disables, archives or restores a document;
+    /// new text or split settings index it again.
+    async fn update_document(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateDocumentInput,
+    ) -> Result<DocumentObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let (document, reindex) = documents::update_document(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.id,
+            DocumentChanges {
+                name: input.name,
+                text: input.text,
+                enabled: input.enabled,
+                archived: input.archived,
+                max_tokens: input.max_tokens,
+                overlap_tokens: input.overlap_tokens,
+            },
+        )
+        .await?;
+        drop(conn);
+        if reindex {
+            restart_indexing(app, document.id).await;
+        }
+        Ok(DocumentObject(document))
+    }
+
+    /// Indexes a document again (after an ERROR, say).
+    async fn reindex_document(&self, ctx: &Context<'_>, id: Uuid) -> Result<DocumentObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let document = documents::reindex_document(&mut conn, actor, &ctx.client(), id).await?;
+        drop(conn);
+        restart_indexing(app, document.id).await;
+        Ok(DocumentObject(document))
+    }
+
+    /// Deletes a document: it leaves search at once.
+    async fn delete_document(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        documents::delete_document(&mut conn, actor, &ctx.client(), id).await?;
+        Ok(true)
+    }
+}
+
+/// After a re-indexing was queued: an indexing of the document running anywhere starts over
+/// at once (it would also notice at its next lease renewal), and idle workers wake.
+async fn restart_indexing(app: &crate::app::App, document_id: Uuid) {
+    use crate::realtime::events::Event;
+    if !app
+        .engine
+        .cancel_local(document_id, crate::engine::Cancel::Stop)
+        && let Err(e) = app
+            .realtime
+            .signal(Event::StopRun {
+                execution_id: document_id,
+            })
+            .await
+    {
+        tracing::warn!(error = ?e, "cannot tell other instances to restart an indexing");
+    }
+    crate::engine::worker::wake_workers(app).await;
+}
+
+/// `Document.segments`' filter.
+#[derive(InputObject, Default)]
+pub struct SegmentFilter {
+    /// Segments whose text contains this.
+    content_contains: Option<String>,
+}
+
+impl SegmentFilter {
+    pub fn into_list(self) -> super::lists::ListFilter {
+        super::lists::ListFilter {
+            name_contains: self.content_contains,
+            ..Default::default()
+        }
+    }
+}
+
+/// `Message.retrieverResources`.
+pub async fn resources_of_message(
+    ctx: &Context<'_>,
+    message_id: Uuid,
+) -> Result<Vec<RetrieverResourceObject>> {
+    Ok(ctx
+        .loader()?
+        .load_one(RetrieverResourcesOfMessage(message_id))
+        .await?
+        .unwrap_or_default()
+        .into_iter()
+        .map(RetrieverResourceObject)
+        .collect())
+}

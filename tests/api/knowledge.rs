@@ -1,0 +1,496 @@
+//! Knowledge bases: documents indexed in the background with live progress, segments and
+//! counters, keyword and vector retrieval, enabling and disabling, isolation, and the
+//! segments a chat reply used.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+use crate::harness::accounts::{Account, Tenant, create_organization, data, error_code, register};
+use crate::harness::live::Ws;
+use crate::harness::model_server::ModelServer;
+
+fn text(name: &str) -> String {
+    let path = format!(
+        "{}/tests/data/knowledge/{name}.md",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path).expect("test data")
+}
+
+async fn dataset(server: &TestServer, owner: &Account, tenant: &Tenant, extra: Value) -> String {
+    let mut input = json!({ "workspaceId": tenant.workspace_id, "name": "Handbook" });
+    if let (Value::Object(input), Value::Object(extra)) = (&mut input, extra) {
+        input.extend(extra);
+    }
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateDatasetInput!) { createDataset(input: $i) { id } }",
+                json!({ "i": input }),
+            )
+            .await,
+    )["createDataset"]["id"]
+        .as_str()
+        .expect("a dataset id")
+        .to_string()
+}
+
+const CREATE: &str = "mutation($i: CreateDocumentInput!) { createDocument(input: $i) {
+    id name indexingStatus progress wordCount } }";
+
+async fn document(server: &TestServer, owner: &Account, dataset: &str, name: &str) -> String {
+    let created = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "datasetId": dataset, "name": name, "text": text(name), "maxTokens": 80, "overlapTokens": 16 } }),
+        )
+        .await;
+    let created = data(created)["createDocument"].clone();
+    assert_eq!(created["indexingStatus"], "WAITING");
+    created["id"].as_str().expect("a document id").to_string()
+}
+
+async fn wait_indexed(server: &TestServer, id: &str) {
+    let id: uuid::Uuid = id.parse().expect("uuid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = crate::harness::live::document_row(server, id).await;
+        match row.indexing_status.as_str() {
+            "COMPLETED" => return,
+            "ERROR" => panic!("indexing failed: {:?}", row.error),
+            _ => {}
+        }
+        assert!(std::time::Instant::now() < deadline, "indexed in time");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
+    documentId datasetId documentName score keywordScore vectorScore content segment { id hitCount position } } }";
+
+async fn search(server: &TestServer, owner: &Account, dataset: &str, query: &str) -> Vec<Value> {
+    let found = server
+        .graphql_as(
+            owner.token(),
+            SEARCH,
+            json!({ "d": dataset, "q": query, "k": 5 }),
+        )
+        .await;
+    data(found)["searchDataset"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn documents_are_indexed_with_live_progress_and_found_by_keywords() {
+    // This instance indexes nothing: the progress seen here comes from another instance.
+    let server = TestServer::start_with(|c| c.engine.workers = 0).await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let set = dataset(&server, &owner, &tenant, json!({})).await;
+    let harbour = document(&server, &owner, &set, "harbour").await;
+
+    let mut ws = Ws::connect(&server, "graphql-transport-ws", owner.token()).await;
+    ws.subscribe(
+        "1",
+        "subscription($id: UUID!) { documentIndexing(documentId: $id) { indexingStatus progress progressMsg wordCount } }",
+        json!({ "id": harbour }),
+    )
+    .await;
+    let first = ws.next_json().await.expect("the current state");
+    assert_eq!(
+        first["payload"]["data"]["documentIndexing"]["indexingStatus"],
+        "WAITING"
+    );
+    let worker = server.beside_with(|c| c.engine.workers = 4).await;
+    let events = ws.until_complete("1").await;
+    let steps: Vec<(String, f64)> = std::iter::once(&first["payload"])
+        .chain(events.iter())
+        .map(|e| {
+            let d = &e["data"]["documentIndexing"];
+            (
+                d["indexingStatus"].as_str().unwrap_or("").to_string(),
+                d["progress"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect();
+    let order = ["WAITING", "PARSING", "SPLITTING", "INDEXING", "COMPLETED"];
+    let rank = |s: &str| order.iter().position(|o| *o == s).expect("a known status");
+    assert!(
+        steps
+            .windows(2)
+            .all(|w| rank(&w[0].0) <= rank(&w[1].0) && w[0].1 <= w[1].1),
+        "{steps:?}"
+    );
+    for status in ["PARSING", "SPLITTING", "INDEXING"] {
+        assert!(steps.iter().any(|s| s.0 == status), "{status}: {steps:?}");
+    }
+    assert_eq!(
+        steps.last().map(|s| (s.0.as_str(), s.1)),
+        Some(("COMPLETED", 1.0))
+    );
+
+    let bakery = document(&server, &owner, &set, "bakery").await;
+    wait_indexed(&server, &bakery).await;
+
+    // Counters and segments.
+    let read = server
+        .graphql_as(
+            owner.token(),
+            "query($id: UUID!) { dataset(id: $id) { documentCount wordCount tokens
+               documents { nodes { id name wordCount tokens processDuration
+                 segments(first: 100) { totalCount nodes { position tokens wordCount content keywords } } } } } }",
+            json!({ "id": set }),
+        )
+        .await;
+    let read = data(read)["dataset"].clone();
+    assert_eq!(read["documentCount"], 2);
+    let documents = read["documents"]["nodes"].as_array().expect("documents");
+    let sum = |field: &str| {
+        documents
+            .iter()
+            .map(|d| d[field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(read["wordCount"].as_i64(), Some(sum("wordCount")));
+    assert_eq!(read["tokens"].as_i64(), Some(sum("tokens")));
+    for doc in documents {
+        let segments = doc["segments"]["nodes"].as_array().expect("segments");
+        assert!(
+            segments.len() > 2,
+            "{} is cut in several segments",
+            doc["name"]
+        );
+        assert_eq!(
+            doc["segments"]["totalCount"].as_u64(),
+            Some(segments.len() as u64)
+        );
+        let tokens: i64 = segments
+            .iter()
+            .map(|s| s["tokens"].as_i64().unwrap_or(0))
+            .sum();
+        assert_eq!(doc["tokens"].as_i64(), Some(tokens));
+        for (i, segment) in segments.iter().enumerate() {
+            assert_eq!(segment["position"], i);
+            assert!(segment["tokens"].as_i64().unwrap_or(0) <= 80, "{segment}");
+            assert!(!segment["keywords"].as_array().expect("keywords").is_empty());
+        }
+        // A heading starts a segment.
+        assert!(
+            segments
+                .iter()
+                .filter(|s| s["content"].as_str().unwrap_or("").contains("## "))
+                .all(|s| s["content"].as_str().unwrap_or("").starts_with("## ")),
+            "{segments:?}"
+        );
+        assert!(doc["processDuration"].as_f64().is_some());
+    }
+
+    // Keyword search: the right document first; each result counts a hit.
+    let found = search(
+        &server,
+        &owner,
+        &set,
+        "When does the tide turn in the harbour?",
+    )
+    .await;
+    assert!(!found.is_empty());
+    assert_eq!(found[0]["documentName"], "harbour");
+    assert_eq!(found[0]["keywordScore"], 1.0);
+    assert_eq!(found[0]["vectorScore"], Value::Null);
+    assert_eq!(found[0]["segment"]["hitCount"], 1);
+    assert!(
+        found
+            .windows(2)
+            .all(|w| w[0]["score"].as_f64() >= w[1]["score"].as_f64())
+    );
+    let found = search(&server, &owner, &set, "oven crust").await;
+    assert_eq!(found[0]["documentName"], "bakery");
+    assert!(
+        search(&server, &owner, &set, "telescope galaxy")
+            .await
+            .is_empty()
+    );
+
+    // A disabled document is never retrieved; enabled again, it is.
+    let toggle = async |enabled: bool| {
+        data(
+            server
+                .graphql_as(
+                    owner.token(),
+                    "mutation($i: UpdateDocumentInput!) { updateDocument(input: $i) { enabled indexingStatus } }",
+                    json!({ "i": { "id": harbour, "enabled": enabled } }),
+                )
+                .await,
+        )
+    };
+    assert_eq!(toggle(false).await["updateDocument"]["enabled"], false);
+    let found = search(&server, &owner, &set, "harbour tide boats").await;
+    assert!(
+        found.iter().all(|f| f["documentName"] != "harbour"),
+        "{found:?}"
+    );
+    toggle(true).await;
+    let found = search(&server, &owner, &set, "harbour tide boats").await;
+    assert_eq!(found[0]["documentName"], "harbour");
+
+    // Another workspace sees none of it; bad input changes nothing.
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Theirs").await;
+    let theirs = server
+        .graphql_as(
+            stranger.token(),
+            SEARCH,
+            json!({ "d": set, "q": "harbour", "k": 5 }),
+        )
+        .await;
+    assert_eq!(error_code(&theirs), "NOT_FOUND");
+    let peek = server
+        .graphql_as(
+            stranger.token(),
+            "query($id: UUID!) { document(id: $id) { id } }",
+            json!({ "id": harbour }),
+        )
+        .await;
+    assert_eq!(data(peek)["document"], Value::Null);
+    let add = server
+        .graphql_as(
+            stranger.token(),
+            CREATE,
+            json!({ "i": { "datasetId": set, "name": "x", "text": "intruder" } }),
+        )
+        .await;
+    assert_eq!(error_code(&add), "NOT_FOUND");
+    for (input, field) in [
+        (json!({ "datasetId": set, "name": "x" }), "text"),
+        (
+            json!({ "datasetId": set, "name": "x", "text": "  " }),
+            "text",
+        ),
+        (
+            json!({ "datasetId": set, "name": "x", "text": "t", "maxTokens": 10 }),
+            "maxTokens",
+        ),
+        (
+            json!({ "datasetId": set, "name": "x", "text": "t", "overlapTokens": 300 }),
+            "overlapTokens",
+        ),
+        (json!({ "datasetId": set, "name": "", "text": "t" }), "name"),
+    ] {
+        let refused = server
+            .graphql_as(owner.token(), CREATE, json!({ "i": input }))
+            .await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{refused}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], field);
+    }
+    assert_eq!(server.scalar("SELECT count(*) FROM documents").await, 2);
+    let bad_query = server
+        .graphql_as(owner.token(), SEARCH, json!({ "d": set, "q": "x", "k": 0 }))
+        .await;
+    assert_eq!(bad_query["errors"][0]["extensions"]["field"], "topK");
+
+    // Deleting a document takes it out of search and of the counts.
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($id: UUID!) { deleteDocument(id: $id) }",
+                json!({ "id": bakery }),
+            )
+            .await,
+    );
+    assert!(search(&server, &owner, &set, "oven crust").await.is_empty());
+    let counts = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($id: UUID!) { dataset(id: $id) { documentCount tokens } }",
+                json!({ "id": set }),
+            )
+            .await,
+    );
+    assert_eq!(counts["dataset"]["documentCount"], 1);
+    drop(worker);
+}
+
+#[tokio::test]
+async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let provider = crate::harness::chat::provider(
+        &server,
+        &owner,
+        &tenant,
+        &models.base_url,
+        crate::harness::model_server::KEY,
+        None,
+    )
+    .await;
+    let set = dataset(
+        &server,
+        &owner,
+        &tenant,
+        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
+                "embeddingModel": "topics", "vectorSimilarityWeight": 0.7 }),
+    )
+    .await;
+    for name in ["harbour", "bakery", "observatory"] {
+        let id = document(&server, &owner, &set, name).await;
+        wait_indexed(&server, &id).await;
+    }
+    let embedded: i64 = server
+        .scalar("SELECT count(*) FROM document_segments WHERE embedding IS NULL")
+        .await;
+    assert_eq!(embedded, 0, "every segment has an embedding");
+
+    // No segment says "ocean" or "sky": only the vectors can find these.
+    let found = search(&server, &owner, &set, "ocean").await;
+    assert!(!found.is_empty());
+    assert_eq!(found[0]["documentName"], "harbour");
+    assert_eq!(found[0]["keywordScore"], 0.0);
+    assert!(
+        found[0]["vectorScore"].as_f64().unwrap_or(0.0) > 0.9,
+        "{}",
+        found[0]
+    );
+    let found = search(
+        &server,
+        &owner,
+        &set,
+        "what is in the sky, stars or planets",
+    )
+    .await;
+    assert_eq!(found[0]["documentName"], "observatory");
+
+    // A chat workflow retrieving before it answers.
+    let graph = json!({
+        "nodes": [
+            { "key": "start", "type": "START", "config": { "inputs": [] } },
+            { "key": "kb", "type": "KNOWLEDGE_RETRIEVAL", "config": {
+                "datasetIds": [set], "query": "{{sys.query}}", "topK": 2 } },
+            { "key": "llm", "type": "LLM", "config": {
+                "providerId": provider, "model": "gpt-test",
+                "prompt": "Context:\n{{kb.context}}\n\nQuestion: {{sys.query}}" } },
+            { "key": "answer", "type": "ANSWER", "config": { "answer": "{{llm.text}}" } }
+        ],
+        "connections": [
+            { "source": "start", "target": "kb" },
+            { "source": "kb", "target": "llm" },
+            { "source": "llm", "target": "answer" }
+        ]
+    });
+    let workflow = crate::harness::chat::workflow(&server, &owner, &tenant, graph).await;
+    let app = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateApplicationInput!) { createApplication(input: $i) { id } }",
+                json!({ "i": { "workspaceId": tenant.workspace_id, "name": "Guide", "mode": "CHAT",
+                               "workflowId": workflow, "datasetIds": [set] } }),
+            )
+            .await,
+    )["createApplication"]["id"]
+        .clone();
+    let sent = data(
+        server
+            .graphql_as(
+                owner.token(),
+                crate::harness::chat::SEND,
+                json!({ "i": { "applicationId": app, "query": "How does the baker know the oven is hot?" } }),
+            )
+            .await,
+    )["sendMessage"]
+        .clone();
+    let message: uuid::Uuid = sent["assistantMessage"]["id"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("a message id");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while crate::harness::live::message_row(&server, message)
+        .await
+        .status
+        != "COMPLETED"
+    {
+        assert!(std::time::Instant::now() < deadline, "the reply completes");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let prompt = models
+        .seen
+        .last_body
+        .lock()
+        .map(|b| b.clone())
+        .unwrap_or_default()
+        .unwrap_or_default();
+    assert!(prompt.to_string().contains("brick oven"), "{prompt}");
+    let read = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($id: UUID!) { message(id: $id) { answer retrieverResources {
+                   position documentName nodeKey score content segmentId } } }",
+                json!({ "id": message }),
+            )
+            .await,
+    );
+    let resources = read["message"]["retrieverResources"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(resources.len(), 2, "{read}");
+    assert_eq!(resources[0]["position"], 1);
+    assert_eq!(resources[0]["documentName"], "bakery");
+    assert_eq!(resources[0]["nodeKey"], "kb");
+    assert!(resources[0]["segmentId"].is_string());
+
+    // A node naming a dataset of another workspace fails the run with a clear error.
+    let stranger = register(&server, "stranger@example.com").await;
+    let theirs = create_organization(&server, &stranger, "Theirs").await;
+    let foreign = json!({
+        "nodes": [
+            { "key": "start", "type": "START", "config": { "inputs": [] } },
+            { "key": "kb", "type": "KNOWLEDGE_RETRIEVAL", "config": {
+                "datasetIds": [set], "query": "ocean" } },
+            { "key": "end", "type": "END", "config": { "outputs": { "c": "{{kb.context}}" } } }
+        ],
+        "connections": [
+            { "source": "start", "target": "kb" },
+            { "source": "kb", "target": "end" }
+        ]
+    });
+    let flow = crate::harness::chat::workflow(&server, &stranger, &theirs, foreign).await;
+    let run = data(
+        server
+            .graphql_as(
+                stranger.token(),
+                "mutation($i: RunWorkflowInput!) { runWorkflow(input: $i) { id } }",
+                json!({ "i": { "workflowId": flow, "inputs": {} } }),
+            )
+            .await,
+    )["runWorkflow"]["id"]
+        .as_str()
+        .and_then(|s| s.parse::<uuid::Uuid>().ok())
+        .expect("a run");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = crate::harness::live::execution_row(&server, run).await;
+        if row.status == "FAILED" {
+            assert!(
+                row.error
+                    .unwrap_or_default()
+                    .contains("none of the node's datasets"),
+                "the stranger's run cannot read our dataset"
+            );
+            break;
+        }
+        assert_ne!(row.status, "SUCCEEDED");
+        assert!(std::time::Instant::now() < deadline, "the run ends");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
