@@ -1,8 +1,9 @@
 //! The durable queue of background work, in PostgreSQL (`execution_jobs`): runs (RUN, an
 //! execution) and indexings (INDEX, a document). Work is enqueued in the same transaction
-//! that creates what it works on, so a request that returned has work that will happen. Workers of every instance claim the oldest unclaimed job with
-//! `FOR UPDATE SKIP LOCKED` and hold it by a lease they renew; a job whose lease ran out
-//! belongs to an instance that died, and its run is finished as FAILED ("interrupted").
+//! that creates what it works on, so a request that returned has work that will happen.
+//! Workers of every instance claim the oldest unclaimed jobs with `FOR UPDATE SKIP LOCKED`
+//! and hold them by a lease they renew; a job whose lease ran out belongs to an instance
+//! that died: its run is finished as FAILED ("interrupted"), its indexing taken again.
 
 use std::time::Duration;
 
@@ -21,23 +22,14 @@ use crate::error::AppResult;
 pub struct Job {
     pub id: Uuid,
     pub workspace_id: Uuid,
-    /// RUN or INDEX.
-    pub kind: String,
-    /// The run (RUN).
+    /// The run (a RUN job); exactly one of this and `document_id` is set.
     pub execution_id: Option<Uuid>,
-    /// The document to index (INDEX).
+    /// The document to index (an INDEX job).
     pub document_id: Option<Uuid>,
     pub message_id: Option<Uuid>,
     pub context: Value,
     pub attempts: i32,
     pub stop_requested: bool,
-}
-
-impl Job {
-    /// What the job works on (an execution or a document): the key of its cancel handle.
-    pub fn subject(&self) -> Uuid {
-        self.execution_id.or(self.document_id).unwrap_or(self.id)
-    }
 }
 
 /// Enqueues the run of `execution_id` (inside the caller's transaction).
@@ -64,7 +56,7 @@ fn interval(lease: Duration) -> diesel::data_types::PgInterval {
     diesel::data_types::PgInterval::from_microseconds(lease.as_micros() as i64)
 }
 
-const RETURNING: &str = "RETURNING id, workspace_id, kind, execution_id, document_id, message_id, \
+const RETURNING: &str = "RETURNING id, workspace_id, execution_id, document_id, message_id, \
      context, attempts, stop_requested";
 
 /// Queues the indexing of a document (inside the caller's transaction). When one is already
@@ -168,7 +160,7 @@ pub async fn claim_expired(
 /// What a renewal found about one of this instance's jobs.
 #[derive(Debug, QueryableByName)]
 pub struct Lease {
-    /// The job's subject (`Job::subject`).
+    /// What the job works on: its execution or its document.
     #[diesel(sql_type = SqlUuid)]
     pub subject: Uuid,
     #[diesel(sql_type = diesel::sql_types::Bool)]

@@ -53,6 +53,20 @@ pub async fn wake_workers(app: &App) {
     }
 }
 
+/// Cancels the job of `subject` (an execution or a document) wherever it runs: here at
+/// once, elsewhere through the control channel (and, should that be missed, at the next
+/// lease renewal, which reads the job's stop flag).
+pub async fn cancel_everywhere(app: &App, subject: Uuid) -> AppResult<()> {
+    if !app.engine.cancel_local(subject, Cancel::Stop) {
+        app.realtime
+            .signal(Event::StopRun {
+                execution_id: subject,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
 /// Cancels the runs still here (shutdown) and waits for them to write their end.
 pub async fn interrupt_all(app: &App, within: Duration) {
     let running = app.engine.running();

@@ -283,20 +283,9 @@ impl KnowledgeMutation {
     }
 }
 
-/// After a re-indexing was queued: an indexing of the document running anywhere starts over
-/// at once (it would also notice at its next lease renewal), and idle workers wake.
+/// After a re-indexing was queued: one running anywhere starts over, idle workers wake.
 async fn restart_indexing(app: &crate::app::App, document_id: Uuid) {
-    use crate::realtime::events::Event;
-    if !app
-        .engine
-        .cancel_local(document_id, crate::engine::Cancel::Stop)
-        && let Err(e) = app
-            .realtime
-            .signal(Event::StopRun {
-                execution_id: document_id,
-            })
-            .await
-    {
+    if let Err(e) = crate::engine::worker::cancel_everywhere(app, document_id).await {
         tracing::warn!(error = ?e, "cannot tell other instances to restart an indexing");
     }
     crate::engine::worker::wake_workers(app).await;

@@ -262,17 +262,7 @@ pub async fn update_document(
             updated.data_source_type = "TEXT".into();
         }
         if reindex {
-            updated = diesel::update(documents::table.find(current.id))
-                .set((
-                    documents::indexing_status.eq("WAITING"),
-                    documents::progress.eq(0.0f32),
-                    documents::progress_msg.eq(Some("Waiting to be indexed again")),
-                    documents::error.eq(None::<String>),
-                ))
-                .returning(Document::as_returning())
-                .get_result(conn)
-                .await?;
-            queue::enqueue_indexing(conn, updated.workspace_id, updated.id).await?;
+            updated = queue_indexing_again(conn, &updated).await?;
         }
         audit::record(
             conn,
@@ -298,6 +288,25 @@ pub async fn update_document(
     .await
 }
 
+/// Puts the document back to WAITING and queues its indexing (inside the transaction).
+async fn queue_indexing_again(
+    conn: &mut AsyncPgConnection,
+    document: &Document,
+) -> AppResult<Document> {
+    let updated: Document = diesel::update(documents::table.find(document.id))
+        .set((
+            documents::indexing_status.eq("WAITING"),
+            documents::progress.eq(0.0f32),
+            documents::progress_msg.eq(Some("Waiting to be indexed again")),
+            documents::error.eq(None::<String>),
+        ))
+        .returning(Document::as_returning())
+        .get_result(conn)
+        .await?;
+    queue::enqueue_indexing(conn, updated.workspace_id, updated.id).await?;
+    Ok(updated)
+}
+
 /// `reindexDocument`: indexes a document again from its text or file (after an ERROR, say).
 pub async fn reindex_document(
     conn: &mut AsyncPgConnection,
@@ -307,17 +316,7 @@ pub async fn reindex_document(
 ) -> AppResult<Document> {
     conn.transaction(async |conn| {
         let (current, _) = document_for_building(conn, actor, id).await?;
-        let updated: Document = diesel::update(documents::table.find(current.id))
-            .set((
-                documents::indexing_status.eq("WAITING"),
-                documents::progress.eq(0.0f32),
-                documents::progress_msg.eq(Some("Waiting to be indexed again")),
-                documents::error.eq(None::<String>),
-            ))
-            .returning(Document::as_returning())
-            .get_result(conn)
-            .await?;
-        queue::enqueue_indexing(conn, updated.workspace_id, updated.id).await?;
+        let updated = queue_indexing_again(conn, &current).await?;
         audit::record(
             conn,
             actor,

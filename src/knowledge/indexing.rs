@@ -385,29 +385,40 @@ async fn index(
     let mut conn = app.engine.pool.get().await.map_err(AppError::from)?;
     let written = write(&mut conn, job, &source, &segments).await?;
     drop(conn);
-    match written {
-        Some(document) => {
-            publish(app, &document).await;
-            Ok(Ended::Indexed)
-        }
-        None => Ok(Ended::Again),
+    if let Written::Indexed(document) = &written {
+        publish(app, document).await;
     }
+    Ok(match written {
+        Written::Indexed(_) => Ended::Indexed,
+        Written::Again => Ended::Again,
+        Written::Gone => Ended::Gone,
+    })
+}
+
+/// What `write` did.
+enum Written {
+    Indexed(Box<Document>),
+    /// Told to start over: nothing written.
+    Again,
+    /// The document was deleted meanwhile: nothing written.
+    Gone,
 }
 
 /// Replaces the document's segments and counters in one transaction, unless the job was
-/// told to start over (or is gone): then nothing is written and `None` is returned.
+/// told to start over or the document was deleted: then nothing is written.
 async fn write(
     conn: &mut AsyncPgConnection,
     job: &Job,
     source: &Source,
     segments: &[NewSegment],
-) -> Result<Option<Document>, Failure> {
+) -> Result<Written, Failure> {
     let document = &source.document;
     let result = conn
         .transaction(async |conn| {
             match queue::stop_requested_locked(conn, job.id).await? {
                 Some(false) => {}
-                _ => return Ok::<_, AppError>(None),
+                Some(true) => return Ok::<_, AppError>(Written::Again),
+                None => return Ok(Written::Gone),
             }
             // The counters as they are now (not as read at the start).
             let (old_words, old_tokens, deleted): (i32, i32, bool) = documents::table
@@ -421,8 +432,7 @@ async fn write(
                 .first(conn)
                 .await?;
             if deleted {
-                queue::remove(conn, job.id).await?;
-                return Ok(None);
+                return Ok(Written::Gone);
             }
             let had_embeddings: bool = diesel::select(diesel::dsl::exists(
                 document_segments::table
@@ -493,7 +503,7 @@ async fn write(
                 .execute(conn)
                 .await?;
             queue::remove(conn, job.id).await?;
-            Ok(Some(updated))
+            Ok(Written::Indexed(Box::new(updated)))
         })
         .await?;
     Ok(result)

@@ -117,6 +117,7 @@ async fn search_one(
     query: &str,
     top_k: usize,
     threshold: f64,
+    embedded: &mut HashMap<(Uuid, String), Vec<f32>>,
 ) -> AppResult<Vec<(Uuid, f64, f64, Option<f64>)>> {
     let limit = candidates(top_k);
     let keyword = keyword_ranks(conn, dataset.id, query, limit).await?;
@@ -132,11 +133,17 @@ async fn search_one(
             if vectors.is_empty() {
                 0.0
             } else {
-                let query_vector = embed::embed(app, model, &[query.to_string()])
-                    .await?
-                    .pop()
-                    .ok_or_else(|| AppError::internal("no embedding for the query"))?;
-                let nearest = vectors.nearest(&query_vector, limit as usize);
+                // Datasets on the same model share the query's embedding.
+                let key = (model.provider_id, model.model.clone());
+                if !embedded.contains_key(&key) {
+                    let vector = embed::embed(app, model, &[query.to_string()])
+                        .await?
+                        .pop()
+                        .ok_or_else(|| AppError::internal("no embedding for the query"))?;
+                    embedded.insert(key.clone(), vector);
+                }
+                let query_vector = embedded.get(&key).map(Vec::as_slice).unwrap_or_default();
+                let nearest = vectors.nearest(query_vector, limit as usize);
                 let unranked: Vec<Uuid> = nearest
                     .iter()
                     .map(|(id, _)| *id)
@@ -208,11 +215,12 @@ pub async fn search(
             .unwrap_or(5)
     });
     let mut all: Vec<(Uuid, f64, f64, Option<f64>)> = Vec::new();
+    let mut embedded = HashMap::new();
     for dataset in datasets {
         let threshold = options
             .threshold
             .unwrap_or(f64::from(dataset.similarity_threshold));
-        all.extend(search_one(app, conn, dataset, query, top_k, threshold).await?);
+        all.extend(search_one(app, conn, dataset, query, top_k, threshold, &mut embedded).await?);
     }
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(top_k);

@@ -150,6 +150,9 @@ impl VectorCache {
             .load(conn)
             .await?;
         let loaded = Arc::new(build(version, rows));
+        // Just used: the last to be dropped.
+        let now = self.clock.fetch_add(1, Ordering::Relaxed);
+        AtomicU64::store(&loaded.last_used, now, Ordering::Relaxed);
         let mut map = self.map();
         map.insert(dataset_id, loaded.clone());
         // Over budget: drop the least recently used others.

@@ -18,11 +18,10 @@ use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor, ClientInfo};
 use crate::db::models::{ExecutionRecord, Workflow, WorkflowVersion};
 use crate::db::schema::{applications, execution_records, workflow_versions, workflows};
+use crate::engine::finish;
 use crate::engine::queue::{self, StopFound};
 use crate::engine::run::Outcome;
-use crate::engine::{Cancel, finish};
 use crate::error::{AppError, AppResult};
-use crate::realtime::events::Event;
 
 /// The current version of a workflow and its graph.
 pub async fn current_version(
@@ -323,10 +322,8 @@ pub async fn stop(
     if let Some(ended) = ended {
         finish::announce(app, &ended, Some("stopped")).await;
     }
-    if found == StopFound::Running && !app.engine.cancel_local(id, Cancel::Stop) {
-        app.realtime
-            .signal(Event::StopRun { execution_id: id })
-            .await?;
+    if found == StopFound::Running {
+        crate::engine::worker::cancel_everywhere(app, id).await?;
     }
     Ok(())
 }
