@@ -1,5 +1,5 @@
 //! The knowledge pipeline in GraphQL: DocumentSegment and RetrievedSegment, searchDataset,
-//! and createDocument, updateDocument, reindexDocument, deleteDocument.
+//! and createDocument, updateDocument, reindexDocument, deleteDocument, updateSegment.
 
 use async_graphql::{Context, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
@@ -174,6 +174,19 @@ pub struct UpdateDocumentInput {
     overlap_tokens: Option<i32>,
 }
 
+#[derive(InputObject)]
+pub struct UpdateSegmentInput {
+    id: Uuid,
+    /// New text: its tokens, keywords and embedding are computed again at once.
+    content: Option<String>,
+    /// Keywords to keep instead of those found in the text.
+    keywords: Option<Vec<String>>,
+    /// Disabled segments are never retrieved.
+    enabled: Option<bool>,
+    /// Archived segments are never retrieved.
+    archived: Option<bool>,
+}
+
 #[derive(Default)]
 pub struct KnowledgeQuery;
 
@@ -272,6 +285,32 @@ impl KnowledgeMutation {
         drop(conn);
         restart_indexing(app, document.id).await;
         Ok(DocumentObject(document))
+    }
+
+    /// Edits a segment (EDITOR and up): new content is indexed again at once.
+    async fn update_segment(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateSegmentInput,
+    ) -> Result<DocumentSegmentObject> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let segment = crate::knowledge::segments::update_segment(
+            app,
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.id,
+            crate::knowledge::segments::SegmentChanges {
+                content: input.content,
+                keywords: input.keywords,
+                enabled: input.enabled,
+                archived: input.archived,
+            },
+        )
+        .await?;
+        Ok(DocumentSegmentObject(segment))
     }
 
     /// Deletes a document: it leaves search at once.

@@ -11,6 +11,7 @@ pub mod embed;
 pub mod extract;
 pub mod indexing;
 pub mod retrieval;
+pub mod segments;
 pub mod split;
 pub mod text;
 pub mod tokens;

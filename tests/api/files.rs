@@ -16,7 +16,7 @@ const UPLOAD: &str = "mutation($i: UploadFileInput!) { uploadFile(input: $i) {
 
 /// Sends `uploadFile` as a GraphQL multipart request (operations, map, one file part) and
 /// returns the HTTP status and the JSON answer.
-async fn upload(
+pub(crate) async fn upload(
     server: &TestServer,
     token: Option<&str>,
     workspace_id: impl serde::Serialize,

@@ -368,6 +368,23 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
     )
     .await;
     assert_eq!(found[0]["documentName"], "observatory");
+    // An edited segment is embedded again, and searches see its new vector at once.
+    let records =
+        search(&server, &owner, &set, "log book records").await[0]["segment"]["id"].clone();
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                UPDATE_SEGMENT,
+                json!({ "i": { "id": records, "content": "Sailors watch the waves and the tide from their boats." } }),
+            )
+            .await,
+    );
+    let found = search(&server, &owner, &set, "ocean").await;
+    assert!(
+        found.iter().any(|f| f["segment"]["id"] == records),
+        "the edited segment is found by its new meaning: {found:?}"
+    );
 
     // A chat workflow retrieving before it answers.
     let graph = json!({
@@ -493,4 +510,196 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
         assert!(std::time::Instant::now() < deadline, "the run ends");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+const UPDATE_SEGMENT: &str = "mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) {
+    id content tokens wordCount keywords enabled archived } }";
+
+#[tokio::test]
+async fn files_edits_and_segments_are_indexed_again_and_kept_out_when_disabled() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let set = dataset(&server, &owner, &tenant, json!({})).await;
+
+    // A document from an uploaded HTML file: headings and paragraphs survive the markup.
+    let html = format!(
+        "<html><head><style>p {{}}</style></head><body><h1>Observatory</h1><p>{}</p><script>var hidden = 1;</script></body></html>",
+        text("observatory").replace("\n\n", "</p><p>")
+    );
+    let (status, uploaded) = crate::files::upload(
+        &server,
+        owner.token(),
+        tenant.workspace_id,
+        "observatory.html",
+        "text/html",
+        html.into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{uploaded}");
+    let file = data(uploaded)["uploadFile"]["id"].clone();
+    let created = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "datasetId": set, "name": "observatory.html", "fileId": file } }),
+        )
+        .await;
+    let from_file = data(created)["createDocument"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string();
+    wait_indexed(&server, &from_file).await;
+    let found = search(&server, &owner, &set, "comet orbit").await;
+    assert_eq!(found[0]["documentName"], "observatory.html");
+    assert!(
+        !found
+            .iter()
+            .any(|f| f["content"].as_str().unwrap_or("").contains("hidden"))
+    );
+    let refused = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "datasetId": set, "name": "x", "fileId": uuid::Uuid::new_v4() } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "NOT_FOUND");
+
+    // New text replaces the segments (old words leave search, new ones arrive) and counts.
+    let harbour = document(&server, &owner, &set, "harbour").await;
+    wait_indexed(&server, &harbour).await;
+    let before: i64 = server
+        .scalar(&format!(
+            "SELECT tokens::bigint FROM documents WHERE id = '{harbour}'"
+        ))
+        .await;
+    let edited = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: UpdateDocumentInput!) { updateDocument(input: $i) { indexingStatus } }",
+                json!({ "i": { "id": harbour, "text": "# Lighthouse\n\nThe lighthouse keeper climbs the stairs at dusk and lights the lamp." } }),
+            )
+            .await,
+    );
+    assert_eq!(edited["updateDocument"]["indexingStatus"], "WAITING");
+    wait_indexed(&server, &harbour).await;
+    assert!(
+        search(&server, &owner, &set, "mooring slipway")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        search(&server, &owner, &set, "lighthouse keeper").await[0]["documentName"],
+        "harbour"
+    );
+    let after: i64 = server
+        .scalar(&format!(
+            "SELECT tokens::bigint FROM documents WHERE id = '{harbour}'"
+        ))
+        .await;
+    assert!(after < before);
+    let total: i64 = server
+        .scalar(&format!(
+            "SELECT (SELECT tokens FROM datasets WHERE id = '{set}') - \
+             (SELECT sum(tokens) FROM document_segments WHERE dataset_id = '{set}')"
+        ))
+        .await;
+    assert_eq!(total, 0, "the dataset's tokens are its segments'");
+
+    // A segment edited is searched by its new words; disabled or archived, it is not found.
+    let segment = server
+        .scalar(&format!(
+            "SELECT count(*) FROM document_segments WHERE document_id = '{harbour}'"
+        ))
+        .await;
+    assert_eq!(segment, 1);
+    let id: String = {
+        let read = data(
+            server
+                .graphql_as(
+                    owner.token(),
+                    "query($id: UUID!) { document(id: $id) { segments { nodes { id } } } }",
+                    json!({ "id": harbour }),
+                )
+                .await,
+        );
+        read["document"]["segments"]["nodes"][0]["id"]
+            .as_str()
+            .expect("a segment")
+            .to_string()
+    };
+    let changed = data(
+        server
+            .graphql_as(
+                owner.token(),
+                UPDATE_SEGMENT,
+                json!({ "i": { "id": id, "content": "Foghorns warn ships in thick fog near the rocks." } }),
+            )
+            .await,
+    )["updateSegment"]
+        .clone();
+    assert_eq!(changed["wordCount"], 9);
+    assert!(
+        changed["keywords"]
+            .as_array()
+            .expect("keywords")
+            .contains(&json!("foghorns"))
+    );
+    assert_eq!(
+        search(&server, &owner, &set, "foghorns fog").await[0]["segment"]["id"],
+        json!(id)
+    );
+    let doc_tokens: i64 = server
+        .scalar(&format!(
+            "SELECT tokens::bigint FROM documents WHERE id = '{harbour}'"
+        ))
+        .await;
+    assert_eq!(Some(doc_tokens), changed["tokens"].as_i64());
+    for change in [
+        json!({ "enabled": false }),
+        json!({ "enabled": true, "archived": true }),
+    ] {
+        let mut input = json!({ "id": id });
+        if let (Value::Object(i), Value::Object(c)) = (&mut input, change) {
+            i.extend(c);
+        }
+        data(
+            server
+                .graphql_as(owner.token(), UPDATE_SEGMENT, json!({ "i": input }))
+                .await,
+        );
+        assert!(
+            search(&server, &owner, &set, "foghorns fog")
+                .await
+                .is_empty()
+        );
+    }
+
+    // Bad input and strangers change nothing.
+    let empty = server
+        .graphql_as(
+            owner.token(),
+            UPDATE_SEGMENT,
+            json!({ "i": { "id": id, "content": "   " } }),
+        )
+        .await;
+    assert_eq!(empty["errors"][0]["extensions"]["field"], "content");
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Theirs").await;
+    let theirs = server
+        .graphql_as(
+            stranger.token(),
+            UPDATE_SEGMENT,
+            json!({ "i": { "id": id, "content": "mine now" } }),
+        )
+        .await;
+    assert_eq!(error_code(&theirs), "NOT_FOUND");
+    let kept: i64 = server
+        .scalar(&format!(
+            "SELECT count(*) FROM document_segments WHERE id = '{id}' AND content LIKE 'Foghorns%'"
+        ))
+        .await;
+    assert_eq!(kept, 1);
 }
