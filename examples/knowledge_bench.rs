@@ -1,5 +1,5 @@
 //! The knowledge benchmark of `bench/knowledge`. DOCS documents of generated prose (a fixed
-//! pseudo-random vocabulary with a Zipf-like spread, paragraphs and headings), about
+//! pseudo-random vocabulary spread as content words are, paragraphs and headings), about
 //! SEGMENTS segments each, are added to a HIGH_QUALITY dataset embedded by the ECHO
 //! provider. It reports:
 //!
@@ -52,17 +52,22 @@ impl Rng {
         self.next() % n.max(1)
     }
 
-    /// A word index, small ones far more often (about Zipf's law).
+    /// A word index by the Zipf-Mandelbrot law p(r) ∝ 1/(r + 100): the spread of the
+    /// words of English prose once its hundred or so most common (stop) words are left out,
+    /// as full-text search leaves them out.
     fn word(&mut self, vocabulary: usize) -> usize {
+        const Q: f64 = 100.0;
         let u = (self.below(1_000_000) as f64 + 1.0) / 1_000_001.0;
-        ((vocabulary as f64).powf(u) as usize).saturating_sub(1) % vocabulary
+        let v = vocabulary as f64;
+        let r = Q * ((v + Q) / Q).powf(u) - Q;
+        (r as usize).min(vocabulary - 1)
     }
 }
 
 const SYLLABLES: [&str; 32] = [
-    "ka", "lo", "mi", "ren", "tal", "vos", "dun", "pel", "sor", "gri", "mab", "tek", "zu",
-    "nor", "fi", "bal", "qua", "sim", "dra", "wen", "hol", "pry", "cas", "lum", "ber", "tor",
-    "vin", "xel", "mor", "jas", "yul", "gan",
+    "ka", "lo", "mi", "ren", "tal", "vos", "dun", "pel", "sor", "gri", "mab", "tek", "zu", "nor",
+    "fi", "bal", "qua", "sim", "dra", "wen", "hol", "pry", "cas", "lum", "ber", "tor", "vin",
+    "xel", "mor", "jas", "yul", "gan",
 ];
 
 /// 20,000 made-up words of two or three syllables.
@@ -172,7 +177,9 @@ async fn run(docs: u64, segments: u64, queries: u64) -> Result<(), Error> {
     loop {
         let read = api.call(status, json!({ "id": dataset }), t).await?;
         let done = read["dataset"]["done"]["totalCount"].as_u64().unwrap_or(0);
-        let failed = read["dataset"]["failed"]["totalCount"].as_u64().unwrap_or(0);
+        let failed = read["dataset"]["failed"]["totalCount"]
+            .as_u64()
+            .unwrap_or(0);
         if failed > 0 {
             return Err(format!("{failed} documents failed to index").into());
         }

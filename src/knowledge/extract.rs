@@ -1,8 +1,14 @@
 //! The text of an uploaded file: plain text and Markdown as they are, HTML without its
-//! markup (headings kept as Markdown headings so that splitting sees the structure).
+//! markup (headings kept as Markdown headings so that splitting sees the structure), PDF
+//! through `pdf-extract` (text PDFs; scanned pages have no text to find).
 
 /// The media types a document can be made from.
-pub const SUPPORTED: &[&str] = &["text/plain", "text/markdown", "text/html"];
+pub const SUPPORTED: &[&str] = &[
+    "text/plain",
+    "text/markdown",
+    "text/html",
+    "application/pdf",
+];
 
 /// Whether a file of `mime_type` can become a document.
 pub fn supported(mime_type: &str) -> bool {
@@ -10,11 +16,15 @@ pub fn supported(mime_type: &str) -> bool {
     SUPPORTED.contains(&base) || base == "text/x-markdown"
 }
 
-/// The file's text, or why there is none.
+/// The file's text, or why there is none. CPU-bound (PDF especially): call it off the
+/// async workers.
 pub fn text_of(mime_type: &str, bytes: &[u8]) -> Result<String, String> {
+    let base = mime_type.split(';').next().unwrap_or("").trim();
+    if base == "application/pdf" {
+        return pdf_text(bytes);
+    }
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = std::str::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())?;
-    let base = mime_type.split(';').next().unwrap_or("").trim();
     match base {
         "text/html" => Ok(html_to_text(text)),
         b if supported(b) => Ok(text.to_string()),
@@ -22,6 +32,18 @@ pub fn text_of(mime_type: &str, bytes: &[u8]) -> Result<String, String> {
             "files of type {other} cannot be indexed (supported: {})",
             SUPPORTED.join(", ")
         )),
+    }
+}
+
+/// A PDF's text. The parser may panic on a malformed file: that is caught and reported as
+/// an unreadable file, never taking the worker down.
+fn pdf_text(bytes: &[u8]) -> Result<String, String> {
+    let extracted = std::panic::catch_unwind(|| pdf_extract::extract_text_from_mem(bytes));
+    match extracted {
+        Ok(Ok(text)) if !text.trim().is_empty() => Ok(text),
+        Ok(Ok(_)) => Err("the PDF has no text (a scan needs text recognition first)".into()),
+        Ok(Err(e)) => Err(format!("the PDF cannot be read: {e}")),
+        Err(_) => Err("the PDF cannot be read: it is malformed".into()),
     }
 }
 

@@ -265,7 +265,10 @@ async fn read_text(app: &App, source: &Source) -> Result<String, Failure> {
         .get(&key)
         .await
         .map_err(|e| Failure::from(AppError::internal(e)))?;
-    extract::text_of(&mime_type, &bytes).map_err(Failure)
+    tokio::task::spawn_blocking(move || extract::text_of(&mime_type, &bytes))
+        .await
+        .map_err(|e| Failure::from(AppError::internal(e)))?
+        .map_err(Failure)
 }
 
 /// A segment ready to be written.

@@ -2,7 +2,8 @@
 //!
 //! - keyword score: `ts_rank_cd` of the segment's `tsvector` against the query's words
 //!   (any of them), over the GIN index, divided by the best rank of the query in the
-//!   dataset, so the best keyword match scores 1;
+//!   dataset, so the best keyword match scores 1; at most `RANK_POOL` segments holding all
+//!   the words and as many holding any are ranked;
 //! - vector score (HIGH_QUALITY datasets with an embedding model): the cosine between the
 //!   query's embedding and the segment's, from the in-memory vectors (`vectors`);
 //! - combined as `w × vector + (1 − w) × keyword` with the dataset's
@@ -65,8 +66,14 @@ const RETRIEVABLE: &str = "s.enabled AND NOT s.archived AND d.enabled AND NOT d.
      AND d.deleted_at IS NULL AND d.workspace_id = s.workspace_id";
 
 /// The query's words, any of which may match (`plainto_tsquery` joins them with AND).
-const QUERY: &str =
+const ANY_WORD: &str =
     "to_tsquery('english', replace(plainto_tsquery('english', $2)::text, ' & ', ' | '))";
+
+/// Segments ranked per search at most. Ranking reads each matching segment's `tsvector`,
+/// which costs about 30 µs a segment: a query of common words matching most of a large
+/// dataset would take seconds. The pool takes the segments holding all the query's words
+/// first, then those holding any of them, up to this many of each.
+const RANK_POOL: i64 = 2000;
 
 async fn keyword_ranks(
     conn: &mut AsyncPgConnection,
@@ -74,16 +81,25 @@ async fn keyword_ranks(
     query: &str,
     limit: i64,
 ) -> AppResult<Vec<Ranked>> {
+    let matching = |tsquery: &str| {
+        format!(
+            "(SELECT s.id FROM document_segments s JOIN documents d ON d.id = s.document_id \
+             WHERE s.dataset_id = $1 AND s.content_tsv @@ {tsquery} AND {RETRIEVABLE} LIMIT $4)"
+        )
+    };
     let sql = format!(
-        "SELECT s.id, ts_rank_cd(s.content_tsv, q, 32)::float8 AS rank \
-         FROM document_segments s JOIN documents d ON d.id = s.document_id, {QUERY} q \
-         WHERE s.dataset_id = $1 AND s.content_tsv @@ q AND {RETRIEVABLE} \
-         ORDER BY rank DESC, s.id LIMIT $3"
+        "WITH pool AS ({all} UNION {any}) \
+         SELECT s.id, ts_rank_cd(s.content_tsv, {ANY_WORD}, 32)::float8 AS rank \
+         FROM pool JOIN document_segments s ON s.id = pool.id \
+         ORDER BY rank DESC, s.id LIMIT $3",
+        all = matching("plainto_tsquery('english', $2)"),
+        any = matching(ANY_WORD),
     );
     Ok(diesel::sql_query(sql)
         .bind::<SqlUuid, _>(dataset_id)
         .bind::<Text, _>(query)
         .bind::<BigInt, _>(limit)
+        .bind::<BigInt, _>(RANK_POOL)
         .load(conn)
         .await?)
 }
@@ -98,7 +114,7 @@ async fn ranks_of(
     let sql = format!(
         "SELECT s.id, CASE WHEN s.content_tsv @@ q THEN ts_rank_cd(s.content_tsv, q, 32)::float8 \
          ELSE 0 END AS rank \
-         FROM document_segments s JOIN documents d ON d.id = s.document_id, {QUERY} q \
+         FROM document_segments s JOIN documents d ON d.id = s.document_id, {ANY_WORD} q \
          WHERE s.dataset_id = $1 AND s.id = ANY($3) AND {RETRIEVABLE}"
     );
     Ok(diesel::sql_query(sql)

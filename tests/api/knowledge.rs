@@ -512,6 +512,84 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
     }
 }
 
+/// A one-page PDF showing `lines` in Helvetica, with a correct cross-reference table.
+fn pdf(lines: &[&str]) -> Vec<u8> {
+    let mut content = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
+    for line in lines {
+        let escaped = line
+            .replace('\\', "\\\\")
+            .replace('(', "\\(")
+            .replace(')', "\\)");
+        content.push_str(&format!("({escaped}) Tj T*\n"));
+    }
+    content.push_str("ET");
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+         /Resources << /Font << /F1 5 0 R >> >> >>"
+            .to_string(),
+        format!(
+            "<< /Length {} >>\nstream\n{content}\nendstream",
+            content.len()
+        ),
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_string(),
+    ];
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// Uploads `bytes` and makes a document of it; the document's id.
+async fn document_from_file(
+    server: &TestServer,
+    owner: &Account,
+    tenant: &Tenant,
+    dataset: &str,
+    name: &str,
+    mime: &str,
+    bytes: Vec<u8>,
+) -> String {
+    let (status, uploaded) = crate::files::upload(
+        server,
+        owner.token(),
+        tenant.workspace_id,
+        name,
+        mime,
+        bytes,
+    )
+    .await;
+    assert_eq!(status, 200, "{uploaded}");
+    let file = data(uploaded)["uploadFile"]["id"].clone();
+    let created = server
+        .graphql_as(
+            owner.token(),
+            CREATE,
+            json!({ "i": { "datasetId": dataset, "name": name, "fileId": file } }),
+        )
+        .await;
+    data(created)["createDocument"]["id"]
+        .as_str()
+        .expect("an id")
+        .to_string()
+}
+
 const UPDATE_SEGMENT: &str = "mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) {
     id content tokens wordCount keywords enabled archived } }";
 
@@ -527,28 +605,16 @@ async fn files_edits_and_segments_are_indexed_again_and_kept_out_when_disabled()
         "<html><head><style>p {{}}</style></head><body><h1>Observatory</h1><p>{}</p><script>var hidden = 1;</script></body></html>",
         text("observatory").replace("\n\n", "</p><p>")
     );
-    let (status, uploaded) = crate::files::upload(
+    let from_file = document_from_file(
         &server,
-        owner.token(),
-        tenant.workspace_id,
+        &owner,
+        &tenant,
+        &set,
         "observatory.html",
         "text/html",
         html.into_bytes(),
     )
     .await;
-    assert_eq!(status, 200, "{uploaded}");
-    let file = data(uploaded)["uploadFile"]["id"].clone();
-    let created = server
-        .graphql_as(
-            owner.token(),
-            CREATE,
-            json!({ "i": { "datasetId": set, "name": "observatory.html", "fileId": file } }),
-        )
-        .await;
-    let from_file = data(created)["createDocument"]["id"]
-        .as_str()
-        .expect("an id")
-        .to_string();
     wait_indexed(&server, &from_file).await;
     let found = search(&server, &owner, &set, "comet orbit").await;
     assert_eq!(found[0]["documentName"], "observatory.html");
@@ -565,6 +631,48 @@ async fn files_edits_and_segments_are_indexed_again_and_kept_out_when_disabled()
         )
         .await;
     assert_eq!(error_code(&refused), "NOT_FOUND");
+
+    // A PDF's text is indexed; a malformed one ends in ERROR saying so.
+    let manual = pdf(&[
+        "The quarry workers cut granite blocks at dawn.",
+        "Each block is split along its grain (never across it).",
+    ]);
+    let from_pdf = document_from_file(
+        &server,
+        &owner,
+        &tenant,
+        &set,
+        "quarry.pdf",
+        "application/pdf",
+        manual,
+    )
+    .await;
+    wait_indexed(&server, &from_pdf).await;
+    assert_eq!(
+        search(&server, &owner, &set, "granite quarry").await[0]["documentName"],
+        "quarry.pdf"
+    );
+    let broken = document_from_file(
+        &server,
+        &owner,
+        &tenant,
+        &set,
+        "broken.pdf",
+        "application/pdf",
+        b"%PDF-1.4\nthis is not a PDF".to_vec(),
+    )
+    .await;
+    let broken_id: uuid::Uuid = broken.parse().expect("uuid");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let row = crate::harness::live::document_row(&server, broken_id).await;
+        if row.indexing_status == "ERROR" {
+            assert!(row.error.unwrap_or_default().contains("cannot be read"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the broken PDF fails");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 
     // New text replaces the segments (old words leave search, new ones arrive) and counts.
     let harbour = document(&server, &owner, &set, "harbour").await;
