@@ -390,12 +390,63 @@ async fn index(
     drop(conn);
     if let Written::Indexed(document) = &written {
         publish(app, document).await;
+        keep_statistics(app).await;
     }
     Ok(match written {
         Written::Indexed(_) => Ended::Indexed,
         Written::Again => Ended::Again,
         Written::Gone => Ended::Gone,
     })
+}
+
+/// Searches are planned from the table's statistics: without them, right after a large
+/// ingestion, PostgreSQL scans a dataset's segments instead of using the full-text index
+/// (measured: 16 s instead of 5 ms for one query over 114,000 segments). Autovacuum keeps
+/// them current where it runs, but it may be off or behind, so after an indexing the
+/// segments table is analyzed when a tenth of it (and at least 1,000 rows) changed since
+/// the last ANALYZE (autovacuum's own rule), by one instance at a time.
+async fn keep_statistics(app: &App) {
+    #[derive(QueryableByName)]
+    struct Stale {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        stale: bool,
+    }
+    let result: AppResult<()> = async {
+        let mut conn = app.engine.pool.get().await?;
+        let stale: Option<Stale> = diesel::sql_query(
+            "SELECT n_mod_since_analyze > GREATEST(1000, 0.1 * n_live_tup) AS stale \
+             FROM pg_stat_user_tables WHERE relid = 'document_segments'::regclass",
+        )
+        .get_result(&mut conn)
+        .await
+        .optional()?;
+        if !stale.is_some_and(|s| s.stale) {
+            return Ok(());
+        }
+        conn.transaction(async |conn| {
+            #[derive(QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                locked: bool,
+            }
+            let lock: Locked = diesel::sql_query(
+                "SELECT pg_try_advisory_xact_lock(hashtext('weft.analyze.document_segments')) AS locked",
+            )
+            .get_result(conn)
+            .await?;
+            if lock.locked {
+                diesel::sql_query("ANALYZE document_segments")
+                    .execute(conn)
+                    .await?;
+            }
+            Ok::<_, AppError>(())
+        })
+        .await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = ?e, "cannot refresh the statistics of segments");
+    }
 }
 
 /// What `write` did.
