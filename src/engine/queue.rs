@@ -79,6 +79,33 @@ pub async fn enqueue_indexing(
     Ok(())
 }
 
+/// Queues the indexing of every live document of a dataset (inside the caller's
+/// transaction), each document back to WAITING.
+pub async fn enqueue_indexing_of_dataset(
+    conn: &mut AsyncPgConnection,
+    dataset_id: Uuid,
+) -> AppResult<()> {
+    diesel::sql_query(
+        "UPDATE documents SET indexing_status = 'WAITING', progress = 0, error = NULL, \
+         progress_msg = 'Waiting to be indexed again' \
+         WHERE dataset_id = $1 AND deleted_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(dataset_id)
+    .execute(conn)
+    .await?;
+    diesel::sql_query(
+        "INSERT INTO execution_jobs (workspace_id, kind, document_id) \
+         SELECT workspace_id, 'INDEX', id FROM documents \
+         WHERE dataset_id = $1 AND deleted_at IS NULL \
+         ON CONFLICT (document_id) DO UPDATE \
+         SET stop_requested = execution_jobs.leased_by IS NOT NULL",
+    )
+    .bind::<SqlUuid, _>(dataset_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Puts a claimed job back in the queue (an indexing to start over, or handed over at
 /// shutdown).
 pub async fn release(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()> {

@@ -404,7 +404,8 @@ impl DatasetMutation {
         input: UpdateDatasetInput,
     ) -> Result<DatasetObject> {
         let actor = ctx.actor()?;
-        let mut conn = conn(ctx.app()?).await?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
         let settings = DatasetSettings {
             name: input.name,
             description: input.description,
@@ -415,8 +416,12 @@ impl DatasetMutation {
             embedding_provider_id: input.embedding_provider_id,
             embedding_model: input.embedding_model,
         };
-        let dataset =
+        let (dataset, reindexing) =
             datasets::update_dataset(&mut conn, actor, &ctx.client(), input.id, settings).await?;
+        drop(conn);
+        if reindexing {
+            crate::engine::worker::wake_workers(app).await;
+        }
         Ok(DatasetObject(dataset))
     }
 

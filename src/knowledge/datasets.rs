@@ -11,6 +11,7 @@ use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor, ClientInfo};
 use crate::db::models::Dataset;
 use crate::db::schema::{datasets, llm_providers};
+use crate::engine::queue;
 use crate::error::{AppError, AppResult};
 use crate::validate;
 
@@ -147,13 +148,15 @@ pub(crate) async fn dataset_for_building(
     Ok(dataset)
 }
 
+/// `updateDataset`; whether documents were queued to be indexed again (a new embedding
+/// model) is returned beside the dataset.
 pub async fn update_dataset(
     conn: &mut AsyncPgConnection,
     actor: Actor,
     client: &ClientInfo,
     id: Uuid,
     settings: DatasetSettings,
-) -> AppResult<Dataset> {
+) -> AppResult<(Dataset, bool)> {
     let name = settings
         .name
         .as_deref()
@@ -205,6 +208,10 @@ pub async fn update_dataset(
             .returning(Dataset::as_returning())
             .get_result(conn)
             .await?;
+        if embedding_changed {
+            // The stored vectors are another model's: every document is embedded again.
+            queue::enqueue_indexing_of_dataset(conn, updated.id).await?;
+        }
         audit::record(
             conn,
             actor,
@@ -218,7 +225,7 @@ pub async fn update_dataset(
             },
         )
         .await?;
-        Ok(updated)
+        Ok((updated, embedding_changed))
     })
     .await
 }

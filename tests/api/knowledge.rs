@@ -510,6 +510,32 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
         assert!(std::time::Instant::now() < deadline, "the run ends");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+
+    // Another embedding model: every document is embedded again with it.
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: UpdateDatasetInput!) { updateDataset(input: $i) { id } }",
+                json!({ "i": { "id": set, "embeddingModel": "gpt-test" } }),
+            )
+            .await,
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = server
+            .scalar("SELECT count(*) FROM documents WHERE indexing_status <> 'COMPLETED'")
+            .await;
+        let old: i64 = server
+            // gpt-test's vectors end in 0.5; the topics model's never do.
+            .scalar("SELECT count(*) FROM document_segments WHERE embedding[3] <> 0.5")
+            .await;
+        if waiting == 0 && old == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "re-embedded in time");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// A one-page PDF showing `lines` in Helvetica, with a correct cross-reference table.
