@@ -46,6 +46,9 @@ pub async fn record(
     let (actor_type, actor_user_id, actor_api_key_id) = match actor {
         Actor::User { user_id } => ("USER", Some(user_id), None),
         Actor::ApiKey { key_id, .. } => ("API_KEY", None, Some(key_id)),
+        // The key its token was minted with; the end user is the entry's subject or in its
+        // metadata.
+        Actor::EndUser { key_id, .. } => ("END_USER", None, Some(key_id)),
     };
     diesel::insert_into(audit_logs::table)
         .values(NewAuditLog {

@@ -143,3 +143,17 @@ pub async fn authenticate(conn: &mut AsyncPgConnection, secret: &str) -> AppResu
         workspace_id,
     }))
 }
+
+/// Whether a key still stands: not revoked, its application not deleted.
+pub async fn is_live(conn: &mut AsyncPgConnection, key_id: Uuid) -> AppResult<bool> {
+    let found: Option<Uuid> = api_keys::table
+        .inner_join(applications::table)
+        .filter(api_keys::id.eq(key_id))
+        .filter(api_keys::revoked_at.is_null())
+        .filter(applications::deleted_at.is_null())
+        .select(api_keys::id)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.is_some())
+}

@@ -1,5 +1,6 @@
-//! Access tokens (JWT, HS256, 15 minutes) and opaque tokens (refresh, password reset,
-//! invitations), which are stored only as their SHA-256.
+//! Access tokens (JWT, HS256, 15 minutes), end-user tokens (JWT with an audience of their
+//! own, minted by an application's backend for one end user) and opaque tokens (refresh,
+//! password reset, invitations), which are stored only as their SHA-256.
 
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -13,6 +14,8 @@ use crate::secrets::Secret;
 
 const ISSUER: &str = "weft";
 const AUDIENCE: &str = "weft-api";
+/// The audience of end-user tokens: never accepted where an access token is, nor the reverse.
+const END_USER_AUDIENCE: &str = "weft-end-user";
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
@@ -26,11 +29,36 @@ struct AccessClaims {
     jti: Uuid,
 }
 
-/// Signs and verifies access tokens with the configured secret.
+/// What an end-user token says: this end user of this application, by that API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndUserClaims {
+    /// The `end_users` row.
+    pub sub: Uuid,
+    /// The application.
+    pub app: Uuid,
+    /// The API key it was minted with; revoking the key ends the token.
+    pub key: Uuid,
+    pub exp: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EndUserTokenClaims {
+    iss: String,
+    aud: String,
+    sub: Uuid,
+    app: Uuid,
+    key: Uuid,
+    exp: i64,
+    iat: i64,
+    jti: Uuid,
+}
+
+/// Signs and verifies access tokens and end-user tokens with the configured secret.
 pub struct TokenSigner {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    end_user_validation: Validation,
 }
 
 impl TokenSigner {
@@ -41,11 +69,53 @@ impl TokenSigner {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 5;
+        let mut end_user_validation = validation.clone();
+        end_user_validation.set_audience(&[END_USER_AUDIENCE]);
+        end_user_validation.leeway = 0;
         TokenSigner {
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: DecodingKey::from_secret(secret.expose()),
             validation,
+            end_user_validation,
         }
+    }
+
+    /// A new end-user token valid for `ttl`, and when it expires.
+    pub fn issue_end_user(
+        &self,
+        end_user_id: Uuid,
+        application_id: Uuid,
+        api_key_id: Uuid,
+        ttl: Duration,
+    ) -> AppResult<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let expires_at = now + ttl;
+        let claims = EndUserTokenClaims {
+            iss: ISSUER.into(),
+            aud: END_USER_AUDIENCE.into(),
+            sub: end_user_id,
+            app: application_id,
+            key: api_key_id,
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+            jti: Uuid::new_v4(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)?;
+        Ok((token, expires_at))
+    }
+
+    /// What a currently valid end-user token of ours says (signature, issuer, audience and
+    /// expiry checked); whether its key still stands is for the caller to check.
+    pub fn verify_end_user(&self, token: &str) -> Option<EndUserClaims> {
+        jsonwebtoken::decode::<EndUserTokenClaims>(token, &self.decoding, &self.end_user_validation)
+            .ok()
+            .map(|data| EndUserClaims {
+                sub: data.claims.sub,
+                app: data.claims.app,
+                key: data.claims.key,
+                exp: data.claims.exp,
+            })
     }
 
     /// A new access token for `user_id` and when it expires.
@@ -103,6 +173,27 @@ mod tests {
         assert_eq!(a.verify(&token), Some(user));
         assert_eq!(b.verify(&token), None);
         assert_eq!(a.verify(&new_opaque_token()), None);
+    }
+
+    #[test]
+    fn end_user_tokens_and_access_tokens_are_not_interchangeable() {
+        let a = signer(b"key-a-key-a-key-a-key-a-key-a-key-a");
+        let b = signer(b"key-b-key-b-key-b-key-b-key-b-key-b");
+        let (end_user, app, key) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let (token, expires_at) = a
+            .issue_end_user(end_user, app, key, Duration::seconds(60))
+            .unwrap();
+        let claims = a.verify_end_user(&token).unwrap();
+        assert_eq!((claims.sub, claims.app, claims.key), (end_user, app, key));
+        assert_eq!(claims.exp, expires_at.timestamp());
+        assert_eq!(a.verify(&token), None, "not an access token");
+        assert_eq!(b.verify_end_user(&token), None, "another key");
+        let (access, _) = a.issue(end_user).unwrap();
+        assert_eq!(a.verify_end_user(&access), None, "not an end-user token");
+        let (expired, _) = a
+            .issue_end_user(end_user, app, key, Duration::seconds(-1))
+            .unwrap();
+        assert_eq!(a.verify_end_user(&expired), None, "expired");
     }
 
     #[test]

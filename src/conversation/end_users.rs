@@ -58,12 +58,38 @@ pub async fn for_caller(
     end_user_id: Option<&str>,
 ) -> AppResult<EndUser> {
     match (end_user_id, actor) {
+        (
+            _,
+            Actor::EndUser {
+                end_user_id: own, ..
+            },
+        ) => token_holder(conn, own, end_user_id).await,
         (Some(id), _) => named(conn, workspace_id, id).await,
         (None, Actor::User { user_id }) => {
             named(conn, workspace_id, &format!("builder:{user_id}")).await
         }
         (None, Actor::ApiKey { .. }) => anonymous(conn, workspace_id).await,
     }
+}
+
+/// The end user holding an end-user token; an `endUserId` given with it must name that same
+/// end user (anyone else is FORBIDDEN: a token speaks for its own end user only).
+pub async fn token_holder(
+    conn: &mut AsyncPgConnection,
+    own: Uuid,
+    named: Option<&str>,
+) -> AppResult<EndUser> {
+    let holder: EndUser = end_users::table
+        .find(own)
+        .select(EndUser::as_select())
+        .first(conn)
+        .await?;
+    if let Some(named) = named
+        && holder.external_user_id.as_deref() != Some(named.trim())
+    {
+        return Err(crate::error::AppError::Forbidden);
+    }
+    Ok(holder)
 }
 
 /// The end user `external_id` of the workspace, if it exists.

@@ -47,6 +47,13 @@ pub async fn submit_feedback(
             .first(conn)
             .await?;
         let end_user = match (end_user_id, owner, actor) {
+            (
+                named,
+                _,
+                Actor::EndUser {
+                    end_user_id: own, ..
+                },
+            ) => end_users::token_holder(conn, own, named).await?.id,
             (Some(named), _, _) => {
                 end_users::named(conn, message.workspace_id, named)
                     .await?

@@ -1,14 +1,16 @@
 //! Finding a conversation or message for a caller: a builder sees those of its workspaces,
-//! an application's API key those of its application. Anything else is NOT_FOUND.
+//! an application's API key those of its application, an end user its own conversations of
+//! that application. Anything else is NOT_FOUND.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use crate::auth::Actor;
-use crate::auth::permissions::visible_workspace_ids;
-use crate::db::models::{Conversation, Message};
-use crate::db::schema::{conversations, messages};
+use super::end_users;
+use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
+use crate::auth::{Action, Actor};
+use crate::db::models::{Conversation, EndUser, Message};
+use crate::db::schema::{applications, conversations, messages};
 use crate::error::{AppError, AppResult};
 
 /// A message the actor may see.
@@ -39,6 +41,21 @@ pub async fn visible_message(
         } => query
             .filter(messages::workspace_id.eq(workspace_id))
             .filter(messages::application_id.eq(application_id)),
+        Actor::EndUser {
+            application_id,
+            workspace_id,
+            end_user_id,
+            ..
+        } => query
+            .filter(messages::workspace_id.eq(workspace_id))
+            .filter(messages::application_id.eq(application_id))
+            .filter(
+                messages::conversation_id.eq_any(
+                    conversations::table
+                        .filter(conversations::end_user_id.eq(end_user_id))
+                        .select(conversations::id),
+                ),
+            ),
     };
     query
         .first(conn)
@@ -69,10 +86,76 @@ pub async fn visible_conversation(
         } => query
             .filter(conversations::workspace_id.eq(workspace_id))
             .filter(conversations::application_id.eq(application_id)),
+        Actor::EndUser {
+            application_id,
+            workspace_id,
+            end_user_id,
+            ..
+        } => query
+            .filter(conversations::workspace_id.eq(workspace_id))
+            .filter(conversations::application_id.eq(application_id))
+            .filter(conversations::end_user_id.eq(end_user_id)),
     };
     query
         .first(conn)
         .await
         .optional()?
         .ok_or(AppError::NotFound("conversation"))
+}
+
+/// The end user whose conversations of an application the actor asks for
+/// (`endUserConversations`): a builder who may read the application's workspace names any
+/// end user, the application's API key must name one, an end user's token is its own (naming
+/// another is FORBIDDEN). `None` when that end user has never used the workspace.
+pub async fn end_user_for_listing(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    application_id: Uuid,
+    end_user_id: Option<&str>,
+) -> AppResult<Option<EndUser>> {
+    let required = || {
+        AppError::bad_input(
+            "endUserId",
+            "name the end user whose conversations are listed",
+        )
+    };
+    match actor {
+        Actor::User { user_id } => {
+            let workspace_id: Uuid = applications::table
+                .find(application_id)
+                .filter(applications::deleted_at.is_null())
+                .filter(applications::workspace_id.eq_any(visible_workspace_ids(user_id)))
+                .select(applications::workspace_id)
+                .first(conn)
+                .await
+                .optional()?
+                .ok_or(AppError::NotFound("application"))?;
+            authorize_workspace(conn, actor, workspace_id, Action::Read).await?;
+            let named = end_user_id.ok_or_else(required)?;
+            end_users::find(conn, workspace_id, named).await
+        }
+        Actor::ApiKey {
+            application_id: own,
+            workspace_id,
+            ..
+        } => {
+            if own != application_id {
+                return Err(AppError::NotFound("application"));
+            }
+            let named = end_user_id.ok_or_else(required)?;
+            end_users::find(conn, workspace_id, named).await
+        }
+        Actor::EndUser {
+            application_id: own,
+            end_user_id: holder,
+            ..
+        } => {
+            if own != application_id {
+                return Err(AppError::NotFound("application"));
+            }
+            Ok(Some(
+                end_users::token_holder(conn, holder, end_user_id).await?,
+            ))
+        }
+    }
 }

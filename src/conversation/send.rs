@@ -65,6 +65,10 @@ async fn chat_application(
         Actor::ApiKey {
             application_id: own,
             ..
+        }
+        | Actor::EndUser {
+            application_id: own,
+            ..
         } => query.filter(applications::id.eq(own)),
     };
     let application: Application = query
@@ -76,12 +80,12 @@ async fn chat_application(
         Actor::User { .. } => {
             authorize_workspace(conn, actor, application.workspace_id, Action::Run).await?;
         }
-        Actor::ApiKey { .. } if application.status != "PUBLISHED" => {
+        Actor::ApiKey { .. } | Actor::EndUser { .. } if application.status != "PUBLISHED" => {
             return Err(AppError::Conflict(
                 "the application is not published".into(),
             ));
         }
-        Actor::ApiKey { .. } => {}
+        Actor::ApiKey { .. } | Actor::EndUser { .. } => {}
     }
     if application.mode != "CHAT" {
         return Err(AppError::bad_input(
@@ -123,6 +127,10 @@ async fn conversation_for(
             return Err(AppError::NotFound("conversation"));
         }
         let end_user = match (end_user_id, conversation.end_user_id) {
+            // A token's end user, whose conversation this is (checked by the lookup).
+            (named, _) if matches!(actor, Actor::EndUser { .. }) => {
+                end_users::for_caller(conn, actor, application.workspace_id, named).await?
+            }
             (Some(named), owner) => {
                 let end_user = end_users::named(conn, application.workspace_id, named).await?;
                 if owner.is_some_and(|o| o != end_user.id) {

@@ -1,4 +1,5 @@
-//! Builders' changes to conversations.
+//! Renaming and deleting conversations: builders (EDITOR and up) any of their workspaces',
+//! an application's API key those of its application, an end user its own.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -14,12 +15,21 @@ use crate::db::schema::conversations;
 use crate::error::{AppError, AppResult};
 use crate::validate;
 
-async fn conversation_for_building(
+/// The conversation the actor may change, locked for the change.
+async fn conversation_to_change(
     conn: &mut AsyncPgConnection,
     actor: Actor,
     id: Uuid,
 ) -> AppResult<Conversation> {
-    let user_id = actor.user_id()?;
+    let Actor::User { user_id } = actor else {
+        let visible = super::lookup::visible_conversation(conn, actor, id).await?;
+        return Ok(conversations::table
+            .find(visible.id)
+            .select(Conversation::as_select())
+            .for_update()
+            .first(conn)
+            .await?);
+    };
     let conversation: Conversation = conversations::table
         .find(id)
         .filter(conversations::deleted_at.is_null())
@@ -43,7 +53,7 @@ pub async fn rename_conversation(
 ) -> AppResult<Conversation> {
     let title = validate::name("title", title, 500)?;
     conn.transaction(async |conn| {
-        let current = conversation_for_building(conn, actor, id).await?;
+        let current = conversation_to_change(conn, actor, id).await?;
         let updated: Conversation = diesel::update(conversations::table.find(current.id))
             .set(conversations::title.eq(&title))
             .returning(Conversation::as_returning())
@@ -74,7 +84,7 @@ pub async fn delete_conversation(
     id: Uuid,
 ) -> AppResult<()> {
     conn.transaction(async |conn| {
-        let current = conversation_for_building(conn, actor, id).await?;
+        let current = conversation_to_change(conn, actor, id).await?;
         diesel::update(conversations::table.find(current.id))
             .set(conversations::deleted_at.eq(Utc::now()))
             .execute(conn)

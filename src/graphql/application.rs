@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
-use super::conversation::{ConversationFilter, ConversationObject, conversations_of};
+use super::conversation::{
+    ConversationFilter, ConversationObject, EndUserObject, conversations_of,
+};
 use super::dataset::DatasetObject;
 use super::enums::{ApplicationMode, ApplicationStatus, parse};
 use super::lists::{ListFilter, ListName};
@@ -14,13 +16,19 @@ use super::pages::child_page;
 use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use super::workflow::WorkflowObject;
-use crate::application::api_keys;
+use crate::app::App;
 use crate::application::service::{self, ApplicationChanges, NewApplication};
-use crate::auth::Actor;
+use crate::application::{api_keys, end_user_tokens};
 use crate::db::models::{ApiKey, Application};
-use crate::error::AppError;
 
 pub struct ApplicationObject(pub Application);
+
+/// How the application is built (workspace, workflow, datasets, keys, author) is for
+/// builders: an API key or an end user reading its application gets FORBIDDEN there.
+fn builders_only(ctx: &Context<'_>) -> Result<()> {
+    ctx.actor()?.user_id()?;
+    Ok(())
+}
 
 #[Object(name = "Application")]
 impl ApplicationObject {
@@ -74,6 +82,7 @@ impl ApplicationObject {
         self.0.updated_at
     }
     async fn workspace(&self, ctx: &Context<'_>) -> Result<Option<WorkspaceObject>> {
+        builders_only(ctx)?;
         Ok(ctx
             .loader()?
             .load_one(WorkspaceById(self.0.workspace_id))
@@ -81,6 +90,7 @@ impl ApplicationObject {
             .map(WorkspaceObject))
     }
     async fn workflow(&self, ctx: &Context<'_>) -> Result<Option<WorkflowObject>> {
+        builders_only(ctx)?;
         let Some(id) = self.0.workflow_id else {
             return Ok(None);
         };
@@ -91,6 +101,7 @@ impl ApplicationObject {
             .map(WorkflowObject))
     }
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
+        builders_only(ctx)?;
         let Some(id) = self.0.created_by else {
             return Ok(None);
         };
@@ -102,6 +113,7 @@ impl ApplicationObject {
     }
     /// The datasets the application retrieves from.
     async fn datasets(&self, ctx: &Context<'_>) -> Result<Vec<DatasetObject>> {
+        builders_only(ctx)?;
         let found = ctx
             .loader()?
             .load_one(DatasetsOfApplication(self.0.id))
@@ -114,6 +126,7 @@ impl ApplicationObject {
     }
     /// The application's API keys, newest first (revoked ones included).
     async fn api_keys(&self, ctx: &Context<'_>) -> Result<Vec<ApiKeyObject>> {
+        builders_only(ctx)?;
         let found = ctx
             .loader()?
             .load_one(ApiKeysOfApplication(self.0.id))
@@ -243,6 +256,7 @@ pub async fn workspace_applications(
         }),
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     child_page(
         ctx,
@@ -261,37 +275,51 @@ pub async fn workspace_applications(
     .await
 }
 
+/// Tells every instance that a key (or every key of an application) no longer stands. The
+/// change is committed whatever happens here: requests are refused from now on, and a
+/// connection that misses the announcement finds out when its bus resynchronizes.
+async fn announce_revocation(app: &App, application_id: Uuid, api_key_id: Option<Uuid>) {
+    if let Err(e) = app
+        .realtime
+        .access_revoked(application_id, api_key_id)
+        .await
+    {
+        tracing::warn!(error = %e, %application_id, "cannot announce a revocation to live connections");
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateEndUserTokenInput {
+    application_id: Uuid,
+    /// The application's own id of its user (`EndUser.externalUserId`).
+    end_user_id: String,
+    /// How long the token is valid: 3600 when omitted, 60 to 86400.
+    ttl_seconds: Option<i32>,
+}
+
+/// A minted end-user token.
+#[derive(SimpleObject)]
+pub struct EndUserTokenPayload {
+    /// `Authorization: Bearer <token>` over HTTP, in `connection_init` over WebSocket.
+    token: String,
+    expires_at: DateTime<Utc>,
+    end_user: EndUserObject,
+}
+
 #[derive(Default)]
 pub struct ApplicationQuery;
 
 #[Object]
 impl ApplicationQuery {
-    /// An application the caller can see, or null. An API key sees its own application.
+    /// An application the caller can see, or null. An API key, or an end user of the
+    /// application, sees its own application's public settings.
     async fn application(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<ApplicationObject>> {
-        match ctx.actor()? {
-            Actor::User { .. } => Ok(ctx
-                .loader()?
-                .load_one(ApplicationById(id))
-                .await?
-                .map(ApplicationObject)),
-            Actor::ApiKey { application_id, .. } if application_id == id => {
-                use diesel::prelude::*;
-                use diesel_async::RunQueryDsl;
-
-                use crate::db::schema::applications;
-                let mut conn = conn(ctx.app()?).await?;
-                let found: Option<Application> = applications::table
-                    .find(id)
-                    .filter(applications::deleted_at.is_null())
-                    .select(Application::as_select())
-                    .first(&mut conn)
-                    .await
-                    .optional()
-                    .map_err(AppError::from)?;
-                Ok(found.map(ApplicationObject))
-            }
-            Actor::ApiKey { .. } => Ok(None),
-        }
+        ctx.actor()?;
+        Ok(ctx
+            .loader()?
+            .load_one(ApplicationById(id))
+            .await?
+            .map(ApplicationObject))
     }
 }
 
@@ -358,11 +386,14 @@ impl ApplicationMutation {
         ))
     }
 
-    /// Deletes an application; its API keys stop working.
+    /// Deletes an application; its API keys and their end-user tokens stop working.
     async fn delete_application(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         let actor = ctx.actor()?;
-        let mut conn = conn(ctx.app()?).await?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
         service::delete_application(&mut conn, actor, &ctx.client(), id).await?;
+        drop(conn);
+        announce_revocation(app, id, None).await;
         Ok(true)
     }
 
@@ -388,12 +419,42 @@ impl ApplicationMutation {
         })
     }
 
-    /// Revokes an API key at once.
+    /// Revokes an API key at once: requests with it or its end-user tokens are refused,
+    /// and live connections opened with them close.
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: Uuid) -> Result<ApiKeyObject> {
         let actor = ctx.actor()?;
-        let mut conn = conn(ctx.app()?).await?;
-        Ok(ApiKeyObject(
-            api_keys::revoke_api_key(&mut conn, actor, &ctx.client(), id).await?,
-        ))
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let key = api_keys::revoke_api_key(&mut conn, actor, &ctx.client(), id).await?;
+        drop(conn);
+        announce_revocation(app, key.application_id, Some(key.id)).await;
+        Ok(ApiKeyObject(key))
+    }
+
+    /// A token for one end user of the application, for a browser to hold instead of the
+    /// API key. Only with that application's API key (a customer's backend).
+    async fn create_end_user_token(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateEndUserTokenInput,
+    ) -> Result<EndUserTokenPayload> {
+        let actor = ctx.actor()?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
+        let minted = end_user_tokens::create_end_user_token(
+            &mut conn,
+            &app.auth.signer,
+            actor,
+            &ctx.client(),
+            input.application_id,
+            &input.end_user_id,
+            input.ttl_seconds.map(i64::from),
+        )
+        .await?;
+        Ok(EndUserTokenPayload {
+            token: minted.token,
+            expires_at: minted.expires_at,
+            end_user: EndUserObject(minted.end_user),
+        })
     }
 }

@@ -92,6 +92,7 @@ pub async fn workspace_audit_logs(
         status: f.action,
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     child_page(
         ctx,

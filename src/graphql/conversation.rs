@@ -346,6 +346,7 @@ pub async fn conversations_of(
         }),
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     match list {
         ListName::ApplicationConversations => {
@@ -399,6 +400,7 @@ pub async fn workspace_end_users(
         status: None,
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     child_page(
         ctx,
@@ -451,6 +453,65 @@ impl ConversationQuery {
             .map(ConversationObject))
     }
 
+    /// The conversations of one end user of an application, most recently active first.
+    /// With the application's API key `endUserId` is required; with an end-user token it is
+    /// its own (omitted, or the same); builders who can read the application name anyone.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    #[allow(clippy::too_many_arguments)]
+    async fn end_user_conversations(
+        &self,
+        ctx: &Context<'_>,
+        application_id: Uuid,
+        end_user_id: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<ConversationObject>> {
+        let actor = ctx.actor()?;
+        let page = PageArgs::new(first, after, last, before).page()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let end_user = crate::conversation::lookup::end_user_for_listing(
+            &mut conn,
+            actor,
+            application_id,
+            end_user_id.as_deref(),
+        )
+        .await?;
+        drop(conn);
+        let cursor = |c: &Conversation| Cursor::at(c.updated_at, c.id);
+        let Some(end_user) = end_user else {
+            return Ok(connection(
+                &page,
+                Vec::new(),
+                cursor,
+                ConversationObject,
+                Totals::known(0),
+            ));
+        };
+        let filter = ListFilter {
+            application_id: Some(application_id),
+            ..ListFilter::default()
+        };
+        child_page(
+            ctx,
+            ListName::EndUserConversations,
+            end_user.id,
+            page,
+            filter,
+            |parent, page, filter| ConversationsOfEndUser {
+                parent,
+                page,
+                filter,
+            },
+            cursor,
+            ConversationObject,
+        )
+        .await
+    }
+
     /// A message the caller can see, or null.
     async fn message(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<MessageObject>> {
         ctx.actor()?;
@@ -467,7 +528,8 @@ pub struct ConversationMutation;
 
 #[Object]
 impl ConversationMutation {
-    /// Renames a conversation (EDITOR and up).
+    /// Renames a conversation: builders (EDITOR and up), the application's API key, or its
+    /// end user.
     async fn rename_conversation(
         &self,
         ctx: &Context<'_>,
@@ -506,7 +568,8 @@ impl ConversationMutation {
         Ok(MessageAnnotationObject(annotation))
     }
 
-    /// Deletes a conversation (EDITOR and up): it disappears from lists and lookups.
+    /// Deletes a conversation (builders EDITOR and up, the application's API key, or its end
+    /// user): it disappears from lists and lookups.
     async fn delete_conversation(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
         let actor = ctx.actor()?;
         let mut conn = conn(ctx.app()?).await?;

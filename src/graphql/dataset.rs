@@ -124,6 +124,7 @@ impl DatasetObject {
             status: f.indexing_status.map(|s| format!("{s:?}").to_uppercase()),
             created_after: f.created_after,
             created_before: f.created_before,
+            application_id: None,
         };
         child_page(
             ctx,
@@ -316,6 +317,7 @@ pub async fn workspace_datasets(
         status: None,
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     child_page(
         ctx,

@@ -3,8 +3,8 @@
 //! number of statements for 1 parent as for 50.
 //!
 //! Each parent's page is read by a `LATERAL` subquery ordered and limited like the page (an
-//! index range scan per parent), and every statement keeps only rows of workspaces the
-//! viewer can see.
+//! index range scan per parent), and every statement keeps only rows the viewer can see: a
+//! builder's workspaces, or an application's (an end user's) own conversations.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
@@ -14,6 +14,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::pagination::{Page, contains_pattern, key_time};
+use super::viewer::Viewer;
 use crate::db::statement::{Bind, Statement};
 use crate::error::AppResult;
 
@@ -32,6 +33,8 @@ pub enum ListName {
     WorkspaceApplications,
     WorkspaceConversations,
     ApplicationConversations,
+    /// One end user's conversations (of an application, given by the filter).
+    EndUserConversations,
     ConversationMessages,
     WorkspaceEndUsers,
     WorkspaceAuditLogs,
@@ -80,6 +83,16 @@ impl ListName {
             ListName::ApplicationConversations => ListSpec {
                 table: "conversations",
                 parent: "application_id",
+                key: "updated_at",
+                key_kind: KeyKind::Time,
+                ascending: false,
+                soft_delete: true,
+                name_column: Some("title"),
+                status_column: "status",
+            },
+            ListName::EndUserConversations => ListSpec {
+                table: "conversations",
+                parent: "end_user_id",
                 key: "updated_at",
                 key_kind: KeyKind::Time,
                 ascending: false,
@@ -193,6 +206,27 @@ impl ListName {
     }
 }
 
+/// How an application's API key or end-user token reaches the rows of a list, if at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AppScope {
+    /// Rows carrying `application_id` and `end_user_id` (conversations).
+    Direct,
+    /// Rows carrying `application_id`, whose end user is their conversation's (messages).
+    ThroughConversation,
+}
+
+impl ListName {
+    fn app_scope(self) -> Option<AppScope> {
+        match self {
+            ListName::ApplicationConversations | ListName::EndUserConversations => {
+                Some(AppScope::Direct)
+            }
+            ListName::ConversationMessages => Some(AppScope::ThroughConversation),
+            _ => None,
+        }
+    }
+}
+
 /// One kind of child list.
 #[derive(Debug, Clone, Copy)]
 pub struct ListSpec {
@@ -218,6 +252,8 @@ pub struct ListFilter {
     pub status: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
+    /// Rows of this application only (lists whose table has `application_id`).
+    pub application_id: Option<Uuid>,
 }
 
 /// A count per parent.
@@ -232,12 +268,35 @@ struct Counted {
 const VISIBLE: &str = "t.workspace_id IN (SELECT w.id FROM workspaces w \
                        JOIN team_members m ON m.team_id = w.team_id WHERE m.user_id = $2)";
 
-/// The WHERE clause shared by pages and counts after the parent condition, and the binds it
-/// needs after $1 (the parents) and $2 (the viewer).
-fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (String, Vec<Bind>) {
-    let mut sql = VISIBLE.to_string();
-    let mut binds = Vec::new();
-    let mut n = first_bind;
+/// The condition keeping what the viewer may see of a list, with its binds from $2 on;
+/// `None` when the viewer sees none of it.
+fn visibility(list: ListName, viewer: &Viewer) -> Option<(String, Vec<Bind>)> {
+    if let Some(user_id) = viewer.user() {
+        return Some((VISIBLE.to_string(), vec![Bind::Id(user_id)]));
+    }
+    let scope = list.app_scope()?;
+    let (application_id, workspace_id) = viewer.application()?;
+    let mut sql = "t.workspace_id = $2 AND t.application_id = $3".to_string();
+    let mut binds = vec![Bind::Id(workspace_id), Bind::Id(application_id)];
+    if let Some(end_user_id) = viewer.end_user() {
+        sql.push_str(match scope {
+            AppScope::Direct => " AND t.end_user_id = $4",
+            AppScope::ThroughConversation => {
+                " AND t.conversation_id IN (SELECT c.id FROM conversations c \
+                 WHERE c.end_user_id = $4 AND c.deleted_at IS NULL)"
+            }
+        });
+        binds.push(Bind::Id(end_user_id));
+    }
+    Some((sql, binds))
+}
+
+/// The WHERE clause shared by pages and counts after the parent condition ($1), and its
+/// binds from $2 on; `None` when the viewer sees none of the list.
+fn conditions(list: ListName, viewer: &Viewer, filter: &ListFilter) -> Option<(String, Vec<Bind>)> {
+    let spec = list.spec();
+    let (mut sql, mut binds) = visibility(list, viewer)?;
+    let mut n = 2 + binds.len();
     if spec.soft_delete {
         sql.push_str(" AND t.deleted_at IS NULL");
     }
@@ -259,8 +318,13 @@ fn conditions(spec: &ListSpec, filter: &ListFilter, first_bind: usize) -> (Strin
     if let Some(before) = filter.created_before {
         sql.push_str(&format!(" AND t.created_at < ${n}"));
         binds.push(Bind::Time(before));
+        n += 1;
     }
-    (sql, binds)
+    if let Some(application_id) = filter.application_id {
+        sql.push_str(&format!(" AND t.application_id = ${n}"));
+        binds.push(Bind::Id(application_id));
+    }
+    Some((sql, binds))
 }
 
 fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
@@ -275,17 +339,20 @@ fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
 /// parent in list order, at most `page.size + 1` of them.
 pub async fn load_pages<Row>(
     conn: &mut AsyncPgConnection,
-    spec: &ListSpec,
+    list: ListName,
     parents: &[Uuid],
-    viewer: Uuid,
+    viewer: &Viewer,
     page: &Page,
     filter: &ListFilter,
 ) -> AppResult<Vec<Row>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
 {
-    let (mut sql_where, mut binds) = conditions(spec, filter, 3);
-    let mut n = 3 + binds.len();
+    let spec = list.spec();
+    let Some((mut sql_where, mut binds)) = conditions(list, viewer, filter) else {
+        return Ok(Vec::new());
+    };
+    let mut n = 2 + binds.len();
     let key = if spec.ascending {
         format!("(-t.{})", spec.key)
     } else {
@@ -293,12 +360,12 @@ where
     };
     if let Some((k, id)) = page.after {
         sql_where.push_str(&format!(" AND ({key}, t.id) < (${n}, ${})", n + 1));
-        binds.extend(cursor_binds(spec, k, id));
+        binds.extend(cursor_binds(&spec, k, id));
         n += 2;
     }
     if let Some((k, id)) = page.before {
         sql_where.push_str(&format!(" AND ({key}, t.id) > (${n}, ${})", n + 1));
-        binds.extend(cursor_binds(spec, k, id));
+        binds.extend(cursor_binds(&spec, k, id));
         n += 2;
     }
     let direction = if page.from_end { "ASC" } else { "DESC" };
@@ -315,7 +382,6 @@ where
     binds.push(Bind::Int(i32::try_from(page.size + 1).unwrap_or(i32::MAX)));
     let statement = Statement::new(sql)
         .bind(Bind::Ids(parents.to_vec()))
-        .bind(Bind::Id(viewer))
         .bind_all(binds);
     Ok(statement.load::<Row>(conn).await?)
 }
@@ -323,12 +389,15 @@ where
 /// How many rows each parent's list holds with the filter applied.
 pub async fn count(
     conn: &mut AsyncPgConnection,
-    spec: &ListSpec,
+    list: ListName,
     parents: &[Uuid],
-    viewer: Uuid,
+    viewer: &Viewer,
     filter: &ListFilter,
 ) -> AppResult<Vec<(Uuid, i64)>> {
-    let (sql_where, binds) = conditions(spec, filter, 3);
+    let spec = list.spec();
+    let Some((sql_where, binds)) = conditions(list, viewer, filter) else {
+        return Ok(Vec::new());
+    };
     let sql = format!(
         "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t \
          WHERE t.{parent} = ANY($1) AND {sql_where} GROUP BY t.{parent}",
@@ -337,7 +406,6 @@ pub async fn count(
     );
     let statement = Statement::new(sql)
         .bind(Bind::Ids(parents.to_vec()))
-        .bind(Bind::Id(viewer))
         .bind_all(binds);
     let rows: Vec<Counted> = statement.load(conn).await?;
     Ok(rows.into_iter().map(|c| (c.parent, c.n)).collect())

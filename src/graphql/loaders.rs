@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::lists::{self, ListFilter, ListName};
 use super::pagination::Page;
+use super::viewer::Viewer;
 use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
@@ -34,11 +35,11 @@ use crate::error::AppError;
 /// The batch loader of one request.
 pub struct DbLoader {
     pool: DbPool,
-    viewer: Option<Uuid>,
+    viewer: Viewer,
 }
 
 impl DbLoader {
-    pub fn new(pool: DbPool, viewer: Option<Uuid>) -> DbLoader {
+    pub fn new(pool: DbPool, viewer: Viewer) -> DbLoader {
         DbLoader { pool, viewer }
     }
 }
@@ -109,7 +110,7 @@ impl Loader<OrganizationById> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[OrganizationById]) -> LoadResult<OrganizationById, Organization> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -138,7 +139,7 @@ impl Loader<TeamById> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[TeamById]) -> LoadResult<TeamById, Team> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -158,7 +159,7 @@ impl Loader<WorkspaceById> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[WorkspaceById]) -> LoadResult<WorkspaceById, Workspace> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -200,7 +201,7 @@ impl Loader<TeamsOfOrganization> for DbLoader {
         &self,
         keys: &[TeamsOfOrganization],
     ) -> LoadResult<TeamsOfOrganization, Vec<Team>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -226,7 +227,7 @@ impl Loader<WorkspacesOfTeam> for DbLoader {
         &self,
         keys: &[WorkspacesOfTeam],
     ) -> LoadResult<WorkspacesOfTeam, Vec<Workspace>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -247,7 +248,7 @@ impl Loader<MembersOfTeam> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[MembersOfTeam]) -> LoadResult<MembersOfTeam, Vec<TeamMember>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -278,7 +279,7 @@ impl Loader<PendingInvitationsOfTeam> for DbLoader {
         &self,
         keys: &[PendingInvitationsOfTeam],
     ) -> LoadResult<PendingInvitationsOfTeam, Vec<TeamInvitation>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -306,7 +307,7 @@ impl Loader<ViewerRoleInTeam> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[ViewerRoleInTeam]) -> LoadResult<ViewerRoleInTeam, Role> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -332,7 +333,7 @@ impl Loader<ViewerRoleInOrganization> for DbLoader {
         &self,
         keys: &[ViewerRoleInOrganization],
     ) -> LoadResult<ViewerRoleInOrganization, Role> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -373,7 +374,7 @@ macro_rules! list_loader {
             type Error = Arc<AppError>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$row>> {
-                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                if self.viewer == Viewer::Nobody { return Ok(HashMap::new()) }
                 let mut conn = self.pool.get().await.map_err(fail)?;
                 // One statement per distinct page and filter; all parents share it.
                 let mut groups: HashMap<(Page, ListFilter), Vec<Uuid>> = HashMap::new();
@@ -382,7 +383,7 @@ macro_rules! list_loader {
                 }
                 let mut out = HashMap::new();
                 for ((page, filter), parents) in groups {
-                    let rows: Vec<$row> = lists::load_pages(&mut conn, &$list.spec(), &parents, viewer, &page, &filter)
+                    let rows: Vec<$row> = lists::load_pages(&mut conn, $list, &parents, &self.viewer, &page, &filter)
                         .await
                         .map_err(fail)?;
                     let mut by_parent: HashMap<Uuid, Vec<$row>> = parents.iter().map(|p| (*p, Vec::new())).collect();
@@ -417,9 +418,9 @@ impl Loader<CountOf> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[CountOf]) -> LoadResult<CountOf, i64> {
-        let Some(viewer) = self.viewer else {
+        if self.viewer == Viewer::Nobody {
             return Ok(HashMap::new());
-        };
+        }
         let mut conn = self.pool.get().await.map_err(fail)?;
         let mut groups: HashMap<(ListName, ListFilter), Vec<Uuid>> = HashMap::new();
         for key in keys {
@@ -430,7 +431,7 @@ impl Loader<CountOf> for DbLoader {
         }
         let mut out = HashMap::new();
         for ((list, filter), parents) in groups {
-            let counted = lists::count(&mut conn, &list.spec(), &parents, viewer, &filter)
+            let counted = lists::count(&mut conn, list, &parents, &self.viewer, &filter)
                 .await
                 .map_err(fail)?;
             for parent in parents {
@@ -474,7 +475,7 @@ impl Loader<WorkflowById> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[WorkflowById]) -> LoadResult<WorkflowById, Workflow> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -498,7 +499,7 @@ impl Loader<CurrentVersionOf> for DbLoader {
         &self,
         keys: &[CurrentVersionOf],
     ) -> LoadResult<CurrentVersionOf, WorkflowVersion> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -522,7 +523,7 @@ impl Loader<VersionById> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[VersionById]) -> LoadResult<VersionById, WorkflowVersion> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -542,7 +543,7 @@ impl Loader<NodesOfVersion> for DbLoader {
     type Error = Arc<AppError>;
 
     async fn load(&self, keys: &[NodesOfVersion]) -> LoadResult<NodesOfVersion, Vec<Node>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -566,7 +567,7 @@ impl Loader<ConnectionsOfVersion> for DbLoader {
         &self,
         keys: &[ConnectionsOfVersion],
     ) -> LoadResult<ConnectionsOfVersion, Vec<Connection>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -593,6 +594,8 @@ list_loader!(/// The conversations of an application.
     ConversationsOfApplication, Conversation, ListName::ApplicationConversations, |c: &Conversation| c.application_id);
 list_loader!(/// The messages of a conversation.
     MessagesOfConversation, Message, ListName::ConversationMessages, |m: &Message| m.conversation_id);
+list_loader!(/// One end user's conversations (of the application the filter names).
+    ConversationsOfEndUser, Conversation, ListName::EndUserConversations, |c: &Conversation| c.end_user_id.unwrap_or_default());
 list_loader!(/// The end users of a workspace.
     EndUsersOfWorkspace, EndUser, ListName::WorkspaceEndUsers, |e: &EndUser| e.workspace_id);
 
@@ -607,7 +610,7 @@ macro_rules! by_id_loader {
             type Error = Arc<AppError>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, $row> {
-                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                let Some(viewer) = self.viewer.user() else { return Ok(HashMap::new()) };
                 let mut conn = self.pool.get().await.map_err(fail)?;
                 let query = $table::table
                     .filter($table::id.eq_any(ids(keys, |k| k.0)))
@@ -620,16 +623,8 @@ macro_rules! by_id_loader {
     };
 }
 
-by_id_loader!(/// An application the viewer can see.
-    ApplicationById, Application, applications, deleted_at);
-by_id_loader!(/// A conversation the viewer can see.
-    ConversationById, Conversation, conversations, deleted_at);
-by_id_loader!(/// A message the viewer can see.
-    MessageById, Message, messages);
 by_id_loader!(/// A workflow run the viewer can see.
     ExecutionRecordById, ExecutionRecord, execution_records);
-by_id_loader!(/// An end user the viewer can see.
-    EndUserById, EndUser, end_users);
 
 /// A small child list of a tenant-owned table, filtered by the viewer's workspaces.
 macro_rules! children_loader {
@@ -641,7 +636,7 @@ macro_rules! children_loader {
             type Error = Arc<AppError>;
 
             async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$row>> {
-                let Some(viewer) = self.viewer else { return Ok(HashMap::new()) };
+                let Some(viewer) = self.viewer.user() else { return Ok(HashMap::new()) };
                 let mut conn = self.pool.get().await.map_err(fail)?;
                 let rows: Vec<$row> = $table::table
                     .filter($table::$parent.eq_any(ids(keys, |k| k.0)))
@@ -657,9 +652,6 @@ macro_rules! children_loader {
     };
 }
 
-children_loader!(/// The feedback on a message.
-    FeedbacksOfMessage, MessageFeedback, message_feedbacks, message_id,
-    (message_feedbacks::created_at.asc(), message_feedbacks::id.asc()));
 children_loader!(/// The results of a run's nodes, in the order they started.
     NodeResultsOfExecution, NodeExecutionResult, node_execution_results, execution_id,
     (node_execution_results::sequence_index.asc(), node_execution_results::id.asc()));
@@ -691,9 +683,6 @@ by_id_loader!(/// A document the viewer can see.
     DocumentById, Document, documents, deleted_at);
 list_loader!(/// The segments of a document, in order.
     SegmentsOfDocument, DocumentSegment, ListName::DocumentSegments, |s: &DocumentSegment| s.document_id);
-children_loader!(/// The segments a reply used, in the order they were given.
-    RetrieverResourcesOfMessage, RetrieverResource, message_retriever_resources, message_id,
-    (message_retriever_resources::position.asc(), message_retriever_resources::id.asc()));
 
 key!(/// The datasets an application retrieves from.
     DatasetsOfApplication);
@@ -706,7 +695,7 @@ impl Loader<DatasetsOfApplication> for DbLoader {
         &self,
         keys: &[DatasetsOfApplication],
     ) -> LoadResult<DatasetsOfApplication, Vec<Dataset>> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -777,7 +766,7 @@ impl Loader<InstallationOfPlugin> for DbLoader {
         &self,
         keys: &[InstallationOfPlugin],
     ) -> LoadResult<InstallationOfPlugin, InstalledPlugin> {
-        let Some(viewer) = self.viewer else {
+        let Some(viewer) = self.viewer.user() else {
             return Ok(HashMap::new());
         };
         let mut conn = self.pool.get().await.map_err(fail)?;
@@ -799,5 +788,281 @@ impl Loader<InstallationOfPlugin> for DbLoader {
                 (key, p)
             })
             .collect())
+    }
+}
+
+// What an application's API key or end user reads as well as builders: its application,
+// its conversations, their messages, feedback, end users and the segments replies used.
+// Each statement keeps the viewer's rows in SQL (see `Viewer`).
+
+key!(/// An application the viewer can see (an API key or end user: its own).
+    ApplicationById);
+key!(/// A conversation the viewer can see.
+    ConversationById);
+key!(/// A message the viewer can see.
+    MessageById);
+key!(/// An end user the viewer can see.
+    EndUserById);
+key!(/// The feedback on a message.
+    FeedbacksOfMessage);
+key!(/// The segments a reply used, in the order they were given.
+    RetrieverResourcesOfMessage);
+
+impl Loader<ApplicationById> for DbLoader {
+    type Value = Application;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[ApplicationById]) -> LoadResult<ApplicationById, Application> {
+        let query = applications::table
+            .filter(applications::id.eq_any(ids(keys, |k| k.0)))
+            .filter(applications::deleted_at.is_null())
+            .select(Application::as_select())
+            .into_boxed();
+        let query = match (self.viewer.user(), self.viewer.application()) {
+            (Some(user), _) => {
+                query.filter(applications::workspace_id.eq_any(visible_workspace_ids(user)))
+            }
+            (None, Some((application_id, workspace_id))) => query
+                .filter(applications::id.eq(application_id))
+                .filter(applications::workspace_id.eq(workspace_id)),
+            (None, None) => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Application> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (ApplicationById(r.id), r))
+            .collect())
+    }
+}
+
+impl Loader<ConversationById> for DbLoader {
+    type Value = Conversation;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[ConversationById]) -> LoadResult<ConversationById, Conversation> {
+        let query = conversations::table
+            .filter(conversations::id.eq_any(ids(keys, |k| k.0)))
+            .filter(conversations::deleted_at.is_null())
+            .select(Conversation::as_select())
+            .into_boxed();
+        let query = match self.viewer {
+            Viewer::User(user) => {
+                query.filter(conversations::workspace_id.eq_any(visible_workspace_ids(user)))
+            }
+            Viewer::Application {
+                application_id,
+                workspace_id,
+            } => query
+                .filter(conversations::workspace_id.eq(workspace_id))
+                .filter(conversations::application_id.eq(application_id)),
+            Viewer::EndUser {
+                application_id,
+                workspace_id,
+                end_user_id,
+            } => query
+                .filter(conversations::workspace_id.eq(workspace_id))
+                .filter(conversations::application_id.eq(application_id))
+                .filter(conversations::end_user_id.eq(end_user_id)),
+            Viewer::Nobody => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Conversation> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (ConversationById(r.id), r))
+            .collect())
+    }
+}
+
+impl Loader<MessageById> for DbLoader {
+    type Value = Message;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[MessageById]) -> LoadResult<MessageById, Message> {
+        let query = messages::table
+            .filter(messages::id.eq_any(ids(keys, |k| k.0)))
+            .select(Message::as_select())
+            .into_boxed();
+        let live = conversations::table.filter(conversations::deleted_at.is_null());
+        let query = match self.viewer {
+            Viewer::User(user) => {
+                query.filter(messages::workspace_id.eq_any(visible_workspace_ids(user)))
+            }
+            Viewer::Application {
+                application_id,
+                workspace_id,
+            } => query
+                .filter(messages::workspace_id.eq(workspace_id))
+                .filter(messages::application_id.eq(application_id))
+                .filter(messages::conversation_id.eq_any(live.select(conversations::id))),
+            Viewer::EndUser {
+                application_id,
+                workspace_id,
+                end_user_id,
+            } => query
+                .filter(messages::workspace_id.eq(workspace_id))
+                .filter(messages::application_id.eq(application_id))
+                .filter(
+                    messages::conversation_id.eq_any(
+                        live.filter(conversations::end_user_id.eq(end_user_id))
+                            .select(conversations::id),
+                    ),
+                ),
+            Viewer::Nobody => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Message> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(rows.into_iter().map(|r| (MessageById(r.id), r)).collect())
+    }
+}
+
+impl Loader<EndUserById> for DbLoader {
+    type Value = EndUser;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[EndUserById]) -> LoadResult<EndUserById, EndUser> {
+        let query = end_users::table
+            .filter(end_users::id.eq_any(ids(keys, |k| k.0)))
+            .select(EndUser::as_select())
+            .into_boxed();
+        let query = match self.viewer {
+            Viewer::User(user) => {
+                query.filter(end_users::workspace_id.eq_any(visible_workspace_ids(user)))
+            }
+            // The end users who talk to this application.
+            Viewer::Application {
+                application_id,
+                workspace_id,
+            } => query
+                .filter(end_users::workspace_id.eq(workspace_id))
+                .filter(
+                    end_users::id.nullable().eq_any(
+                        conversations::table
+                            .filter(conversations::application_id.eq(application_id))
+                            .select(conversations::end_user_id),
+                    ),
+                ),
+            Viewer::EndUser {
+                workspace_id,
+                end_user_id,
+                ..
+            } => query
+                .filter(end_users::workspace_id.eq(workspace_id))
+                .filter(end_users::id.eq(end_user_id)),
+            Viewer::Nobody => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<EndUser> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(rows.into_iter().map(|r| (EndUserById(r.id), r)).collect())
+    }
+}
+
+impl Loader<FeedbacksOfMessage> for DbLoader {
+    type Value = Vec<MessageFeedback>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[FeedbacksOfMessage],
+    ) -> LoadResult<FeedbacksOfMessage, Vec<MessageFeedback>> {
+        let query = message_feedbacks::table
+            .filter(message_feedbacks::message_id.eq_any(ids(keys, |k| k.0)))
+            .order((
+                message_feedbacks::created_at.asc(),
+                message_feedbacks::id.asc(),
+            ))
+            .select(MessageFeedback::as_select())
+            .into_boxed();
+        let query = match self.viewer {
+            Viewer::User(user) => {
+                query.filter(message_feedbacks::workspace_id.eq_any(visible_workspace_ids(user)))
+            }
+            Viewer::Application {
+                application_id,
+                workspace_id,
+            } => query
+                .filter(message_feedbacks::workspace_id.eq(workspace_id))
+                .filter(message_feedbacks::application_id.eq(application_id)),
+            // An end user reads the feedback on messages of its own conversations.
+            Viewer::EndUser {
+                application_id,
+                workspace_id,
+                end_user_id,
+            } => query
+                .filter(message_feedbacks::workspace_id.eq(workspace_id))
+                .filter(message_feedbacks::application_id.eq(application_id))
+                .filter(
+                    message_feedbacks::conversation_id.eq_any(
+                        conversations::table
+                            .filter(conversations::end_user_id.eq(end_user_id))
+                            .select(conversations::id),
+                    ),
+                ),
+            Viewer::Nobody => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<MessageFeedback> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(group(keys, rows, |r| FeedbacksOfMessage(r.message_id)))
+    }
+}
+
+impl Loader<RetrieverResourcesOfMessage> for DbLoader {
+    type Value = Vec<RetrieverResource>;
+    type Error = Arc<AppError>;
+
+    async fn load(
+        &self,
+        keys: &[RetrieverResourcesOfMessage],
+    ) -> LoadResult<RetrieverResourcesOfMessage, Vec<RetrieverResource>> {
+        let query = message_retriever_resources::table
+            .filter(message_retriever_resources::message_id.eq_any(ids(keys, |k| k.0)))
+            .order((
+                message_retriever_resources::position.asc(),
+                message_retriever_resources::id.asc(),
+            ))
+            .select(RetrieverResource::as_select())
+            .into_boxed();
+        let of_application = |application_id: Uuid| {
+            messages::table
+                .filter(messages::application_id.eq(application_id))
+                .select(messages::id)
+        };
+        let query = match self.viewer {
+            Viewer::User(user) => query.filter(
+                message_retriever_resources::workspace_id.eq_any(visible_workspace_ids(user)),
+            ),
+            Viewer::Application {
+                application_id,
+                workspace_id,
+            } => query
+                .filter(message_retriever_resources::workspace_id.eq(workspace_id))
+                .filter(
+                    message_retriever_resources::message_id.eq_any(of_application(application_id)),
+                ),
+            Viewer::EndUser {
+                application_id,
+                workspace_id,
+                end_user_id,
+            } => query
+                .filter(message_retriever_resources::workspace_id.eq(workspace_id))
+                .filter(
+                    message_retriever_resources::message_id.eq_any(
+                        of_application(application_id).filter(
+                            messages::conversation_id.eq_any(
+                                conversations::table
+                                    .filter(conversations::end_user_id.eq(end_user_id))
+                                    .select(conversations::id),
+                            ),
+                        ),
+                    ),
+                ),
+            Viewer::Nobody => return Ok(HashMap::new()),
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<RetrieverResource> = query.load(&mut conn).await.map_err(fail)?;
+        Ok(group(keys, rows, |r| {
+            RetrieverResourcesOfMessage(r.message_id)
+        }))
     }
 }

@@ -25,6 +25,7 @@ mod query;
 pub mod subscription;
 mod template;
 mod tenancy;
+pub mod viewer;
 mod workflow;
 
 use std::sync::Arc;

@@ -130,6 +130,7 @@ pub async fn workspace_prompt_templates(
         status: None,
         created_after: f.created_after,
         created_before: f.created_before,
+        application_id: None,
     };
     child_page(
         ctx,

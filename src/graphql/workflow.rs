@@ -330,6 +330,7 @@ impl From<Option<WorkflowFilter>> for ListFilter {
             status: None,
             created_after: f.created_after,
             created_before: f.created_before,
+            application_id: None,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! The answer is `application/graphql-response+json` when the client accepts it (then a
 //! request that fails before execution, such as a syntax error or an unknown field, is a
-//! 400), else `application/json` with 200.
+//! 400 without `data`), else `application/json` with 200. A POST without a Content-Type is
+//! refused with 415.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -21,6 +22,7 @@ use futures_util::TryStreamExt;
 
 use super::auth::request_data;
 use super::{HttpState, RequestId, sse, websocket};
+use crate::auth::Credentials;
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
 
@@ -33,6 +35,13 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return plain_error(
+            &headers,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a POST must say its Content-Type: application/json, or multipart/form-data with files",
+        );
+    }
     match read_request(&state.app.config.uploads, &headers, body).await {
         Ok(request) => execute(&state, request_id, peer, &headers, request).await,
         Err(ParseRequestError::PayloadTooLarge) => {
@@ -136,10 +145,15 @@ async fn execute(
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let mut request = request_data(&state.app, request.data(request_id), peer, headers).await;
+    let (mut request, credentials, expires_at) =
+        request_data(&state.app, request.data(request_id), peer, headers).await;
     state.documents.prepare(&mut request);
     if sse::wants_event_stream(headers) {
-        return sse::respond(state, request_id, request);
+        let caller = match credentials {
+            Credentials::Actor(actor) => Some((actor, expires_at)),
+            _ => None,
+        };
+        return sse::respond(state, request_id, request, caller);
     }
     let mut response = state.schema.execute(request).await;
     classify_response(&mut response, Some(request_id));
@@ -148,12 +162,21 @@ async fn execute(
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let status = if strict && request_error {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    json_response(strict, status, serde_json::to_vec(&response))
+    if strict && request_error {
+        // Nothing was executed: the answer has no `data` entry at all (GraphQL over HTTP).
+        let body = serde_json::to_value(&response).map(|mut value| {
+            if let Some(object) = value.as_object_mut() {
+                object.remove("data");
+            }
+            value
+        });
+        return json_response(
+            strict,
+            StatusCode::BAD_REQUEST,
+            body.and_then(|v| serde_json::to_vec(&v)),
+        );
+    }
+    json_response(strict, StatusCode::OK, serde_json::to_vec(&response))
 }
 
 /// Whether the selected operation of a GET request is a mutation. A document that does not

@@ -1,11 +1,13 @@
 //! The HTTP surface: the router and one small module per endpoint group.
 
 mod auth;
+mod browser;
 mod files;
 mod graphiql;
 mod graphql;
 mod health;
 mod request_id;
+mod revocation;
 mod sse;
 mod websocket;
 
@@ -46,17 +48,22 @@ impl Sessions {
     }
 }
 
-/// Every route of API.md's endpoint table served so far.
+/// Every route of API.md's endpoint table, with CORS and compression around them.
 pub fn router(state: HttpState) -> Router {
+    let cors = browser::cors(&state.app.config.realtime);
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/files/{id}", get(files::download))
         .route("/graphiql", get(graphiql::page))
+        .route("/graphiql/{file}", get(graphiql::asset))
         .route("/", get(graphiql::redirect))
         .route("/schema.graphql", get(graphiql::schema_sdl))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .layer(browser::compression())
+        .layer(cors)
+        .layer(axum::middleware::from_fn(browser::preflight_no_content))
         .layer(axum::middleware::from_fn(request_id::assign))
         .with_state(state)
 }

@@ -10,10 +10,13 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
+use super::revocation::{Ended, rights_end};
 use super::{HttpState, RequestId};
+use crate::auth::Actor;
 use crate::graphql::classify_response;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -27,18 +30,28 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-/// Runs the request and streams its results.
+/// Runs the request and streams its results, until the caller's rights end (its API key
+/// revoked, its end-user token expired: see `revocation`).
 pub fn respond(
     state: &HttpState,
     request_id: RequestId,
     request: async_graphql::Request,
+    caller: Option<(Actor, Option<i64>)>,
 ) -> Response {
     let responses = state.schema.execute_stream(request);
+    let app = state.app.clone();
+    let rights: BoxFuture<'static, Ended> = match caller {
+        Some((actor, expires_at)) => {
+            Box::pin(async move { rights_end(&app, actor, expires_at).await })
+        }
+        None => Box::pin(std::future::pending()),
+    };
     let events = Events {
         responses,
         request_id,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         stop: state.stop.clone(),
+        rights,
         finished: false,
     };
     let body = futures_util::stream::unfold(events, |mut events| async move {
@@ -61,6 +74,7 @@ struct Events {
     request_id: RequestId,
     keep_alive: tokio::time::Interval,
     stop: watch::Receiver<bool>,
+    rights: BoxFuture<'static, Ended>,
     finished: bool,
 }
 
@@ -74,6 +88,14 @@ impl Events {
             () = stopped(&mut self.stop) => {
                 self.finished = true;
                 None
+            }
+            ended = &mut self.rights => {
+                self.finished = true;
+                let body = serde_json::json!({ "errors": [{
+                    "message": ended.reason(),
+                    "extensions": { "code": "UNAUTHENTICATED" },
+                }] });
+                Some(Bytes::from(format!("event: next\ndata: {body}\n\nevent: complete\ndata:\n\n")))
             }
             response = self.responses.next() => match response {
                 Some(mut response) => {

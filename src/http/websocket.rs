@@ -7,7 +7,8 @@
 //! the connection, buffers are small (an idle subscription costs a few KiB), a connection
 //! holds at most `WEFT_MAX_SUBSCRIPTIONS` subscriptions, a client that does not read for
 //! `WEFT_SEND_TIMEOUT_SECS` is closed (it resumes with `after`), and shutdown closes every
-//! socket with 1001.
+//! socket with 1001. A socket opened with an API key or an end-user token is closed with
+//! 4403 when the key is revoked or the token expires.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -24,9 +25,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{BoxStream, SplitSink};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
-use super::auth::{client_info, credentials, loader_for};
+use super::auth::{client_info, credentials, end_user_token_expiry, loader_for};
+use super::revocation::rights_end;
 use super::{HttpState, RequestId};
 use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
@@ -172,6 +174,8 @@ impl Session {
                 })
         };
         let refused = Arc::new(AtomicBool::new(false));
+        // The caller once `connection_init` has named it, and when its token expires.
+        let (caller, mut accepted) = watch::channel(None);
         let on_init = {
             let refused = refused.clone();
             let app = app.clone();
@@ -183,6 +187,10 @@ impl Session {
                 if credentials == Credentials::Invalid {
                     refused.store(true, Ordering::Relaxed);
                     return Err("Forbidden".into());
+                }
+                if let Credentials::Actor(actor) = credentials {
+                    let expires_at = end_user_token_expiry(&app, presented.as_deref());
+                    caller.send_replace(Some((actor, expires_at)));
                 }
                 let loader = loader_for(&app, credentials);
                 let budget = app.config.realtime.max_subscriptions_per_connection;
@@ -199,11 +207,26 @@ impl Session {
             async_graphql::http::WebSocket::from_message_stream(executor, input, self.protocol)
                 .on_connection_init(on_init);
         let mut outgoing = std::pin::pin!(outgoing);
+        let rights = async {
+            let caller = match accepted.wait_for(Option::is_some).await {
+                Ok(caller) => *caller,
+                Err(_) => None,
+            };
+            let Some((actor, expires_at)) = caller else {
+                return std::future::pending().await;
+            };
+            rights_end(&app, actor, expires_at).await
+        };
+        let mut rights = std::pin::pin!(rights);
         loop {
             let message = tokio::select! {
                 biased;
                 () = stopped(&mut stop) => {
                     close(&mut sink, 1001, "the server is shutting down").await;
+                    return;
+                }
+                ended = &mut rights => {
+                    close(&mut sink, 4403, ended.reason()).await;
                     return;
                 }
                 message = outgoing.next() => message,

@@ -30,6 +30,12 @@ pub enum Event {
     StopRun { execution_id: Uuid },
     /// Between instances: a run was enqueued; idle workers claim it.
     RunQueued,
+    /// Between instances: an API key was revoked (or, with no key, every key of a deleted
+    /// application): connections opened with it or with its end-user tokens close.
+    AccessRevoked {
+        application_id: Uuid,
+        api_key_id: Option<Uuid>,
+    },
 }
 
 impl Event {

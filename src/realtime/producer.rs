@@ -10,6 +10,7 @@ use super::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
 use super::streams::StreamKey;
 use crate::db::models::{Document, ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
+use uuid::Uuid;
 
 impl Realtime {
     /// Publishes an event of an assistant message's reply; returns its `seq`.
@@ -65,6 +66,24 @@ impl Realtime {
             &channel,
             Event::DocumentChanged {
                 document: Box::new(document.clone()),
+            },
+        )
+        .await
+    }
+
+    /// Tells every instance that an API key (with `None`: every key of a deleted application)
+    /// no longer stands, so that live connections opened with it close.
+    pub async fn access_revoked(
+        &self,
+        application_id: Uuid,
+        api_key_id: Option<Uuid>,
+    ) -> AppResult<()> {
+        let channel = self.names.revocations();
+        self.announce(
+            &channel,
+            Event::AccessRevoked {
+                application_id,
+                api_key_id,
             },
         )
         .await

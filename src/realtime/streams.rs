@@ -117,6 +117,10 @@ impl Names {
     pub fn control(&self) -> String {
         format!("{}ch:control", self.prefix)
     }
+    /// Revoked credentials, for the live connections that opened with them.
+    pub fn revocations(&self) -> String {
+        format!("{}ch:revocations", self.prefix)
+    }
 }
 
 /// Retention settings.

@@ -32,6 +32,7 @@ pub async fn visible_execution(
         } => query
             .filter(execution_records::workspace_id.eq(workspace_id))
             .filter(execution_records::triggered_by_application_id.eq(application_id)),
+        Actor::EndUser { .. } => return Err(AppError::NotFound("execution")),
     };
     query
         .first(conn)

@@ -180,6 +180,9 @@ pub async fn run_workflow(
     workflow_id: Uuid,
     inputs: Option<Value>,
 ) -> AppResult<ExecutionRecord> {
+    if matches!(actor, Actor::EndUser { .. }) {
+        return Err(AppError::Forbidden);
+    }
     let mut conn = app.pool.get().await?;
     let query = workflows::table
         .find(workflow_id)
@@ -205,6 +208,7 @@ pub async fn run_workflow(
                         .select(applications::workflow_id),
                 ),
             ),
+        Actor::EndUser { .. } => return Err(AppError::Forbidden),
     };
     let workflow: Workflow = query
         .first(&mut conn)
@@ -216,7 +220,9 @@ pub async fn run_workflow(
             authorize_workspace(&mut conn, actor, workflow.workspace_id, Action::Run).await?;
             (Some(user_id), None)
         }
-        Actor::ApiKey { application_id, .. } => (None, Some(application_id)),
+        Actor::ApiKey { application_id, .. } | Actor::EndUser { application_id, .. } => {
+            (None, Some(application_id))
+        }
     };
     let (version, graph) = current_version(&mut conn, workflow.id).await?;
     let inputs = check_inputs(&graph, inputs)?;

@@ -6,9 +6,11 @@
 mod harness;
 
 mod applications;
+mod browsers;
 mod chat;
 mod conversations;
 mod datasets;
+mod end_users;
 mod endpoints;
 mod execution;
 mod files;
