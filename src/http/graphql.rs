@@ -4,8 +4,8 @@
 //!
 //! The answer is `application/graphql-response+json` when the client accepts it (then a
 //! request that fails before execution, such as a syntax error or an unknown field, is a
-//! 400 without `data`), else `application/json` with 200. A POST without a Content-Type is
-//! refused with 415.
+//! 400 without `data`), else `application/json` with 200. A POST that is neither
+//! `application/json` nor multipart (or says nothing) is refused with 415.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -35,11 +35,11 @@ pub async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !headers.contains_key(header::CONTENT_TYPE) {
+    if !supported_body(&headers) {
         return plain_error(
             &headers,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "a POST must say its Content-Type: application/json, or multipart/form-data with files",
+            "a POST carries Content-Type: application/json, or multipart/form-data with files",
         );
     }
     match read_request(&state.app.config.uploads, &headers, body).await {
@@ -62,6 +62,24 @@ pub async fn post(
             &format!("invalid request: {e}"),
         ),
     }
+}
+
+/// Whether a POST says it carries JSON or a multipart upload: without a Content-Type (or
+/// with another one, such as the `text/plain` a bare `fetch` sends) it is refused with 415.
+fn supported_body(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.starts_with("multipart/")
 }
 
 /// The body of a POST: JSON, or a multipart request carrying files (the GraphQL multipart

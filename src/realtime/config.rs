@@ -4,9 +4,10 @@
 //!   replayable after its last event (so 24 h after its end).
 //! - `WEFT_STREAM_MAX_EVENTS` (100000): the most events one stream keeps.
 //! - `WEFT_MAX_SUBSCRIPTIONS` (100): subscriptions one WebSocket connection may hold.
-//! - `WEFT_ALLOWED_ORIGINS`: comma-separated origins allowed to open a WebSocket or an SSE
-//!   stream from a browser (`*` for any); unset, only the server's own origin. Clients that
-//!   send no `Origin` (servers, CLIs) are not browsers and are let through.
+//! - `WEFT_ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS on every HTTP
+//!   endpoint and to open a WebSocket (`*` for any), besides the server's own origin, which
+//!   is always allowed. Clients that send no `Origin` (servers, CLIs) are not browsers and
+//!   are let through.
 //! - `WEFT_SEND_TIMEOUT_SECS` (30): a connection that takes longer to accept one frame is
 //!   closed; the client resumes with `after`.
 //! - `WEFT_SHUTDOWN_TIMEOUT` (10): seconds given to connections to close on SIGTERM/SIGINT.
@@ -88,20 +89,21 @@ impl RealtimeConfig {
         })
     }
 
-    /// Whether a browser page of `origin` may open a live connection to a server reached
-    /// as `host`.
+    /// Whether a browser page of `origin` may call a server reached as `host`: its own
+    /// origin always, and the listed ones (any with `*`).
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        match &self.allowed_origins {
-            Some(list) => list.iter().any(|o| o == "*" || *o == origin),
-            None => {
-                let Some(host) = host else { return false };
-                let bare = origin
-                    .strip_prefix("http://")
-                    .or_else(|| origin.strip_prefix("https://"));
-                bare == Some(host.trim().to_ascii_lowercase().as_str())
-            }
-        }
+        let listed = self
+            .allowed_origins
+            .as_ref()
+            .is_some_and(|list| list.iter().any(|o| o == "*" || *o == origin));
+        let same = host.is_some_and(|host| {
+            let bare = origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"));
+            bare == Some(host.trim().to_ascii_lowercase().as_str())
+        });
+        listed || same
     }
 }
 
@@ -124,6 +126,10 @@ mod tests {
         };
         let config = RealtimeConfig::from_vars(vars).expect("valid");
         assert!(config.origin_allowed("https://APP.example", Some("api.example")));
+        assert!(
+            config.origin_allowed("http://api.example", Some("api.example")),
+            "its own origin stays allowed beside the list"
+        );
         assert!(config.origin_allowed("http://x:3000", None));
         assert!(!config.origin_allowed("https://other.example", Some("other.example")));
         let any = RealtimeConfig {

@@ -222,6 +222,16 @@ async fn graphql_over_http_refuses_what_it_should() {
     assert_eq!(untyped.status(), 415);
     let body: Value = untyped.json().await.unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // Nor one saying it is something else (what a bare `fetch` of a string says).
+    let plain = server
+        .client
+        .post(server.url("/graphql"))
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(r#"{"query":"{ health { version } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 415);
 
     // A document that does not parse or validate: 400 with no `data` entry at all.
     for query in ["{ health { ", "{ nothing }"] {
