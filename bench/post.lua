@@ -7,6 +7,10 @@ wrk.body = file:read("*a")
 file:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+-- ACCEPT_ENCODING=gzip (or br) asks for a compressed answer.
+if os.getenv("ACCEPT_ENCODING") and os.getenv("ACCEPT_ENCODING") ~= "" then
+  wrk.headers["Accept-Encoding"] = os.getenv("ACCEPT_ENCODING")
+end
 
 local threads = {}
 

@@ -154,12 +154,31 @@ async fn seed(app: &App, conn: &mut diesel_async::AsyncPgConnection) -> AppResul
     })
 }
 
-/// How to try the demo, printed once at start-up.
+/// How to try the demo, printed once at start-up: the credentials, and GraphiQL links with
+/// the operations and the application's key already in the editors.
 pub fn instructions(demo: &Demo, base: &str) -> String {
+    let headers = format!("{{\"Authorization\": \"Bearer {}\"}}", demo.api_key);
+    let send = format!(
+        "mutation Send {{\n  sendMessage(input: {{ applicationId: \"{}\", query: \"Hello there\", endUserId: \"me\" }}) {{\n    assistantMessage {{ id }}\n    conversation {{ id }}\n  }}\n}}",
+        demo.application_id
+    );
+    let follow = "subscription Follow($id: UUID!) {\n  messageStream(messageId: $id) {\n    seq kind delta\n    message { answer status }\n  }\n}";
+    let link = |query: &str, variables: Option<&str>| {
+        let mut params = form_urlencoded::Serializer::new(String::new());
+        params.append_pair("query", query);
+        if let Some(variables) = variables {
+            params.append_pair("variables", variables);
+        }
+        params.append_pair("headers", &headers);
+        format!("{base}/graphiql?{}", params.finish())
+    };
     format!(
         "\nA demo was set up on this empty database (turn it off with --no-demo or WEFT_DEMO=false):\n\
          \n  builder login:  {email} / {password}\n  chat application: {app}\n  its API key:    {key}\n\
-         \nTry it in GraphiQL ({base}/graphiql), with the header {{\"Authorization\": \"Bearer {key}\"}}:\n\
+         \nTry it in GraphiQL, the key already in its Headers:\n\
+         \n  1. send a message:   {send_link}\n\
+         \n  2. follow the reply (put assistantMessage.id in Variables as {{\"id\": \"...\"}}):\n     {follow_link}\n\
+         \nThe same by hand ({base}/graphiql, header {{\"Authorization\": \"Bearer {key}\"}}):\n\
          \n  mutation {{ sendMessage(input: {{ applicationId: \"{app}\", query: \"Hello there\", endUserId: \"me\" }}) {{\n      assistantMessage {{ id }} conversation {{ id }} }} }}\n\
          \n  subscription {{ messageStream(messageId: \"<assistantMessage.id>\") {{ seq kind delta message {{ answer status }} }} }}\n\
          \nOr log in as the builder: mutation {{ login(input: {{ email: \"{email}\", password: \"{password}\" }}) {{ accessToken }} }}\n",
@@ -167,5 +186,7 @@ pub fn instructions(demo: &Demo, base: &str) -> String {
         password = demo.password,
         app = demo.application_id,
         key = demo.api_key,
+        send_link = link(&send, None),
+        follow_link = link(follow, Some("{\"id\": \"<assistantMessage.id>\"}")),
     )
 }

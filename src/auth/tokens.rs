@@ -19,18 +19,23 @@ const END_USER_AUDIENCE: &str = "weft-end-user";
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
+/// The claims of both kinds of token; only end-user tokens carry `app` and `key`.
 #[derive(Debug, Serialize, Deserialize)]
-struct AccessClaims {
+struct Claims {
     iss: String,
     aud: String,
     sub: Uuid,
     exp: i64,
     iat: i64,
     jti: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    app: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<Uuid>,
 }
 
 /// What an end-user token says: this end user of this application, by that API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndUserClaims {
     /// The `end_users` row.
     pub sub: Uuid,
@@ -39,18 +44,6 @@ pub struct EndUserClaims {
     /// The API key it was minted with; revoking the key ends the token.
     pub key: Uuid,
     pub exp: i64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct EndUserTokenClaims {
-    iss: String,
-    aud: String,
-    sub: Uuid,
-    app: Uuid,
-    key: Uuid,
-    exp: i64,
-    iat: i64,
-    jti: Uuid,
 }
 
 /// Signs and verifies access tokens and end-user tokens with the configured secret.
@@ -80,6 +73,37 @@ impl TokenSigner {
         }
     }
 
+    /// A signed token for `audience` about `sub`, valid for `ttl`, and when it expires.
+    fn sign(
+        &self,
+        audience: &str,
+        sub: Uuid,
+        ttl: Duration,
+        app: Option<Uuid>,
+        key: Option<Uuid>,
+    ) -> AppResult<(String, DateTime<Utc>)> {
+        let now = Utc::now();
+        let expires_at = now + ttl;
+        let claims = Claims {
+            iss: ISSUER.into(),
+            aud: audience.into(),
+            sub,
+            exp: expires_at.timestamp(),
+            iat: now.timestamp(),
+            jti: Uuid::new_v4(),
+            app,
+            key,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(AppError::internal)?;
+        Ok((token, expires_at))
+    }
+
+    /// A new access token for `user_id` and when it expires.
+    pub fn issue(&self, user_id: Uuid) -> AppResult<(String, DateTime<Utc>)> {
+        self.sign(AUDIENCE, user_id, ACCESS_TOKEN_TTL, None, None)
+    }
+
     /// A new end-user token valid for `ttl`, and when it expires.
     pub fn issue_end_user(
         &self,
@@ -88,57 +112,34 @@ impl TokenSigner {
         api_key_id: Uuid,
         ttl: Duration,
     ) -> AppResult<(String, DateTime<Utc>)> {
-        let now = Utc::now();
-        let expires_at = now + ttl;
-        let claims = EndUserTokenClaims {
-            iss: ISSUER.into(),
-            aud: END_USER_AUDIENCE.into(),
-            sub: end_user_id,
-            app: application_id,
-            key: api_key_id,
-            exp: expires_at.timestamp(),
-            iat: now.timestamp(),
-            jti: Uuid::new_v4(),
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)?;
-        Ok((token, expires_at))
+        self.sign(
+            END_USER_AUDIENCE,
+            end_user_id,
+            ttl,
+            Some(application_id),
+            Some(api_key_id),
+        )
     }
 
     /// What a currently valid end-user token of ours says (signature, issuer, audience and
     /// expiry checked); whether its key still stands is for the caller to check.
     pub fn verify_end_user(&self, token: &str) -> Option<EndUserClaims> {
-        jsonwebtoken::decode::<EndUserTokenClaims>(token, &self.decoding, &self.end_user_validation)
-            .ok()
-            .map(|data| EndUserClaims {
-                sub: data.claims.sub,
-                app: data.claims.app,
-                key: data.claims.key,
-                exp: data.claims.exp,
-            })
-    }
-
-    /// A new access token for `user_id` and when it expires.
-    pub fn issue(&self, user_id: Uuid) -> AppResult<(String, DateTime<Utc>)> {
-        let now = Utc::now();
-        let expires_at = now + ACCESS_TOKEN_TTL;
-        let claims = AccessClaims {
-            iss: ISSUER.into(),
-            aud: AUDIENCE.into(),
-            sub: user_id,
-            exp: expires_at.timestamp(),
-            iat: now.timestamp(),
-            jti: Uuid::new_v4(),
-        };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(AppError::internal)?;
-        Ok((token, expires_at))
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.end_user_validation)
+                .ok()?
+                .claims;
+        Some(EndUserClaims {
+            sub: claims.sub,
+            app: claims.app?,
+            key: claims.key?,
+            exp: claims.exp,
+        })
     }
 
     /// The user an access token was issued to, or `None` for any token that is not a
     /// currently valid access token of ours (all required claims present and checked).
     pub fn verify(&self, token: &str) -> Option<Uuid> {
-        jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
             .map(|data| data.claims.sub)
     }

@@ -81,14 +81,8 @@ pub struct Compressible;
 /// The content types worth compressing; everything else (event streams, files, upgrades)
 /// goes out untouched.
 fn compressible_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
     matches!(
-        essence.as_str(),
+        super::media_type(content_type).as_str(),
         "application/json"
             | "application/graphql-response+json"
             | "text/plain"

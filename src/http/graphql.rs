@@ -73,13 +73,8 @@ fn supported_body(headers: &HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence.starts_with("multipart/")
+    let media_type = super::media_type(content_type);
+    media_type == "application/json" || media_type.starts_with("multipart/")
 }
 
 /// The body of a POST: JSON, or a multipart request carrying files (the GraphQL multipart

@@ -48,6 +48,17 @@ impl Sessions {
     }
 }
 
+/// The media type of a `Content-Type` value, lower case, without parameters
+/// (`application/json; charset=utf-8` → `application/json`).
+pub(crate) fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Every route of API.md's endpoint table, with CORS and compression around them.
 pub fn router(state: HttpState) -> Router {
     let cors = browser::cors(&state.app.config.realtime);

@@ -131,7 +131,7 @@ mod tests {
             "its own origin stays allowed beside the list"
         );
         assert!(config.origin_allowed("http://x:3000", None));
-        assert!(!config.origin_allowed("https://other.example", Some("other.example")));
+        assert!(!config.origin_allowed("https://other.example", Some("api.example")));
         let any = RealtimeConfig {
             allowed_origins: Some(vec!["*".into()]),
             ..RealtimeConfig::default()

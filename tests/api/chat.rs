@@ -458,6 +458,28 @@ async fn an_empty_database_gets_a_demo_that_answers_with_echo() {
     );
     let instructions = weft::demo::instructions(&demo, &server.base);
     assert!(instructions.contains(&demo.api_key) && instructions.contains("/graphiql"));
+    // The printed GraphiQL link carries a working operation and the key for its Headers.
+    let link = instructions
+        .lines()
+        .find(|l| l.contains("1. send a message:"))
+        .and_then(|l| l.split_whitespace().last())
+        .expect("a link to send a message");
+    assert!(
+        link.starts_with(&format!("{}/graphiql?", server.base)),
+        "{link}"
+    );
+    let params: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(link.split_once('?').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
+    let headers: Value = serde_json::from_str(&params["headers"]).unwrap();
+    let bearer = headers["Authorization"].as_str().unwrap();
+    let from_link = data(
+        server
+            .graphql_as(bearer.strip_prefix("Bearer "), &params["query"], json!({}))
+            .await,
+    );
+    assert!(from_link["sendMessage"]["assistantMessage"]["id"].is_string());
     let sent = data(
         server
             .graphql_as(

@@ -465,6 +465,32 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
     assert_eq!(resources[0]["documentName"], "bakery");
     assert_eq!(resources[0]["nodeKey"], "kb");
     assert!(resources[0]["segmentId"].is_string());
+    // The application's API key reads the same, through the same loaders.
+    let key = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
+                json!({ "i": { "applicationId": app, "name": "web" } }),
+            )
+            .await,
+    )["createApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_key = data(
+        server
+            .graphql_as(
+                Some(&key),
+                "query($id: UUID!) { message(id: $id) { retrieverResources { position documentName content } } }",
+                json!({ "id": message }),
+            )
+            .await,
+    );
+    assert_eq!(
+        by_key["message"]["retrieverResources"][1]["content"],
+        resources[1]["content"]
+    );
 
     // A node naming a dataset of another workspace fails the run with a clear error.
     let stranger = register(&server, "stranger@example.com").await;
