@@ -46,10 +46,13 @@ pub async fn record(
     let (actor_type, actor_user_id, actor_api_key_id) = match actor {
         Actor::User { user_id } => ("USER", Some(user_id), None),
         Actor::ApiKey { key_id, .. } => ("API_KEY", None, Some(key_id)),
-        // The key its token was minted with; the end user is the entry's subject or in its
-        // metadata.
+        // The key its token was minted with; the end user goes in the metadata.
         Actor::EndUser { key_id, .. } => ("END_USER", None, Some(key_id)),
     };
+    let mut metadata = entry.metadata;
+    if let (Actor::EndUser { end_user_id, .. }, Some(object)) = (actor, metadata.as_object_mut()) {
+        object.insert("endUserId".into(), Value::String(end_user_id.to_string()));
+    }
     diesel::insert_into(audit_logs::table)
         .values(NewAuditLog {
             workspace_id: entry.workspace_id,
@@ -59,7 +62,7 @@ pub async fn record(
             action: entry.action.to_string(),
             resource_type: entry.resource_type.to_string(),
             resource_id: entry.resource_id,
-            metadata: entry.metadata,
+            metadata,
             ip: client.ip.as_deref().map(|ip| truncate(ip, 64)),
             user_agent: client.user_agent.as_deref().map(|ua| truncate(ua, 500)),
         })

@@ -375,6 +375,25 @@ async fn an_end_user_token_chats_as_its_end_user_only() {
         .unwrap()
         .to_string();
     assert_eq!(finished(&server, &alice, &reply).await, "Hello world");
+    // Stopping her finished reply changes nothing; the audit log says who acted.
+    let stopped = data(
+        server
+            .graphql_as(
+                Some(&alice),
+                "mutation($m: UUID!) { stopMessage(messageId: $m) { status } }",
+                json!({ "m": reply }),
+            )
+            .await,
+    );
+    assert_eq!(stopped["stopMessage"]["status"], "COMPLETED");
+    let audited = server
+        .scalar(&format!(
+            "SELECT count(*) FROM audit_logs WHERE actor_type = 'END_USER' AND action = 'message.send' \
+             AND metadata->>'endUserId' = (SELECT id::text FROM end_users WHERE external_user_id = 'alice') \
+             AND metadata->>'conversationId' = '{conversation}'"
+        ))
+        .await;
+    assert_eq!(audited, 1);
     // Naming herself is fine; naming anyone else is not.
     data(
         server
