@@ -66,6 +66,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/files/{id}", get(files::download))
         .route("/graphiql", get(graphiql::page))
+        .route("/graphiql/", get(graphiql::page))
         .route("/graphiql/{file}", get(graphiql::asset))
         .route("/", get(graphiql::redirect))
         .route("/schema.graphql", get(graphiql::schema_sdl))
