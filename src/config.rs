@@ -20,8 +20,10 @@
 //!   limits of a GraphQL document; `WEFT_INTROSPECTION` (`true`) turns introspection off
 //!   with `false`.
 //! - `WEFT_DATALOADER_DELAY_MS` (0): how long a DataLoader gathers keys before a batch.
-//! - `WEFT_STREAM_*`, `WEFT_MAX_SUBSCRIPTIONS`, `WEFT_ALLOWED_ORIGINS`, `WEFT_SEND_TIMEOUT_SECS`,
+//! - `WEFT_STREAM_*`, `WEFT_MAX_SUBSCRIPTIONS`, `WEFT_SEND_TIMEOUT_SECS`,
 //!   `WEFT_SHUTDOWN_TIMEOUT`: streams and live connections (see `realtime::config`).
+//! - `WEFT_ALLOWED_ORIGINS`: browser origins allowed by CORS and the WebSocket check (see
+//!   `http::origins`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
 //!   `WEFT_HTTP_ALLOWED_NETWORKS`, `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see
 //!   `engine::config`).
@@ -33,6 +35,7 @@ use std::time::Duration;
 
 use crate::auth::rate_limit::Limits;
 pub use crate::engine::config::EngineConfig;
+pub use crate::http::origins::AllowedOrigins;
 pub use crate::realtime::config::RealtimeConfig;
 use crate::secrets::{self, Secret};
 pub use crate::storage::{S3Config, StorageConfig};
@@ -93,6 +96,8 @@ pub struct Config {
     pub dataloader_delay: Duration,
     pub uploads: UploadLimits,
     pub realtime: RealtimeConfig,
+    /// Browser origins allowed besides the server's own (CORS, WebSocket).
+    pub allowed_origins: AllowedOrigins,
     pub engine: EngineConfig,
 }
 
@@ -224,6 +229,7 @@ impl Config {
         };
 
         let realtime = RealtimeConfig::from_vars(var).map_err(ConfigError)?;
+        let allowed_origins = AllowedOrigins::from_vars(var);
         let engine = EngineConfig::from_vars(var).map_err(ConfigError)?;
 
         Ok(Config {
@@ -245,6 +251,7 @@ impl Config {
             dataloader_delay,
             uploads,
             realtime,
+            allowed_origins,
             engine,
         })
     }
@@ -276,6 +283,7 @@ impl Config {
             dataloader_delay: Duration::ZERO,
             uploads: UploadLimits::default(),
             realtime: RealtimeConfig::default(),
+            allowed_origins: AllowedOrigins::default(),
             engine: EngineConfig {
                 echo_pace: Duration::ZERO,
                 demo: false,

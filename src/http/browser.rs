@@ -2,7 +2,7 @@
 //! compression of documents that are worth it.
 //!
 //! CORS follows `WEFT_ALLOWED_ORIGINS`, the same list that governs the WebSocket `Origin`
-//! check (`RealtimeConfig::origin_allowed`): an origin not in it gets no
+//! check (`http::origins`): an origin not in it gets no
 //! `Access-Control-Allow-Origin`, and its page cannot read the answer. Preflights are
 //! answered 204 and cached by the browser for `MAX_AGE`.
 //!
@@ -21,7 +21,7 @@ use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::realtime::RealtimeConfig;
+use super::origins::AllowedOrigins;
 
 /// How long a browser may reuse a preflight's answer.
 const MAX_AGE: Duration = Duration::from_secs(600);
@@ -44,16 +44,14 @@ const ALLOWED_HEADERS: [&str; 9] = [
 ];
 
 /// The CORS layer of the router, from the configured origins.
-pub fn cors(config: &RealtimeConfig) -> CorsLayer {
-    let config = config.clone();
+pub fn cors(origins: &AllowedOrigins) -> CorsLayer {
+    let origins = origins.clone();
     let allow = AllowOrigin::predicate(move |origin: &HeaderValue, parts: &Parts| {
         let host = parts
             .headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok());
-        origin
-            .to_str()
-            .is_ok_and(|o| config.origin_allowed(o, host))
+        origin.to_str().is_ok_and(|o| origins.allows(o, host))
     });
     CorsLayer::new()
         .allow_origin(allow)

@@ -6,6 +6,7 @@ mod files;
 mod graphiql;
 mod graphql;
 mod health;
+pub mod origins;
 mod request_id;
 mod revocation;
 mod sse;
@@ -61,7 +62,7 @@ pub(crate) fn media_type(content_type: &str) -> String {
 
 /// Every route of API.md's endpoint table, with CORS and compression around them.
 pub fn router(state: HttpState) -> Router {
-    let cors = browser::cors(&state.app.config.realtime);
+    let cors = browser::cors(&state.app.config.allowed_origins);
     Router::new()
         .route("/graphql", get(graphql::get).post(graphql::post))
         .route("/files/{id}", get(files::download))

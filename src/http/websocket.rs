@@ -52,7 +52,7 @@ pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Re
         let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
         let allowed = origin
             .to_str()
-            .is_ok_and(|o| state.app.config.realtime.origin_allowed(o, host));
+            .is_ok_and(|o| state.app.config.allowed_origins.allows(o, host));
         if !allowed {
             return (
                 StatusCode::FORBIDDEN,

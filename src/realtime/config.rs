@@ -4,10 +4,6 @@
 //!   replayable after its last event (so 24 h after its end).
 //! - `WEFT_STREAM_MAX_EVENTS` (100000): the most events one stream keeps.
 //! - `WEFT_MAX_SUBSCRIPTIONS` (100): subscriptions one WebSocket connection may hold.
-//! - `WEFT_ALLOWED_ORIGINS`: comma-separated browser origins allowed by CORS on every HTTP
-//!   endpoint and to open a WebSocket (`*` for any), besides the server's own origin, which
-//!   is always allowed. Clients that send no `Origin` (servers, CLIs) are not browsers and
-//!   are let through.
 //! - `WEFT_SEND_TIMEOUT_SECS` (30): a connection that takes longer to accept one frame is
 //!   closed; the client resumes with `after`.
 //! - `WEFT_SHUTDOWN_TIMEOUT` (10): seconds given to connections to close on SIGTERM/SIGINT.
@@ -20,8 +16,6 @@ pub struct RealtimeConfig {
     pub stream_retention: Duration,
     pub stream_max_events: usize,
     pub max_subscriptions_per_connection: usize,
-    /// `None`: same origin only; `Some(list)`: these (or any, when it holds `*`).
-    pub allowed_origins: Option<Vec<String>>,
     pub send_timeout: Duration,
     pub shutdown_timeout: Duration,
     /// Events buffered per stream in this process for subscribers that are behind; one
@@ -36,7 +30,6 @@ impl Default for RealtimeConfig {
             stream_retention: Duration::from_secs(24 * 3600),
             stream_max_events: 100_000,
             max_subscriptions_per_connection: 100,
-            allowed_origins: None,
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
             fanout_buffer: 256,
@@ -59,12 +52,6 @@ impl RealtimeConfig {
                 None => Ok(default),
             }
         };
-        let allowed_origins = var("WEFT_ALLOWED_ORIGINS").map(|list| {
-            list.split(',')
-                .map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase())
-                .filter(|o| !o.is_empty())
-                .collect()
-        });
         Ok(RealtimeConfig {
             stream_retention: Duration::from_secs(number(
                 "WEFT_STREAM_RETENTION_SECS",
@@ -76,7 +63,6 @@ impl RealtimeConfig {
                 "WEFT_MAX_SUBSCRIPTIONS",
                 defaults.max_subscriptions_per_connection as u64,
             )? as usize,
-            allowed_origins,
             send_timeout: Duration::from_secs(number(
                 "WEFT_SEND_TIMEOUT_SECS",
                 defaults.send_timeout.as_secs(),
@@ -88,56 +74,11 @@ impl RealtimeConfig {
             fanout_buffer: defaults.fanout_buffer,
         })
     }
-
-    /// Whether a browser page of `origin` may call a server reached as `host`: its own
-    /// origin always, and the listed ones (any with `*`).
-    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
-        let origin = origin.trim().trim_end_matches('/').to_ascii_lowercase();
-        let listed = self
-            .allowed_origins
-            .as_ref()
-            .is_some_and(|list| list.iter().any(|o| o == "*" || *o == origin));
-        let same = host.is_some_and(|host| {
-            let bare = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"));
-            bare == Some(host.trim().to_ascii_lowercase().as_str())
-        });
-        listed || same
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn same_origin_only_by_default() {
-        let config = RealtimeConfig::default();
-        assert!(config.origin_allowed("http://localhost:8080", Some("localhost:8080")));
-        assert!(!config.origin_allowed("https://evil.example", Some("localhost:8080")));
-        assert!(!config.origin_allowed("http://localhost:8080", None));
-    }
-
-    #[test]
-    fn listed_origins_and_star() {
-        let vars = |name: &str| {
-            (name == "WEFT_ALLOWED_ORIGINS").then(|| "https://app.example/, http://x:3000".into())
-        };
-        let config = RealtimeConfig::from_vars(vars).expect("valid");
-        assert!(config.origin_allowed("https://APP.example", Some("api.example")));
-        assert!(
-            config.origin_allowed("http://api.example", Some("api.example")),
-            "its own origin stays allowed beside the list"
-        );
-        assert!(config.origin_allowed("http://x:3000", None));
-        assert!(!config.origin_allowed("https://other.example", Some("api.example")));
-        let any = RealtimeConfig {
-            allowed_origins: Some(vec!["*".into()]),
-            ..RealtimeConfig::default()
-        };
-        assert!(any.origin_allowed("https://whatever", None));
-    }
 
     #[test]
     fn bad_numbers_are_refused_with_the_variable_named() {

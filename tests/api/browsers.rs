@@ -10,7 +10,7 @@ const DEV_SERVER: &str = "http://localhost:5173";
 
 async fn with_dev_origin() -> TestServer {
     TestServer::start_with(|config| {
-        config.realtime.allowed_origins = Some(vec![DEV_SERVER.into()]);
+        config.allowed_origins = weft::config::AllowedOrigins::list(&[DEV_SERVER]);
     })
     .await
 }

@@ -315,7 +315,7 @@ async fn feeds_announce_runs_messages_and_indexing_progress() {
 async fn connections_keep_to_their_limits() {
     let server = TestServer::start_with(|c| {
         c.realtime.max_subscriptions_per_connection = 2;
-        c.realtime.allowed_origins = Some(vec!["https://app.example".into()]);
+        c.allowed_origins = weft::config::AllowedOrigins::list(&["https://app.example"]);
     })
     .await;
     let (owner, _, s) = live::owner_with_subjects(&server).await;
