@@ -140,7 +140,11 @@ impl App {
             &config.redis_prefix,
             metrics.clone(),
         );
-        let engine = Engine::new(config.engine.clone(), engine_pool);
+        let engine = Engine::new(
+            config.engine.clone(),
+            engine_pool,
+            config.outbound.client(std::time::Duration::from_secs(10)),
+        );
         let vectors = crate::knowledge::vectors::VectorCache::new(config.engine.vector_cache_mb);
         crate::knowledge::tokens::warm_up();
         Ok(Arc::new(App {

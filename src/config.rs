@@ -25,8 +25,9 @@
 //! - `WEFT_ALLOWED_ORIGINS`: browser origins allowed by CORS and the WebSocket check (see
 //!   `http::origins`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
-//!   `WEFT_HTTP_ALLOWED_NETWORKS`, `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see
-//!   `engine::config`).
+//!   `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see `engine::config`).
+//! - `WEFT_HTTP_ALLOWED_NETWORKS`: private networks outbound requests may reach (see
+//!   `outbound`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).
 
 use std::net::SocketAddr;
@@ -36,6 +37,7 @@ use std::time::Duration;
 use crate::auth::rate_limit::Limits;
 pub use crate::engine::config::EngineConfig;
 pub use crate::http::origins::AllowedOrigins;
+pub use crate::outbound::OutboundConfig;
 pub use crate::realtime::config::RealtimeConfig;
 use crate::secrets::{self, Secret};
 pub use crate::storage::{S3Config, StorageConfig};
@@ -98,6 +100,8 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// Browser origins allowed besides the server's own (CORS, WebSocket).
     pub allowed_origins: AllowedOrigins,
+    /// What requests to URLs a workspace controls may reach.
+    pub outbound: OutboundConfig,
     pub engine: EngineConfig,
 }
 
@@ -230,6 +234,7 @@ impl Config {
 
         let realtime = RealtimeConfig::from_vars(var).map_err(ConfigError)?;
         let allowed_origins = AllowedOrigins::from_vars(var);
+        let outbound = OutboundConfig::from_vars(var).map_err(ConfigError)?;
         let engine = EngineConfig::from_vars(var).map_err(ConfigError)?;
 
         Ok(Config {
@@ -252,6 +257,7 @@ impl Config {
             uploads,
             realtime,
             allowed_origins,
+            outbound,
             engine,
         })
     }
@@ -284,6 +290,14 @@ impl Config {
             uploads: UploadLimits::default(),
             realtime: RealtimeConfig::default(),
             allowed_origins: AllowedOrigins::default(),
+            // Tests talk to model and HTTP servers of their own on this machine; tests of the
+            // guard itself set this back to nothing.
+            outbound: OutboundConfig {
+                allowed: ["127.0.0.0/8", "::1"]
+                    .into_iter()
+                    .filter_map(crate::outbound::Network::parse)
+                    .collect(),
+            },
             engine: EngineConfig {
                 echo_pace: Duration::ZERO,
                 demo: false,

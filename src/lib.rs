@@ -21,6 +21,7 @@ pub mod knowledge;
 pub mod llm;
 pub mod mail;
 pub mod metrics;
+pub mod outbound;
 pub mod plugin;
 pub mod prompt;
 pub mod provider;

@@ -7,12 +7,9 @@
 //!   ("interrupted").
 //! - `WEFT_NODE_TIMEOUT_SECS` (300): the longest one node may take.
 //! - `WEFT_ECHO_PACE_MS` (40): the pause between the words of the ECHO provider.
-//! - `WEFT_HTTP_ALLOWED_NETWORKS`: comma-separated addresses or CIDR networks HTTP_REQUEST
-//!   nodes may reach although private, loopback or link-local (e.g. `10.0.0.0/8,127.0.0.1`).
 //! - `WEFT_VECTOR_CACHE_MB` (1024): memory for datasets' embeddings held for vector search.
 //! - `WEFT_DEMO` (`true`): seed the demo on an empty database (`false` or `--no-demo`: not).
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
@@ -21,7 +18,6 @@ pub struct EngineConfig {
     pub lease: Duration,
     pub node_timeout: Duration,
     pub echo_pace: Duration,
-    pub http_allowed: Vec<Network>,
     pub demo: bool,
     pub vector_cache_mb: usize,
 }
@@ -33,7 +29,6 @@ impl Default for EngineConfig {
             lease: Duration::from_secs(30),
             node_timeout: Duration::from_secs(300),
             echo_pace: Duration::from_millis(40),
-            http_allowed: Vec::new(),
             demo: true,
             vector_cache_mb: 1024,
         }
@@ -60,21 +55,6 @@ impl EngineConfig {
                     }),
                 None => Ok(default),
             }
-        };
-        let http_allowed = match var("WEFT_HTTP_ALLOWED_NETWORKS") {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    Network::parse(s).ok_or_else(|| {
-                        format!(
-                            "WEFT_HTTP_ALLOWED_NETWORKS: {s:?} is not an address or a CIDR network"
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
         };
         let demo = match var("WEFT_DEMO").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,
@@ -103,67 +83,7 @@ impl EngineConfig {
                 defaults.echo_pace.as_millis() as u64,
                 true,
             )?),
-            http_allowed,
             demo,
         })
-    }
-}
-
-/// An address range: `10.0.0.0/8`, `fd00::/8`, or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Network {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Network {
-    pub fn parse(text: &str) -> Option<Network> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (text.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(Network { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let (a, b, bits) = match (self.addr, ip) {
-            (IpAddr::V4(n), IpAddr::V4(i)) => (
-                u128::from(u32::from(n)) << 96,
-                u128::from(u32::from(i)) << 96,
-                self.prefix,
-            ),
-            (IpAddr::V6(n), IpAddr::V6(i)) => (u128::from(n), u128::from(i), self.prefix),
-            _ => return false,
-        };
-        if bits == 0 {
-            return true;
-        }
-        let mask = u128::MAX << (128 - u32::from(bits));
-        a & mask == b & mask
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn networks() {
-        let net = Network::parse("10.0.0.0/8").unwrap();
-        assert!(net.contains("10.1.2.3".parse().unwrap()));
-        assert!(!net.contains("11.0.0.1".parse().unwrap()));
-        assert!(!net.contains("::1".parse().unwrap()));
-        let one = Network::parse("127.0.0.1").unwrap();
-        assert!(one.contains("127.0.0.1".parse().unwrap()));
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        assert!(
-            Network::parse("fd00::/8")
-                .unwrap()
-                .contains("fd12::1".parse().unwrap())
-        );
-        assert!(Network::parse("10.0.0.0/33").is_none());
-        assert!(Network::parse("example.com").is_none());
     }
 }

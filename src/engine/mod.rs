@@ -86,12 +86,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig, pool: crate::db::DbPool) -> Engine {
+    /// `http` is the outbound guard's client (`outbound::OutboundConfig::client`).
+    pub fn new(config: EngineConfig, pool: crate::db::DbPool, http: reqwest::Client) -> Engine {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "weft".into());
         Engine {
             config,
             instance: format!("{host}:{}:{}", std::process::id(), Uuid::new_v4().simple()),
-            http: crate::llm::openai::http_client(),
+            http,
             pool,
             runs: Mutex::new(HashMap::new()),
             wake: Notify::new(),

@@ -103,7 +103,7 @@ pub async fn run(
             let outputs = http_node::run(
                 config,
                 vars,
-                &ctx.config.http_allowed,
+                &ctx.app.config.outbound,
                 ctx.config.node_timeout,
             )
             .await?;
@@ -210,6 +210,7 @@ async fn llm(
     let access = ProviderAccess {
         encryption_key: &ctx.app.config.encryption_key,
         http: ctx.http.clone(),
+        outbound: &ctx.app.config.outbound,
         echo_pace: ctx.config.echo_pace,
     };
     let resolved = {

@@ -104,7 +104,8 @@ pub struct UpdateLlmProviderInput {
     id: Uuid,
     name: Option<String>,
     base_url: Option<String>,
-    /// Write-only: a new key, or "" to remove it; omitted keeps the stored one.
+    /// Write-only: a new key, or "" to remove it; omitted keeps the stored one, unless
+    /// `baseUrl` changes: the stored key is then removed (enter it again with the new URL).
     api_key: Option<String>,
     models: Option<Vec<String>>,
     default_model: Option<String>,

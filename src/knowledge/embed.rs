@@ -31,6 +31,7 @@ pub async fn embedder(
     let access = ProviderAccess {
         encryption_key: &app.config.encryption_key,
         http: app.engine.http.clone(),
+        outbound: &app.config.outbound,
         echo_pace: app.engine.config.echo_pace,
     };
     provider::resolve(

@@ -26,11 +26,8 @@ pub struct OpenAiClient {
 }
 
 impl OpenAiClient {
-    pub fn new(base_url: &str, api_key: Option<String>) -> OpenAiClient {
-        OpenAiClient::with_http(http_client(), base_url, api_key)
-    }
-
-    /// A client sharing `http`'s connection pool.
+    /// A client sharing `http`'s connection pool: the outbound guard's client
+    /// (`outbound::OutboundConfig::client`), whatever the base URL names.
     pub fn with_http(
         http: reqwest::Client,
         base_url: &str,
@@ -183,15 +180,6 @@ impl OpenAiClient {
     }
 }
 
-/// The HTTP client model calls share: connections to a provider are reused across calls.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_default()
-}
-
 async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, LlmError> {
     let status = response.status();
     if status.is_success() {
@@ -203,15 +191,33 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
     if status == StatusCode::TOO_MANY_REQUESTS {
         return Err(LlmError::RateLimited);
     }
-    let text = response.text().await.unwrap_or_default();
+    // Only an OpenAI-shaped `error.message` is passed on, shortened: a body of anything
+    // else (a page of an internal service, say) is never echoed to the workspace.
+    let text = read_capped(response, ERROR_BODY_LIMIT).await;
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v.get("error").map(error_message))
-        .unwrap_or_else(|| text.chars().take(300).collect());
+        .unwrap_or_else(|| "no error message".into());
     Err(LlmError::Provider {
         status: status.as_u16(),
         message,
     })
+}
+
+/// The most of an error answer read.
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// At most `limit` bytes of an answer's body, as text.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(piece)) = response.chunk().await {
+        body.extend_from_slice(&piece);
+        if body.len() >= limit {
+            body.truncate(limit);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 fn error_message(error: &Value) -> String {
@@ -236,7 +242,9 @@ fn read_usage(usage: &Value) -> Option<Usage> {
 
 /// What went wrong in transport, without the URL (which may carry credentials).
 fn without_url(error: &reqwest::Error) -> String {
-    if error.is_connect() {
+    if let Some(refused) = crate::outbound::Refused::within(error) {
+        refused.0
+    } else if error.is_connect() {
         "the connection was refused or the host is unreachable".into()
     } else if error.is_timeout() {
         "the connection timed out".into()

@@ -37,7 +37,9 @@ pub struct ResolvedModel {
 /// What resolving needs beyond the row.
 pub struct ProviderAccess<'a> {
     pub encryption_key: &'a Secret,
+    /// The outbound guard's client, and its rules for addresses named in a base URL.
     pub http: reqwest::Client,
+    pub outbound: &'a crate::outbound::OutboundConfig,
     pub echo_pace: Duration,
 }
 
@@ -92,6 +94,16 @@ pub async fn resolve(
                     "the model provider \"{}\" has no baseUrl",
                     row.name
                 ))
+            })?;
+            // Names are checked when the guard resolves them; an address in the URL here.
+            let parsed = reqwest::Url::parse(base_url).map_err(|_| {
+                AppError::Conflict(format!(
+                    "the model provider \"{}\" has a baseUrl that is not a URL",
+                    row.name
+                ))
+            })?;
+            access.outbound.check_url(&parsed).map_err(|refused| {
+                AppError::Conflict(format!("the model provider \"{}\": {refused}", row.name))
             })?;
             let api_key = match &row.api_key_encrypted {
                 Some(sealed) => {

@@ -231,12 +231,22 @@ pub async fn update_provider(
                 ));
             }
         }
+        // A key goes only where it was entered for: a new baseUrl without the key entered
+        // again drops the stored one, so it is never sent to another host.
+        let moved = base_url
+            .as_ref()
+            .is_some_and(|url| Some(url) != current.base_url.as_ref());
+        let api_key = match (&sealed, moved) {
+            (Some(entered), _) => entered.clone(),
+            (None, true) => None,
+            (None, false) => current.api_key_encrypted.clone(),
+        };
+        let key_cleared = sealed.is_none() && moved && current.api_key_encrypted.is_some();
         let updated: LlmProvider = diesel::update(llm_providers::table.find(current.id))
             .set((
                 llm_providers::name.eq(name.clone().unwrap_or(current.name.clone())),
                 llm_providers::base_url.eq(base_url.clone().or(current.base_url.clone())),
-                llm_providers::api_key_encrypted
-                    .eq(sealed.clone().unwrap_or(current.api_key_encrypted.clone())),
+                llm_providers::api_key_encrypted.eq(api_key),
                 llm_providers::models.eq(json!(models)),
                 llm_providers::default_model.eq(default_model),
                 llm_providers::embedding_model.eq(input
@@ -259,7 +269,7 @@ pub async fn update_provider(
                 action: "llm_provider.update",
                 resource_type: "llm_provider",
                 resource_id: Some(updated.id),
-                metadata: json!({ "apiKeyChanged": sealed.is_some() }),
+                metadata: json!({ "apiKeyChanged": sealed.is_some(), "apiKeyCleared": key_cleared }),
             },
         )
         .await?;

@@ -341,7 +341,8 @@ async fn a_provider_over_its_quota_refuses_before_calling_out() {
         &mut conn,
         &weft::llm::provider::ProviderAccess {
             encryption_key: &server.app.config.encryption_key,
-            http: reqwest::Client::new(),
+            http: server.app.engine.http.clone(),
+            outbound: &server.app.config.outbound,
             echo_pace: Duration::ZERO,
         },
         app.tenant.workspace_id,

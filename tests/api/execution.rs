@@ -209,7 +209,8 @@ async fn http_requests_to_private_addresses_are_refused_unless_allowed() {
             ]
         })
     };
-    let server = TestServer::start().await;
+    // Nothing allowed beyond public addresses: what a server is started with by default.
+    let server = TestServer::start_with(|c| c.outbound = Default::default()).await;
     let owner = register(&server, "owner@example.com").await;
     let tenant = create_organization(&server, &owner, "Acme").await;
     for url in [
@@ -234,7 +235,7 @@ async fn http_requests_to_private_addresses_are_refused_unless_allowed() {
 
     // Allow-listed by configuration, the same call goes through.
     let allowed = TestServer::start_with(|c| {
-        c.engine.http_allowed = vec![weft::engine::config::Network::parse("127.0.0.0/8").unwrap()];
+        c.outbound.allowed = vec![weft::outbound::Network::parse("127.0.0.0/8").unwrap()];
     })
     .await;
     let owner = register(&allowed, "owner@example.com").await;
@@ -273,6 +274,7 @@ async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
         .env("DATABASE_URL", &url)
         .env("REDIS_URL", crate::harness::server::redis_url())
         .env("WEFT_REDIS_PREFIX", &server.app.config.redis_prefix)
+        .env("WEFT_HTTP_ALLOWED_NETWORKS", "127.0.0.0/8")
         .env("WEFT_BIND", "127.0.0.1:0")
         .env(
             "WEFT_DATA_DIR",

@@ -20,8 +20,16 @@ fn ask(model: &str) -> ChatRequest {
     }
 }
 
+/// The guard's client, allowed to reach this machine (the test's server).
+fn local(base_url: &str, key: Option<String>) -> OpenAiClient {
+    let outbound = weft::outbound::OutboundConfig {
+        allowed: vec![weft::outbound::Network::parse("127.0.0.0/8").unwrap()],
+    };
+    OpenAiClient::with_http(outbound.client(Duration::from_secs(5)), base_url, key)
+}
+
 fn client(server: &ModelServer, key: &str) -> OpenAiClient {
-    let mut client = OpenAiClient::new(&server.base_url, Some(key.into()));
+    let mut client = local(&server.base_url, Some(key.into()));
     client.backoff = Duration::from_millis(10);
     client
 }
@@ -144,7 +152,7 @@ async fn an_unreachable_provider_is_a_transport_error_after_retries() {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
-    let mut client = OpenAiClient::new(&format!("http://127.0.0.1:{port}/v1"), None);
+    let mut client = local(&format!("http://127.0.0.1:{port}/v1"), None);
     client.backoff = Duration::from_millis(5);
     let error = client
         .stream_chat(&ask("any"), |_| {})

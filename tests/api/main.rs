@@ -19,6 +19,7 @@ mod knowledge;
 mod live;
 mod llm;
 mod migrations;
+mod outbound;
 mod plugins;
 mod prompts;
 mod providers;
