@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::auth::password::PasswordHasher;
-use crate::auth::rate_limit::LoginLimiter;
+use crate::auth::rate_limit::RateLimiter;
 use crate::auth::tokens::TokenSigner;
 use crate::config::{Config, redact_url};
 use crate::db::{self, DbPool};
@@ -34,7 +34,7 @@ pub struct App {
 pub struct AuthServices {
     pub signer: TokenSigner,
     pub hasher: PasswordHasher,
-    pub limiter: LoginLimiter,
+    pub limiter: RateLimiter,
 }
 
 /// What stopped the service from starting; each message says what was tried and how to fix it.
@@ -132,7 +132,7 @@ impl App {
             hasher: PasswordHasher::new(hashing)
                 .await
                 .map_err(|e| StartupError::Config(format!("password hashing: {e}")))?,
-            limiter: LoginLimiter::new(broker.clone(), &config.redis_prefix, config.login_limits),
+            limiter: RateLimiter::new(broker.clone(), &config.redis_prefix, config.login_limits),
         };
         let realtime = Realtime::new(
             &broker,

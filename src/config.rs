@@ -16,7 +16,8 @@
 //!   (default `http://<WEFT_BIND>`).
 //! - `WEFT_SMTP_URL`: SMTP server for outgoing mail; unset, mail goes to the log.
 //! - `WEFT_MAIL_FROM`: sender of outgoing mail (default `Weft <no-reply@localhost>`).
-//! - `WEFT_MAX_DEPTH` (15), `WEFT_MAX_COMPLEXITY` (25000), `WEFT_MAX_DIRECTIVES` (50):
+//! - `WEFT_MAX_DEPTH` (15), `WEFT_MAX_COMPLEXITY` (25000), `WEFT_MAX_DIRECTIVES` (50),
+//!   `WEFT_MAX_ROOT_FIELDS` (10):
 //!   limits of a GraphQL document; `WEFT_INTROSPECTION` (`true`) turns introspection off
 //!   with `false`.
 //! - `WEFT_DATALOADER_DELAY_MS` (0): how long a DataLoader gathers keys before a batch.
@@ -59,6 +60,8 @@ pub struct ApiLimits {
     /// selection.
     pub max_complexity: usize,
     pub max_directives: usize,
+    /// Root fields of one query or mutation (a subscription has exactly one).
+    pub max_root_fields: usize,
     pub introspection: bool,
 }
 
@@ -68,6 +71,7 @@ impl Default for ApiLimits {
             max_depth: 15,
             max_complexity: 25_000,
             max_directives: 50,
+            max_root_fields: 10,
             introspection: true,
         }
     }
@@ -199,6 +203,7 @@ impl Config {
             max_depth: number("WEFT_MAX_DEPTH", defaults.max_depth)?,
             max_complexity: number("WEFT_MAX_COMPLEXITY", defaults.max_complexity)?,
             max_directives: number("WEFT_MAX_DIRECTIVES", defaults.max_directives)?,
+            max_root_fields: number("WEFT_MAX_ROOT_FIELDS", defaults.max_root_fields)?,
             introspection: match var("WEFT_INTROSPECTION").as_deref() {
                 None | Some("true") | Some("1") => true,
                 Some("false") | Some("0") => false,

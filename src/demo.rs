@@ -63,7 +63,6 @@ async fn seed(app: &App, conn: &mut diesel_async::AsyncPgConnection) -> AppResul
         .collect::<String>();
     let session = crate::identity::accounts::register(
         app,
-        conn,
         &client,
         crate::identity::accounts::RegisterInput {
             email: EMAIL.into(),

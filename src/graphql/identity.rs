@@ -163,23 +163,19 @@ impl IdentityMutation {
     /// Creates an account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let app = ctx.app()?;
-        let mut conn = conn(app).await?;
         let input = accounts::RegisterInput {
             email: input.email,
             password: input.password,
             name: input.name,
         };
-        Ok(identity::register(app, &mut conn, &ctx.client(), input)
-            .await?
-            .into())
+        Ok(identity::register(app, &ctx.client(), input).await?.into())
     }
 
     /// Signs in with email and password.
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let app = ctx.app()?;
-        let mut conn = conn(app).await?;
         Ok(
-            identity::login(app, &mut conn, &ctx.client(), &input.email, &input.password)
+            identity::login(app, &ctx.client(), &input.email, &input.password)
                 .await?
                 .into(),
         )
@@ -215,15 +211,8 @@ impl IdentityMutation {
     /// Sets a new password with a reset token; every session of the account ends.
     async fn reset_password(&self, ctx: &Context<'_>, input: ResetPasswordInput) -> Result<bool> {
         let app = ctx.app()?;
-        let mut conn = conn(app).await?;
-        identity::password_reset::reset(
-            app,
-            &mut conn,
-            &ctx.client(),
-            &input.token,
-            &input.new_password,
-        )
-        .await?;
+        identity::password_reset::reset(app, &ctx.client(), &input.token, &input.new_password)
+            .await?;
         Ok(true)
     }
 }

@@ -16,6 +16,7 @@ mod knowledge;
 pub mod lists;
 pub mod loaders;
 mod message_event;
+pub mod operation_limits;
 mod pages;
 pub mod pagination;
 mod plugin;

@@ -18,13 +18,14 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::auth::request_data;
 use super::{HttpState, RequestId, sse, websocket};
 use crate::auth::Credentials;
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
+use crate::graphql::operation_limits;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -161,14 +162,23 @@ async fn execute(
     let (mut request, credentials, expires_at) =
         request_data(&state.app, request.data(request_id), peer, headers).await;
     state.documents.prepare(&mut request);
+    let max_root_fields = state.app.config.api_limits.max_root_fields;
+    let refused = operation_limits::refused(&mut request, max_root_fields);
     if sse::wants_event_stream(headers) {
         let caller = match credentials {
             Credentials::Actor(actor) => Some((actor, expires_at)),
             _ => None,
         };
-        return sse::respond(state, request_id, request, caller);
+        let responses = match refused {
+            Some(response) => futures_util::stream::once(async { response }).boxed(),
+            None => state.schema.execute_stream(request),
+        };
+        return sse::respond(state, request_id, responses, caller);
     }
-    let mut response = state.schema.execute(request).await;
+    let mut response = match refused {
+        Some(response) => response,
+        None => state.schema.execute(request).await,
+    };
     classify_response(&mut response, Some(request_id));
     let strict = accepts_graphql_response_json(headers);
     // A request error (nothing executed) has no data and errors without a path.

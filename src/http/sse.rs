@@ -30,15 +30,14 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-/// Runs the request and streams its results, until the caller's rights end (its API key
+/// Streams the results of a request, until the caller's rights end (its API key
 /// revoked, its end-user token expired: see `revocation`).
 pub fn respond(
     state: &HttpState,
     request_id: RequestId,
-    request: async_graphql::Request,
+    responses: BoxStream<'static, async_graphql::Response>,
     caller: Option<(Actor, Option<i64>)>,
 ) -> Response {
-    let responses = state.schema.execute_stream(request);
     let app = state.app.clone();
     let rights: BoxFuture<'static, Ended> = match caller {
         Some((actor, expires_at)) => {

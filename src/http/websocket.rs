@@ -8,7 +8,8 @@
 //! holds at most `WEFT_MAX_SUBSCRIPTIONS` subscriptions, a client that does not read for
 //! `WEFT_SEND_TIMEOUT_SECS` is closed (it resumes with `after`), and shutdown closes every
 //! socket with 1001. A socket opened with an API key or an end-user token is closed with
-//! 4403 when the key is revoked or the token expires.
+//! 4403 when the key is revoked or the token expires; one that sends no `connection_init`
+//! within 10 s is closed with 4408. Every operation passes `graphql::operation_limits`.
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -32,7 +33,7 @@ use super::revocation::rights_end;
 use super::{HttpState, RequestId};
 use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
-use crate::graphql::{WeftSchema, classify_response};
+use crate::graphql::{WeftSchema, classify_response, operation_limits};
 
 /// The largest frame or message a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 << 10;
@@ -109,24 +110,36 @@ fn requested_protocol(headers: &HeaderMap) -> Result<WebSocketProtocols, String>
         })
 }
 
-/// The schema, with every response's errors given their codes before they are sent.
+/// The schema behind the operation limits, with every response's errors given their codes
+/// before they are sent.
 #[derive(Clone)]
-struct Classified(WeftSchema, RequestId);
+struct Classified {
+    schema: WeftSchema,
+    request_id: RequestId,
+    max_root_fields: usize,
+}
 
 impl Executor for Classified {
-    async fn execute(&self, request: GraphQLRequest) -> GraphQLResponse {
-        let mut response = self.0.execute(request).await;
-        classify_response(&mut response, Some(self.1));
+    async fn execute(&self, mut request: GraphQLRequest) -> GraphQLResponse {
+        let mut response = match operation_limits::refused(&mut request, self.max_root_fields) {
+            Some(refused) => refused,
+            None => self.schema.execute(request).await,
+        };
+        classify_response(&mut response, Some(self.request_id));
         response
     }
 
     fn execute_stream(
         &self,
-        request: GraphQLRequest,
+        mut request: GraphQLRequest,
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, GraphQLResponse> {
-        let id = self.1;
-        Executor::execute_stream(&self.0, request, session_data)
+        let id = self.request_id;
+        let responses = match operation_limits::refused(&mut request, self.max_root_fields) {
+            Some(refused) => futures_util::stream::once(async { refused }).boxed(),
+            None => Executor::execute_stream(&self.schema, request, session_data),
+        };
+        responses
             .map(move |mut response| {
                 classify_response(&mut response, Some(id));
                 response
@@ -174,14 +187,17 @@ impl Session {
                 })
         };
         let refused = Arc::new(AtomicBool::new(false));
+        let initialised = Arc::new(AtomicBool::new(false));
         // The caller once `connection_init` has named it, and when its token expires.
         let (caller, mut accepted) = watch::channel(None);
         let on_init = {
             let refused = refused.clone();
+            let initialised = initialised.clone();
             let app = app.clone();
             let fallback = self.authorization.clone();
             let client = self.client.clone();
             move |payload: serde_json::Value| async move {
+                initialised.store(true, Ordering::Relaxed);
                 let presented = presented_authorization(&payload).or(fallback);
                 let credentials = credentials(&app, presented.as_deref()).await;
                 if credentials == Credentials::Invalid {
@@ -202,7 +218,11 @@ impl Session {
                 Ok(data)
             }
         };
-        let executor = Classified(self.state.schema.clone(), RequestId::new());
+        let executor = Classified {
+            schema: self.state.schema.clone(),
+            request_id: RequestId::new(),
+            max_root_fields: app.config.api_limits.max_root_fields,
+        };
         let outgoing =
             async_graphql::http::WebSocket::from_message_stream(executor, input, self.protocol)
                 .on_connection_init(on_init);
@@ -218,12 +238,24 @@ impl Session {
             rights_end(&app, actor, expires_at).await
         };
         let mut rights = std::pin::pin!(rights);
+        // graphql-ws's rule: no connection_init in time, 4408.
+        let init_deadline = tokio::time::sleep(app.config.realtime.init_timeout);
+        let mut init_deadline = std::pin::pin!(init_deadline);
+        let mut init_checked = false;
         loop {
             let message = tokio::select! {
                 biased;
                 () = stopped(&mut stop) => {
                     close(&mut sink, 1001, "the server is shutting down").await;
                     return;
+                }
+                () = &mut init_deadline, if !init_checked => {
+                    if !initialised.load(Ordering::Relaxed) {
+                        close(&mut sink, 4408, "Connection initialisation timeout").await;
+                        return;
+                    }
+                    init_checked = true;
+                    continue;
                 }
                 ended = &mut rights => {
                     close(&mut sink, 4403, ended.reason()).await;

@@ -1,15 +1,17 @@
-//! Registration and login.
+//! Registration and login. Password hashing waits for its permit and runs without holding a
+//! pooled connection, so a flood of sign-ins cannot take the database away from anyone else;
+//! both are rate limited per client address (and login per email).
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::sessions::{self, Session};
 use crate::app::App;
 use crate::audit::{self, AuditEntry};
-use crate::auth::{Actor, ClientInfo};
+use crate::auth::{Actor, ClientInfo, rate_limit};
 use crate::db::models::User;
 use crate::db::schema::users;
 use crate::error::{AppError, AppResult};
@@ -30,16 +32,16 @@ struct NewUser {
 }
 
 /// Creates an account and opens its first session. A taken email is CONFLICT.
-pub async fn register(
-    app: &App,
-    conn: &mut AsyncPgConnection,
-    client: &ClientInfo,
-    input: RegisterInput,
-) -> AppResult<Session> {
+pub async fn register(app: &App, client: &ClientInfo, input: RegisterInput) -> AppResult<Session> {
     let email = validate::email("email", &input.email)?;
     validate::password("password", &input.password)?;
     let name = validate::name("name", &input.name, 255)?;
+    app.auth
+        .limiter
+        .attempt(rate_limit::REGISTER, None, client.ip.as_deref())
+        .await?;
     let password_hash = app.auth.hasher.hash(&input.password).await?;
+    let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
         let inserted: Option<User> = diesel::insert_into(users::table)
             .values(NewUser {
@@ -76,34 +78,37 @@ pub async fn register(
 }
 
 /// Checks the password and opens a session. An unknown email, an inactive account and a
-/// wrong password give the same answer after the same work; failures are rate limited per
-/// email and per client address.
+/// wrong password give the same answer after the same work; attempts are rate limited per
+/// email and per client address, and a success gives its attempt back.
 pub async fn login(
     app: &App,
-    conn: &mut AsyncPgConnection,
     client: &ClientInfo,
     email: &str,
     password: &str,
 ) -> AppResult<Session> {
     let email = email.trim().to_lowercase();
     let ip = client.ip.as_deref();
-    app.auth.limiter.check(&email, ip).await?;
-    let user: Option<User> = users::table
-        .filter(users::email.eq(&email))
-        .filter(users::is_active.eq(true))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?;
+    let rule = app.auth.limiter.login_rule();
+    app.auth.limiter.attempt(rule, Some(&email), ip).await?;
+    let user: Option<User> = {
+        let mut conn = app.pool.get().await?;
+        users::table
+            .filter(users::email.eq(&email))
+            .filter(users::is_active.eq(true))
+            .select(User::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?
+    };
     let matched = app
         .auth
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
     let Some(user) = user.filter(|_| matched) else {
-        app.auth.limiter.record_failure(&email, ip).await;
         return Err(AppError::InvalidCredentials);
     };
+    let mut conn = app.pool.get().await?;
     let session = conn
         .transaction(async |conn| {
             let user: User = diesel::update(users::table.find(user.id))
@@ -129,6 +134,6 @@ pub async fn login(
             Ok::<_, AppError>(session)
         })
         .await?;
-    app.auth.limiter.reset(&email).await;
+    app.auth.limiter.succeeded(rule, Some(&email), ip).await;
     Ok(session)
 }

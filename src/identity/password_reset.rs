@@ -11,7 +11,7 @@ use super::sessions;
 use crate::app::App;
 use crate::audit::{self, AuditEntry};
 use crate::auth::tokens::{hash_token, new_opaque_token};
-use crate::auth::{Actor, ClientInfo};
+use crate::auth::{Actor, ClientInfo, rate_limit};
 use crate::db::schema::{password_resets, users};
 use crate::error::{AppError, AppResult};
 use crate::validate;
@@ -36,6 +36,14 @@ pub async fn request(
     email: &str,
 ) -> AppResult<()> {
     let email = email.trim().to_lowercase();
+    app.auth
+        .limiter
+        .attempt(
+            rate_limit::RESET_REQUEST,
+            Some(&email),
+            client.ip.as_deref(),
+        )
+        .await?;
     let user: Option<(Uuid, String)> = users::table
         .filter(users::email.eq(&email))
         .filter(users::is_active.eq(true))
@@ -91,16 +99,35 @@ pub async fn request(
 }
 
 /// Sets a new password with a reset token (once), and revokes every session of the account.
+/// The token is checked before the new password is hashed, and no pooled connection is held
+/// while it is.
 pub async fn reset(
     app: &App,
-    conn: &mut AsyncPgConnection,
     client: &ClientInfo,
     token: &str,
     new_password: &str,
 ) -> AppResult<()> {
+    app.auth
+        .limiter
+        .attempt(rate_limit::RESET, None, client.ip.as_deref())
+        .await?;
     validate::password("newPassword", new_password)?;
-    let password_hash = app.auth.hasher.hash(new_password).await?;
     let hash = hash_token(token);
+    let invalid = || AppError::bad_input("token", "the reset token is invalid or expired");
+    {
+        let mut conn = app.pool.get().await?;
+        let live: Option<Uuid> = password_resets::table
+            .filter(password_resets::token_hash.eq(&hash))
+            .filter(password_resets::used_at.is_null())
+            .filter(password_resets::expires_at.gt(Utc::now()))
+            .select(password_resets::id)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        live.ok_or_else(invalid)?;
+    }
+    let password_hash = app.auth.hasher.hash(new_password).await?;
+    let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
         let user_id: Option<Uuid> = diesel::update(password_resets::table)
             .filter(password_resets::token_hash.eq(&hash))
@@ -111,8 +138,8 @@ pub async fn reset(
             .get_result(conn)
             .await
             .optional()?;
-        let user_id = user_id
-            .ok_or_else(|| AppError::bad_input("token", "the reset token is invalid or expired"))?;
+        // Used or expired meanwhile: the UPDATE above is the one that counts.
+        let user_id = user_id.ok_or_else(invalid)?;
         diesel::update(users::table.find(user_id))
             .set(users::password_hash.eq(&password_hash))
             .execute(conn)

@@ -80,6 +80,10 @@ pub async fn refresh(
     client: &ClientInfo,
     token: &str,
 ) -> AppResult<Session> {
+    app.auth
+        .limiter
+        .attempt(crate::auth::rate_limit::REFRESH, None, client.ip.as_deref())
+        .await?;
     let hash = hash_token(token);
     let outcome = conn
         .transaction(async |conn| {

@@ -18,6 +18,8 @@ pub struct RealtimeConfig {
     pub max_subscriptions_per_connection: usize,
     pub send_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// A WebSocket that has not sent `connection_init` within this is closed with 4408.
+    pub init_timeout: Duration,
     /// Events buffered per stream in this process for subscribers that are behind; one
     /// further behind is caught up from the retained stream. Allocated per stream with a
     /// subscriber (about 48 bytes an event), so it stays small.
@@ -32,6 +34,7 @@ impl Default for RealtimeConfig {
             max_subscriptions_per_connection: 100,
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            init_timeout: Duration::from_secs(10),
             fanout_buffer: 256,
         }
     }
@@ -71,6 +74,7 @@ impl RealtimeConfig {
                 "WEFT_SHUTDOWN_TIMEOUT",
                 defaults.shutdown_timeout.as_secs(),
             )?),
+            init_timeout: defaults.init_timeout,
             fanout_buffer: defaults.fanout_buffer,
         })
     }

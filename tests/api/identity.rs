@@ -402,7 +402,7 @@ async fn rate_limit_counters_live_in_redis_under_the_instance_prefix() {
     };
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}login-fail:*"))
+        .arg(format!("{prefix}limit:login:*"))
         .query_async(&mut conn)
         .await
         .unwrap();
@@ -416,4 +416,89 @@ async fn rate_limit_counters_live_in_redis_under_the_instance_prefix() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+/// A document of `n` aliases of one mutation field.
+fn aliased(n: usize, field: &str) -> String {
+    let fields: Vec<String> = (0..n).map(|i| format!("a{i}: {field}")).collect();
+    format!("mutation {{ {} }}", fields.join(" "))
+}
+
+/// The codes of an answer's errors, in order.
+fn codes(answer: &serde_json::Value) -> Vec<String> {
+    answer["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["extensions"]["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn aliased_reset_requests_count_one_by_one_across_documents() {
+    let server = TestServer::start().await;
+    register(&server, "victim@example.com").await;
+    // Four documents of ten aliases (the most root fields a document may have).
+    let mut limited = Vec::new();
+    for _ in 0..4 {
+        let answer = server
+            .graphql(
+                &aliased(10, "requestPasswordReset(email: \"victim@example.com\")"),
+                json!({}),
+            )
+            .await;
+        limited.extend(codes(&answer));
+    }
+    assert_eq!(limited.len(), 37, "{limited:?}");
+    assert!(limited.iter().all(|c| c == "RATE_LIMITED"), "{limited:?}");
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM password_resets").await,
+        3,
+        "three mails, not forty"
+    );
+}
+
+#[tokio::test]
+async fn reset_tokens_and_registrations_are_limited_per_address() {
+    let server = TestServer::start().await;
+    let mut codes_seen = Vec::new();
+    for n in [10, 10, 5] {
+        let answer = server
+            .graphql(
+                &aliased(
+                    n,
+                    "resetPassword(input: { token: \"guess\", newPassword: \"a long new password\" })",
+                ),
+                json!({}),
+            )
+            .await;
+        codes_seen.extend(codes(&answer));
+    }
+    let codes = codes_seen;
+    assert_eq!(codes.len(), 25);
+    assert!(
+        codes[..20].iter().all(|c| c == "BAD_USER_INPUT"),
+        "{codes:?}"
+    );
+    assert!(codes[20..].iter().all(|c| c == "RATE_LIMITED"), "{codes:?}");
+
+    for i in 0..20 {
+        register(&server, &format!("user{i}@example.com")).await;
+    }
+    let refused = server
+        .graphql(
+            "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+            json!({ "i": { "email": "one-more@example.com", "password": PASSWORD, "name": "x" } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "RATE_LIMITED");
+    assert_eq!(
+        server
+            .scalar("SELECT count(*) FROM users WHERE email = 'one-more@example.com'")
+            .await,
+        0
+    );
 }

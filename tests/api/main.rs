@@ -16,6 +16,7 @@ mod execution;
 mod files;
 mod identity;
 mod knowledge;
+mod limits;
 mod live;
 mod llm;
 mod migrations;
