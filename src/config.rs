@@ -25,6 +25,8 @@
 //!   `WEFT_SHUTDOWN_TIMEOUT`: streams and live connections (see `realtime::config`).
 //! - `WEFT_ALLOWED_ORIGINS`: browser origins allowed by CORS and the WebSocket check (see
 //!   `http::origins`).
+//! - `WEFT_TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For` names the client (see
+//!   `http::proxies`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
 //!   `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see `engine::config`).
 //! - `WEFT_HTTP_ALLOWED_NETWORKS`: private networks outbound requests may reach (see
@@ -38,6 +40,7 @@ use std::time::Duration;
 use crate::auth::rate_limit::Limits;
 pub use crate::engine::config::EngineConfig;
 pub use crate::http::origins::AllowedOrigins;
+pub use crate::http::proxies::TrustedProxies;
 pub use crate::outbound::OutboundConfig;
 pub use crate::realtime::config::RealtimeConfig;
 use crate::secrets::{self, Secret};
@@ -104,6 +107,8 @@ pub struct Config {
     pub realtime: RealtimeConfig,
     /// Browser origins allowed besides the server's own (CORS, WebSocket).
     pub allowed_origins: AllowedOrigins,
+    /// Reverse proxies whose `X-Forwarded-For` gives the client address.
+    pub trusted_proxies: TrustedProxies,
     /// What requests to URLs a workspace controls may reach.
     pub outbound: OutboundConfig,
     pub engine: EngineConfig,
@@ -239,6 +244,7 @@ impl Config {
 
         let realtime = RealtimeConfig::from_vars(var).map_err(ConfigError)?;
         let allowed_origins = AllowedOrigins::from_vars(var);
+        let trusted_proxies = TrustedProxies::from_vars(var).map_err(ConfigError)?;
         let outbound = OutboundConfig::from_vars(var).map_err(ConfigError)?;
         let engine = EngineConfig::from_vars(var).map_err(ConfigError)?;
 
@@ -262,6 +268,7 @@ impl Config {
             uploads,
             realtime,
             allowed_origins,
+            trusted_proxies,
             outbound,
             engine,
         })
@@ -295,6 +302,7 @@ impl Config {
             uploads: UploadLimits::default(),
             realtime: RealtimeConfig::default(),
             allowed_origins: AllowedOrigins::default(),
+            trusted_proxies: TrustedProxies::default(),
             // Tests talk to model and HTTP servers of their own on this machine; tests of the
             // guard itself set this back to nothing.
             outbound: OutboundConfig {

@@ -71,11 +71,16 @@ pub fn end_user_token_expiry(app: &App, authorization: Option<&str>) -> Option<i
         .map(|claims| claims.exp)
 }
 
-/// The client as seen from here: the TCP peer (proxies' forwarding headers are not trusted)
-/// and the user agent.
-pub fn client_info(peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+/// The client as seen from here: the TCP peer, or the address a trusted proxy forwarded
+/// for (`WEFT_TRUSTED_PROXIES`), and the user agent.
+pub fn client_info(app: &App, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
     ClientInfo {
-        ip: Some(peer.ip().to_string()),
+        ip: Some(
+            app.config
+                .trusted_proxies
+                .client_address(peer, headers)
+                .to_string(),
+        ),
         user_agent: headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -109,7 +114,7 @@ pub async fn request_data(
     let loader = loader_for(app, credentials);
     let request = request
         .data(credentials)
-        .data(client_info(peer, headers))
+        .data(client_info(app, peer, headers))
         .data(loader);
     (request, credentials, expires_at)
 }

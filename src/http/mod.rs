@@ -7,6 +7,7 @@ mod graphiql;
 mod graphql;
 mod health;
 pub mod origins;
+pub mod proxies;
 mod request_id;
 mod revocation;
 mod sse;

@@ -74,7 +74,7 @@ pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Re
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let client = client_info(peer, &headers);
+    let client = client_info(&state.app, peer, &headers);
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
         .read_buffer_size(4096)

@@ -502,3 +502,49 @@ async fn reset_tokens_and_registrations_are_limited_per_address() {
         0
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_limits_count_the_forwarded_client() {
+    let server = TestServer::start_with(|c| {
+        c.login_limits.per_ip = 2;
+        c.trusted_proxies = weft::config::TrustedProxies::new(vec![
+            weft::outbound::Network::parse("127.0.0.1").unwrap(),
+        ]);
+    })
+    .await;
+    let login_from = |client: &'static str, email: &'static str| {
+        server
+            .client
+            .post(server.url("/graphql"))
+            .header("x-forwarded-for", format!("{client}, 127.0.0.1"))
+            .json(&json!({
+                "query": "mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                "variables": { "i": { "email": email, "password": "guess guess" } }
+            }))
+            .send()
+    };
+    for email in ["a@example.com", "b@example.com"] {
+        let answer: Value = login_from("198.51.100.1", email)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(error_code(&answer), "UNAUTHENTICATED");
+    }
+    let limited: Value = login_from("198.51.100.1", "c@example.com")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&limited), "RATE_LIMITED");
+    // Another client behind the same proxy is not locked out with it.
+    let other: Value = login_from("198.51.100.2", "c@example.com")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(error_code(&other), "UNAUTHENTICATED");
+}
