@@ -22,19 +22,11 @@ impl TrustedProxies {
 
     /// Reads `WEFT_TRUSTED_PROXIES` through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<TrustedProxies, String> {
-        let Some(list) = var("WEFT_TRUSTED_PROXIES") else {
-            return Ok(TrustedProxies::default());
-        };
-        list.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| {
-                Network::parse(s).ok_or_else(|| {
-                    format!("WEFT_TRUSTED_PROXIES: {s:?} is not an address or a CIDR network")
-                })
-            })
-            .collect::<Result<_, _>>()
-            .map(TrustedProxies)
+        const NAME: &str = "WEFT_TRUSTED_PROXIES";
+        match var(NAME) {
+            Some(list) => Network::parse_list(NAME, &list).map(TrustedProxies),
+            None => Ok(TrustedProxies::default()),
+        }
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {

@@ -33,19 +33,9 @@ pub struct OutboundConfig {
 impl OutboundConfig {
     /// Reads `WEFT_HTTP_ALLOWED_NETWORKS` through `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<OutboundConfig, String> {
-        let allowed = match var("WEFT_HTTP_ALLOWED_NETWORKS") {
-            Some(list) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    Network::parse(s).ok_or_else(|| {
-                        format!(
-                            "WEFT_HTTP_ALLOWED_NETWORKS: {s:?} is not an address or a CIDR network"
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
+        const NAME: &str = "WEFT_HTTP_ALLOWED_NETWORKS";
+        let allowed = match var(NAME) {
+            Some(list) => Network::parse_list(NAME, &list)?,
             None => Vec::new(),
         };
         Ok(OutboundConfig { allowed })

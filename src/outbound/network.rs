@@ -10,6 +10,18 @@ pub struct Network {
 }
 
 impl Network {
+    /// A comma-separated list of addresses and networks, as the variable `name` holds it.
+    pub fn parse_list(name: &str, list: &str) -> Result<Vec<Network>, String> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                Network::parse(s)
+                    .ok_or_else(|| format!("{name}: {s:?} is not an address or a CIDR network"))
+            })
+            .collect()
+    }
+
     pub fn parse(text: &str) -> Option<Network> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
