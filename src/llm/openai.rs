@@ -71,7 +71,15 @@ impl OpenAiClient {
                 .map_err(|_| LlmError::Timeout(self.timeout))?
                 .map_err(|e| LlmError::Transport(without_url(&e)))?;
             let (events, done) = match piece {
-                Some(bytes) => (reader.feed(&bytes), false),
+                Some(bytes) => (
+                    reader.feed(&bytes).map_err(|_| {
+                        LlmError::Protocol(format!(
+                            "a stream event is larger than {} bytes",
+                            super::sse::MAX_EVENT_BYTES
+                        ))
+                    })?,
+                    false,
+                ),
                 None => (reader.finish().into_iter().collect(), true),
             };
             for data in events {
@@ -109,11 +117,23 @@ impl OpenAiClient {
         inputs: &[String],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({ "model": model, "input": inputs });
-        let response = self.send("embeddings", &body).await?;
-        let bytes = tokio::time::timeout(self.timeout, response.bytes())
-            .await
-            .map_err(|_| LlmError::Timeout(self.timeout))?
-            .map_err(|e| LlmError::Transport(without_url(&e)))?;
+        let mut response = self.send("embeddings", &body).await?;
+        // Room for the vectors asked for (up to 8,192 dimensions as JSON), and no more.
+        let limit = EMBEDDINGS_BASE_BYTES + inputs.len() * EMBEDDING_BYTES;
+        let mut bytes = Vec::new();
+        loop {
+            let piece = tokio::time::timeout(self.timeout, response.chunk())
+                .await
+                .map_err(|_| LlmError::Timeout(self.timeout))?
+                .map_err(|e| LlmError::Transport(without_url(&e)))?;
+            let Some(piece) = piece else { break };
+            bytes.extend_from_slice(&piece);
+            if bytes.len() > limit {
+                return Err(LlmError::Protocol(format!(
+                    "the embeddings answer is larger than {limit} bytes"
+                )));
+            }
+        }
         let answer: Value = serde_json::from_slice(&bytes)
             .map_err(|e| LlmError::Protocol(format!("the embeddings answer is not JSON: {e}")))?;
         let mut rows: Vec<(usize, Vec<f32>)> = answer["data"]
@@ -203,6 +223,10 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
         message,
     })
 }
+
+/// The room an embeddings answer may take: its envelope, and each vector.
+const EMBEDDINGS_BASE_BYTES: usize = 64 * 1024;
+const EMBEDDING_BYTES: usize = 8192 * 24;
 
 /// The most of an error answer read.
 const ERROR_BODY_LIMIT: usize = 16 * 1024;
