@@ -110,7 +110,10 @@ pub async fn request_data(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let credentials = credentials(app, authorization).await;
-    let expires_at = end_user_token_expiry(app, authorization);
+    let expires_at = match credentials {
+        Credentials::Actor(Actor::EndUser { .. }) => end_user_token_expiry(app, authorization),
+        _ => None,
+    };
     let loader = loader_for(app, credentials);
     let request = request
         .data(credentials)

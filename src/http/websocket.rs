@@ -31,7 +31,7 @@ use tokio::sync::{Semaphore, watch};
 use super::auth::{client_info, credentials, end_user_token_expiry, loader_for};
 use super::revocation::rights_end;
 use super::{HttpState, RequestId};
-use crate::auth::Credentials;
+use crate::auth::{Actor, Credentials};
 use crate::graphql::subscription::SubscriptionBudget;
 use crate::graphql::{WeftSchema, classify_response, operation_limits};
 
@@ -205,7 +205,10 @@ impl Session {
                     return Err("Forbidden".into());
                 }
                 if let Credentials::Actor(actor) = credentials {
-                    let expires_at = end_user_token_expiry(&app, presented.as_deref());
+                    let expires_at = match actor {
+                        Actor::EndUser { .. } => end_user_token_expiry(&app, presented.as_deref()),
+                        _ => None,
+                    };
                     caller.send_replace(Some((actor, expires_at)));
                 }
                 let loader = loader_for(&app, credentials);
