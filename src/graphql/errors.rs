@@ -22,9 +22,14 @@ pub fn classify_response(response: &mut Response, request_id: Option<RequestId>)
 /// Sets `extensions.code` (and `field`, `requestId` where they apply) on one error.
 pub fn classify(error: &mut ServerError, request_id: Option<RequestId>) {
     let source_arc = error.source.clone();
-    let source = source_arc
-        .as_deref()
-        .and_then(|s| s.downcast_ref::<AppError>());
+    // Loaders fail with an `Arc<AppError>` (their errors are shared by every key of a
+    // batch); it is the same error.
+    let source = source_arc.as_deref().and_then(|s| {
+        s.downcast_ref::<AppError>().or_else(|| {
+            s.downcast_ref::<std::sync::Arc<AppError>>()
+                .map(|a| a.as_ref())
+        })
+    });
     let code = source.map_or("BAD_USER_INPUT", AppError::code);
     let extensions = error.extensions.get_or_insert_with(Default::default);
     if extensions.get("code").is_some() {
@@ -61,6 +66,21 @@ mod tests {
     fn internal_errors_show_a_generic_message_and_the_request_id() {
         let id = RequestId::new();
         let mut error = server_error(AppError::internal(std::io::Error::other("password=x")));
+        classify(&mut error, Some(id));
+        assert_eq!(error.message, "internal error");
+        assert_eq!(extension(&error, "code"), Some(Value::from("INTERNAL")));
+        assert_eq!(
+            extension(&error, "requestId"),
+            Some(Value::from(id.to_string()))
+        );
+    }
+
+    #[test]
+    fn a_loader_failure_is_internal_with_the_request_id() {
+        let id = RequestId::new();
+        let shared = std::sync::Arc::new(AppError::internal("connection reset"));
+        let mut error =
+            async_graphql::Error::new_with_source(shared).into_server_error(Pos::default());
         classify(&mut error, Some(id));
         assert_eq!(error.message, "internal error");
         assert_eq!(extension(&error, "code"), Some(Value::from("INTERNAL")));
