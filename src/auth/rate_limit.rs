@@ -108,7 +108,8 @@ impl RateLimiter {
         self.login
     }
 
-    fn keys(&self, rule: Rule, email: Option<&str>, ip: Option<&str>) -> Vec<(String, u32)> {
+    /// The counters an attempt counts against: (key, allowance, whether it is the email's).
+    fn keys(&self, rule: Rule, email: Option<&str>, ip: Option<&str>) -> Vec<(String, u32, bool)> {
         let mut keys = Vec::new();
         if let (Some(limit), Some(email)) = (rule.per_email, email) {
             // Emails are not written to Redis in clear.
@@ -116,10 +117,15 @@ impl RateLimiter {
             keys.push((
                 format!("{}limit:{}:email:{email}", self.prefix, rule.name),
                 limit,
+                true,
             ));
         }
         if let (Some(limit), Some(ip)) = (rule.per_ip, ip) {
-            keys.push((format!("{}limit:{}:ip:{ip}", self.prefix, rule.name), limit));
+            keys.push((
+                format!("{}limit:{}:ip:{ip}", self.prefix, rule.name),
+                limit,
+                false,
+            ));
         }
         keys
     }
@@ -133,7 +139,7 @@ impl RateLimiter {
         ip: Option<&str>,
     ) -> AppResult<()> {
         let mut over = false;
-        for (key, limit) in self.keys(rule, email, ip) {
+        for (key, limit, _) in self.keys(rule, email, ip) {
             if self.take(&key, rule.window).await > limit {
                 over = true;
             }
@@ -148,8 +154,7 @@ impl RateLimiter {
     /// Gives back an attempt that succeeded: the email's count is forgotten, the address's
     /// lowered by one (only failures should use up an allowance).
     pub async fn succeeded(&self, rule: Rule, email: Option<&str>, ip: Option<&str>) {
-        for (key, _) in self.keys(rule, email, ip) {
-            let is_email = key.contains(":email:");
+        for (key, _, is_email) in self.keys(rule, email, ip) {
             match &self.broker {
                 Broker::Redis { commands, .. } => {
                     let mut conn = commands.clone();

@@ -90,15 +90,10 @@ impl ListName {
                 name_column: Some("title"),
                 status_column: "status",
             },
+            // An application's conversations, under their end user instead.
             ListName::EndUserConversations => ListSpec {
-                table: "conversations",
                 parent: "end_user_id",
-                key: "updated_at",
-                key_kind: KeyKind::Time,
-                ascending: false,
-                soft_delete: true,
-                name_column: Some("title"),
-                status_column: "status",
+                ..ListName::ApplicationConversations.spec()
             },
             ListName::ConversationMessages => ListSpec {
                 table: "messages",

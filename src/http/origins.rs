@@ -11,11 +11,6 @@
 pub struct AllowedOrigins(Option<Vec<String>>);
 
 impl AllowedOrigins {
-    /// Any origin (`*`): for tests and open deployments.
-    pub fn any() -> AllowedOrigins {
-        AllowedOrigins(Some(vec!["*".into()]))
-    }
-
     /// These origins, as written in `WEFT_ALLOWED_ORIGINS`.
     pub fn list<S: AsRef<str>>(origins: &[S]) -> AllowedOrigins {
         AllowedOrigins(Some(
@@ -82,6 +77,6 @@ mod tests {
         );
         assert!(origins.allows("http://x:3000", None));
         assert!(!origins.allows("https://other.example", Some("api.example")));
-        assert!(AllowedOrigins::any().allows("https://whatever", None));
+        assert!(AllowedOrigins::list(&["*"]).allows("https://whatever", None));
     }
 }
