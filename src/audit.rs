@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::{Actor, ClientInfo};
-use crate::db::schema::audit_logs;
+use crate::db::schema::{audit_logs, workspaces};
 use crate::error::AppResult;
 use crate::validate::truncate;
 
@@ -68,5 +68,36 @@ pub async fn record(
         })
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Writes a change to a team (its members, its invitations) into the trail of each of its
+/// workspaces, where `Workspace.auditLogs` shows it; a team without workspaces gets one row
+/// with none. Call it inside the mutation's transaction.
+pub async fn record_for_team(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    team_id: Uuid,
+    entry: AuditEntry<'_>,
+) -> AppResult<()> {
+    let workspaces: Vec<Uuid> = workspaces::table
+        .filter(workspaces::team_id.eq(team_id))
+        .select(workspaces::id)
+        .load(conn)
+        .await?;
+    if workspaces.is_empty() {
+        return record(conn, actor, client, entry).await;
+    }
+    for workspace_id in workspaces {
+        let entry = AuditEntry {
+            workspace_id: Some(workspace_id),
+            action: entry.action,
+            resource_type: entry.resource_type,
+            resource_id: entry.resource_id,
+            metadata: entry.metadata.clone(),
+        };
+        record(conn, actor, client, entry).await?;
+    }
     Ok(())
 }

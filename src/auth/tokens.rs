@@ -19,7 +19,8 @@ const END_USER_AUDIENCE: &str = "weft-end-user";
 /// How long an access token is valid.
 pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
-/// The claims of both kinds of token; only end-user tokens carry `app` and `key`.
+/// The claims of both kinds of token; only end-user tokens carry `app` and `key`, only
+/// access tokens `sid` (the session, i.e. the refresh-token family, they were issued for).
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     iss: String,
@@ -32,6 +33,18 @@ struct Claims {
     app: Option<Uuid>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sid: Option<Uuid>,
+}
+
+/// What an access token says: this user, in this session, until `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessClaims {
+    pub user_id: Uuid,
+    /// The session (refresh-token family) it was issued for; logging out of it, or a
+    /// password reset, ends it.
+    pub session_id: Option<Uuid>,
+    pub exp: i64,
 }
 
 /// What an end-user token says: this end user of this application, by that API key.
@@ -79,8 +92,7 @@ impl TokenSigner {
         audience: &str,
         sub: Uuid,
         ttl: Duration,
-        app: Option<Uuid>,
-        key: Option<Uuid>,
+        (app, key, sid): (Option<Uuid>, Option<Uuid>, Option<Uuid>),
     ) -> AppResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
         let expires_at = now + ttl;
@@ -93,15 +105,21 @@ impl TokenSigner {
             jti: Uuid::new_v4(),
             app,
             key,
+            sid,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AppError::internal)?;
         Ok((token, expires_at))
     }
 
-    /// A new access token for `user_id` and when it expires.
-    pub fn issue(&self, user_id: Uuid) -> AppResult<(String, DateTime<Utc>)> {
-        self.sign(AUDIENCE, user_id, ACCESS_TOKEN_TTL, None, None)
+    /// A new access token for `user_id` in the session `session_id`, and when it expires.
+    pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> AppResult<(String, DateTime<Utc>)> {
+        self.sign(
+            AUDIENCE,
+            user_id,
+            ACCESS_TOKEN_TTL,
+            (None, None, Some(session_id)),
+        )
     }
 
     /// A new end-user token valid for `ttl`, and when it expires.
@@ -116,8 +134,7 @@ impl TokenSigner {
             END_USER_AUDIENCE,
             end_user_id,
             ttl,
-            Some(application_id),
-            Some(api_key_id),
+            (Some(application_id), Some(api_key_id), None),
         )
     }
 
@@ -136,12 +153,16 @@ impl TokenSigner {
         })
     }
 
-    /// The user an access token was issued to, or `None` for any token that is not a
-    /// currently valid access token of ours (all required claims present and checked).
-    pub fn verify(&self, token: &str) -> Option<Uuid> {
+    /// What a currently valid access token of ours says (all required claims present and
+    /// checked), or `None` for any other token.
+    pub fn verify(&self, token: &str) -> Option<AccessClaims> {
         jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .ok()
-            .map(|data| data.claims.sub)
+            .map(|data| AccessClaims {
+                user_id: data.claims.sub,
+                session_id: data.claims.sid,
+                exp: data.claims.exp,
+            })
     }
 }
 
@@ -170,8 +191,12 @@ mod tests {
         let a = signer(b"key-a-key-a-key-a-key-a-key-a-key-a");
         let b = signer(b"key-b-key-b-key-b-key-b-key-b-key-b");
         let user = Uuid::new_v4();
-        let (token, _) = a.issue(user).unwrap();
-        assert_eq!(a.verify(&token), Some(user));
+        let session = Uuid::new_v4();
+        let (token, expires_at) = a.issue(user, session).unwrap();
+        let claims = a.verify(&token).unwrap();
+        assert_eq!(claims.user_id, user);
+        assert_eq!(claims.session_id, Some(session));
+        assert_eq!(claims.exp, expires_at.timestamp());
         assert_eq!(b.verify(&token), None);
         assert_eq!(a.verify(&new_opaque_token()), None);
     }
@@ -189,7 +214,7 @@ mod tests {
         assert_eq!(claims.exp, expires_at.timestamp());
         assert_eq!(a.verify(&token), None, "not an access token");
         assert_eq!(b.verify_end_user(&token), None, "another key");
-        let (access, _) = a.issue(end_user).unwrap();
+        let (access, _) = a.issue(end_user, Uuid::new_v4()).unwrap();
         assert_eq!(a.verify_end_user(&access), None, "not an end-user token");
         let (expired, _) = a
             .issue_end_user(end_user, app, key, Duration::seconds(-1))

@@ -586,6 +586,7 @@ diesel::table! {
         accepted_by -> Nullable<Uuid>,
         invited_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 

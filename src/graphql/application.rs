@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::application::service::{self, ApplicationChanges, NewApplication};
 use crate::application::{api_keys, end_user_tokens};
 use crate::db::models::{ApiKey, Application};
+use crate::realtime::events::Event;
 
 pub struct ApplicationObject(pub Application);
 
@@ -275,17 +276,14 @@ pub async fn workspace_applications(
     .await
 }
 
-/// Tells every instance that a key (or every key of an application) no longer stands. The
-/// change is committed whatever happens here: requests are refused from now on, and a
-/// connection that misses the announcement finds out when its bus resynchronizes.
+/// Tells every instance that a key (or every key of an application) no longer stands.
 async fn announce_revocation(app: &App, application_id: Uuid, api_key_id: Option<Uuid>) {
-    if let Err(e) = app
-        .realtime
-        .access_revoked(application_id, api_key_id)
-        .await
-    {
-        tracing::warn!(error = %e, %application_id, "cannot announce a revocation to live connections");
-    }
+    app.realtime
+        .rights_changed(Event::AccessRevoked {
+            application_id,
+            api_key_id,
+        })
+        .await;
 }
 
 #[derive(InputObject)]

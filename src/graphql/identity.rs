@@ -195,7 +195,7 @@ impl IdentityMutation {
     /// Ends the session of a refresh token.
     async fn logout(&self, ctx: &Context<'_>, refresh_token: String) -> Result<bool> {
         let mut conn = conn(ctx.app()?).await?;
-        identity::logout(&mut conn, &ctx.client(), &refresh_token).await?;
+        identity::logout(ctx.app()?, &mut conn, &ctx.client(), &refresh_token).await?;
         Ok(true)
     }
 

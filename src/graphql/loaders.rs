@@ -292,6 +292,7 @@ impl Loader<PendingInvitationsOfTeam> for DbLoader {
             .filter(team_invitations::team_id.eq_any(ids(keys, |k| k.0)))
             .filter(team_invitations::team_id.eq_any(managed))
             .filter(team_invitations::accepted_at.is_null())
+            .filter(team_invitations::revoked_at.is_null())
             .filter(team_invitations::expires_at.gt(chrono::Utc::now()))
             .order(team_invitations::created_at.desc())
             .select(TeamInvitation::as_select())

@@ -14,6 +14,7 @@ mod file;
 mod identity;
 mod knowledge;
 pub mod lists;
+mod live_rights;
 pub mod loaders;
 mod message_event;
 pub mod operation_limits;

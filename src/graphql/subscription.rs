@@ -1,6 +1,7 @@
 //! The root `Subscription`: the five live views of API.md. Each checks that the caller may
 //! see what it asks for, then follows the replayable stream (messages, executions) or the
-//! feed (workspace runs, conversation messages, document progress).
+//! feed (workspace runs, conversation messages, document progress), ending with FORBIDDEN
+//! when a change of membership takes that right away (`live_rights`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,7 @@ use super::context::{ContextExt, conn};
 use super::conversation::MessageObject;
 use super::dataset::DocumentObject;
 use super::execution::{ExecutionEventObject, ExecutionRecordObject};
+use super::live_rights::{RightsWatch, Watched};
 use super::message_event::MessageEventObject;
 use crate::app::App;
 use crate::auth::Action;
@@ -100,9 +102,10 @@ impl SubscriptionRoot {
         let actor = ctx.actor()?;
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
+        let watch = RightsWatch::open(&app, actor).await;
         let message = visible_message(&mut *conn(&app).await?, actor, message_id).await?;
         let final_state = final_message(message);
-        replayed(
+        let events = replayed(
             ctx,
             &app,
             StreamKey::Message(message_id),
@@ -110,7 +113,8 @@ impl SubscriptionRoot {
             final_state,
             MessageEventObject,
         )
-        .await
+        .await?;
+        Ok(watch.guard(app, actor, Watched::Message(message_id), events))
     }
 
     /// The steps of a workflow run: events with `seq > after`, ending with
@@ -124,9 +128,10 @@ impl SubscriptionRoot {
         let actor = ctx.actor()?;
         let after = after_seq(after)?;
         let app = ctx.app()?.clone();
+        let watch = RightsWatch::open(&app, actor).await;
         let execution = visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
         let final_state = final_execution(execution);
-        replayed(
+        let events = replayed(
             ctx,
             &app,
             StreamKey::Execution(execution_id),
@@ -134,7 +139,8 @@ impl SubscriptionRoot {
             final_state,
             ExecutionEventObject,
         )
-        .await
+        .await?;
+        Ok(watch.guard(app, actor, Watched::Execution(execution_id), events))
     }
 
     /// Every status change of every execution in the workspace, from now on.
@@ -145,6 +151,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<ExecutionRecordObject>> + use<>> {
         let actor = ctx.actor()?;
         let app = ctx.app()?.clone();
+        let watch = RightsWatch::open(&app, actor).await;
         authorize_workspace(&mut *conn(&app).await?, actor, workspace_id, Action::Read).await?;
         let permit = reserve(ctx, &app)?;
         let channel = app.realtime.names().workspace_executions(workspace_id);
@@ -156,7 +163,12 @@ impl SubscriptionRoot {
             }
             _ => None,
         });
-        Ok(held(runs, guard))
+        Ok(watch.guard(
+            app,
+            actor,
+            Watched::Workspace(workspace_id),
+            held(runs, guard),
+        ))
     }
 
     /// Each new or finished message of the conversation, from now on.
@@ -167,6 +179,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<MessageObject>> + use<>> {
         let actor = ctx.actor()?;
         let app = ctx.app()?.clone();
+        let watch = RightsWatch::open(&app, actor).await;
         visible_conversation(&mut *conn(&app).await?, actor, conversation_id).await?;
         let permit = reserve(ctx, &app)?;
         let channel = app.realtime.names().conversation(conversation_id);
@@ -176,7 +189,8 @@ impl SubscriptionRoot {
             Event::MessageChanged { message } => Some(MessageObject((**message).clone())),
             _ => None,
         });
-        Ok(held(messages, guard))
+        let watched = Watched::Conversation(conversation_id);
+        Ok(watch.guard(app, actor, watched, held(messages, guard)))
     }
 
     /// The document as its indexing advances: its current state first, then each change,
@@ -188,6 +202,7 @@ impl SubscriptionRoot {
     ) -> Result<impl Stream<Item = Result<DocumentObject>> + use<>> {
         let actor = ctx.actor()?;
         let app = ctx.app()?.clone();
+        let watch = RightsWatch::open(&app, actor).await;
         visible_document(&mut *conn(&app).await?, actor, document_id).await?;
         let permit = reserve(ctx, &app)?;
         let channel = app.realtime.names().document(document_id);
@@ -195,7 +210,7 @@ impl SubscriptionRoot {
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
         let state = DocumentFeed {
-            app,
+            app: app.clone(),
             actor,
             document_id,
             feed,
@@ -206,7 +221,8 @@ impl SubscriptionRoot {
             let item = state.next().await?;
             Some((item, state))
         });
-        Ok(held(progress, guard))
+        let watched = Watched::Document(document_id);
+        Ok(watch.guard(app, actor, watched, held(progress, guard)))
     }
 }
 

@@ -20,9 +20,11 @@ use super::plugin::{InstalledPluginFilter, InstalledPluginObject, workspace_inst
 use super::prompt::{PromptTemplateFilter, PromptTemplateObject, workspace_prompt_templates};
 use super::provider::LlmProviderObject;
 use super::workflow::{WorkflowFilter, WorkflowObject, workspace_workflows};
+use crate::app::App;
 use crate::auth::Role;
 use crate::db::models::{Organization, Team, TeamInvitation, TeamMember, Workspace};
 use crate::error::AppError;
+use crate::realtime::events::Event;
 use crate::tenancy;
 
 fn role(text: &str) -> Result<Role> {
@@ -436,6 +438,10 @@ impl TeamInvitationObject {
     async fn accepted_at(&self) -> Option<DateTime<Utc>> {
         self.0.accepted_at
     }
+    /// When it was withdrawn (`revokeInvitation`, or its inviter leaving the team).
+    async fn revoked_at(&self) -> Option<DateTime<Utc>> {
+        self.0.revoked_at
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -598,6 +604,15 @@ impl TenancyMutation {
         Ok(TeamMemberObject(member))
     }
 
+    /// Withdraws an invitation not accepted yet (OWNER or ADMIN of its team): its token
+    /// stops working.
+    async fn revoke_invitation(&self, ctx: &Context<'_>, id: Uuid) -> Result<TeamInvitationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let invitation = tenancy::revoke_invitation(&mut conn, actor, &ctx.client(), id).await?;
+        Ok(TeamInvitationObject(invitation))
+    }
+
     /// Changes a member's role; a team keeps at least one OWNER.
     async fn update_team_member_role(
         &self,
@@ -605,7 +620,8 @@ impl TenancyMutation {
         input: UpdateTeamMemberRoleInput,
     ) -> Result<TeamMemberObject> {
         let actor = ctx.actor()?;
-        let mut conn = conn(ctx.app()?).await?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
         let member = tenancy::update_team_member_role(
             &mut conn,
             actor,
@@ -615,6 +631,7 @@ impl TenancyMutation {
             input.role,
         )
         .await?;
+        membership_changed(app, input.team_id, input.user_id).await;
         Ok(TeamMemberObject(member))
     }
 
@@ -625,7 +642,8 @@ impl TenancyMutation {
         input: RemoveTeamMemberInput,
     ) -> Result<bool> {
         let actor = ctx.actor()?;
-        let mut conn = conn(ctx.app()?).await?;
+        let app = ctx.app()?;
+        let mut conn = conn(app).await?;
         tenancy::remove_team_member(
             &mut conn,
             actor,
@@ -634,6 +652,14 @@ impl TenancyMutation {
             input.user_id,
         )
         .await?;
+        membership_changed(app, input.team_id, input.user_id).await;
         Ok(true)
     }
+}
+
+/// Tells the member's live subscriptions, on every instance, to check what they may still see.
+async fn membership_changed(app: &App, team_id: Uuid, user_id: Uuid) {
+    app.realtime
+        .rights_changed(Event::MembershipChanged { team_id, user_id })
+        .await;
 }

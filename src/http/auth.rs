@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use async_graphql::dataloader::DataLoader;
 use axum::http::{HeaderMap, header};
 
+use super::rights::Held;
+
 use crate::app::App;
 use crate::application::{api_keys, end_user_tokens};
 use crate::auth::{Actor, ClientInfo, Credentials};
@@ -14,61 +16,57 @@ use crate::graphql::viewer::Viewer;
 
 /// The credentials an `Authorization` header presents: an access token (JWT) of a user, an
 /// application's API key (`app-...`, looked up in the database), or an end-user token (a
-/// JWT whose API key is checked in the database).
-pub async fn credentials(app: &App, authorization: Option<&str>) -> Credentials {
+/// JWT whose API key is checked in the database); with them, for a live connection to
+/// follow, what the credential holds (its expiry, its session).
+pub async fn credentials(app: &App, authorization: Option<&str>) -> (Credentials, Option<Held>) {
     let Some(value) = authorization else {
-        return Credentials::Anonymous;
+        return (Credentials::Anonymous, None);
     };
     let token = match value.trim().split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => return Credentials::Invalid,
+        _ => return (Credentials::Invalid, None),
     };
-    if token.starts_with(api_keys::KEY_PREFIX) {
+    let (found, expires_at) = if token.starts_with(api_keys::KEY_PREFIX) {
         let found = match app.pool.get().await {
             Ok(mut conn) => api_keys::authenticate(&mut conn, token).await,
             Err(e) => Err(e.into()),
         };
-        return match found {
-            Ok(Some(actor)) => Credentials::Actor(actor),
-            Ok(None) => Credentials::Invalid,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot check an API key");
-                Credentials::Invalid
-            }
+        (found, None)
+    } else if let Some(claims) = app.auth.signer.verify(token) {
+        let actor = Actor::User {
+            user_id: claims.user_id,
         };
-    }
-    if let Some(user_id) = app.auth.signer.verify(token) {
-        return Credentials::Actor(Actor::User { user_id });
-    }
-    let Some(claims) = app.auth.signer.verify_end_user(token) else {
-        return Credentials::Invalid;
-    };
-    // Signed by us and not expired: its key must still stand.
-    let found = match app.pool.get().await {
-        Ok(mut conn) => end_user_tokens::authenticate(&mut conn, claims).await,
-        Err(e) => Err(e.into()),
+        let held = Held {
+            actor,
+            expires_at: Some(claims.exp),
+            session_id: claims.session_id,
+        };
+        return (Credentials::Actor(actor), Some(held));
+    } else if let Some(claims) = app.auth.signer.verify_end_user(token) {
+        // Signed by us and not expired: its key must still stand.
+        let found = match app.pool.get().await {
+            Ok(mut conn) => end_user_tokens::authenticate(&mut conn, claims).await,
+            Err(e) => Err(e.into()),
+        };
+        (found, Some(claims.exp))
+    } else {
+        return (Credentials::Invalid, None);
     };
     match found {
-        Ok(Some(actor)) => Credentials::Actor(actor),
-        Ok(None) => Credentials::Invalid,
+        Ok(Some(actor)) => {
+            let held = Held {
+                actor,
+                expires_at,
+                session_id: None,
+            };
+            (Credentials::Actor(actor), Some(held))
+        }
+        Ok(None) => (Credentials::Invalid, None),
         Err(e) => {
-            tracing::error!(error = %e, "cannot check an end-user token");
-            Credentials::Invalid
+            tracing::error!(error = %e, "cannot check an API key");
+            (Credentials::Invalid, None)
         }
     }
-}
-
-/// When the end-user token an `Authorization` value presents expires (seconds since the
-/// epoch); `None` for any other credential.
-pub fn end_user_token_expiry(app: &App, authorization: Option<&str>) -> Option<i64> {
-    let (scheme, token) = authorization?.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    app.auth
-        .signer
-        .verify_end_user(token.trim())
-        .map(|claims| claims.exp)
 }
 
 /// The client as seen from here: the TCP peer, or the address a trusted proxy forwarded
@@ -99,25 +97,21 @@ pub fn loader_for(app: &App, credentials: Credentials) -> std::sync::Arc<DataLoa
 }
 
 /// Adds the caller, the client and a per-request loader to a GraphQL request; returns it
-/// with the caller and, for an end-user token, when the token expires.
+/// with what the credential holds, for a live response to follow.
 pub async fn request_data(
     app: &std::sync::Arc<App>,
     request: async_graphql::Request,
     peer: SocketAddr,
     headers: &HeaderMap,
-) -> (async_graphql::Request, Credentials, Option<i64>) {
+) -> (async_graphql::Request, Option<Held>) {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let credentials = credentials(app, authorization).await;
-    let expires_at = match credentials {
-        Credentials::Actor(Actor::EndUser { .. }) => end_user_token_expiry(app, authorization),
-        _ => None,
-    };
+    let (credentials, held) = credentials(app, authorization).await;
     let loader = loader_for(app, credentials);
     let request = request
         .data(credentials)
         .data(client_info(app, peer, headers))
         .data(loader);
-    (request, credentials, expires_at)
+    (request, held)
 }

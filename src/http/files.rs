@@ -30,7 +30,7 @@ async fn serve(state: &HttpState, headers: &HeaderMap, id: &str) -> Result<Respo
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let actor = credentials(&state.app, authorization).await.actor()?;
+    let actor = credentials(&state.app, authorization).await.0.actor()?;
     let id = Uuid::parse_str(id).map_err(|_| AppError::NotFound("file"))?;
     let mut conn = state.app.pool.get().await?;
     let (file, bytes) = files::read(&mut conn, actor, &state.app.store, id).await?;

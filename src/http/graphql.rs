@@ -22,7 +22,6 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::auth::request_data;
 use super::{HttpState, RequestId, sse, websocket};
-use crate::auth::Credentials;
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
 use crate::graphql::operation_limits;
@@ -159,21 +158,17 @@ async fn execute(
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let (mut request, credentials, expires_at) =
+    let (mut request, held) =
         request_data(&state.app, request.data(request_id), peer, headers).await;
     state.documents.prepare(&mut request);
     let max_root_fields = state.app.config.api_limits.max_root_fields;
     let refused = operation_limits::refused(&mut request, max_root_fields);
     if sse::wants_event_stream(headers) {
-        let caller = match credentials {
-            Credentials::Actor(actor) => Some((actor, expires_at)),
-            _ => None,
-        };
         let responses = match refused {
             Some(response) => futures_util::stream::once(async { response }).boxed(),
             None => state.schema.execute_stream(request),
         };
-        return sse::respond(state, request_id, responses, caller);
+        return sse::respond(state, request_id, responses, held).await;
     }
     let mut response = match refused {
         Some(response) => response,

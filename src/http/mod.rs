@@ -9,7 +9,7 @@ mod health;
 pub mod origins;
 pub mod proxies;
 mod request_id;
-mod revocation;
+mod rights;
 mod sse;
 mod websocket;
 

@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
-use super::revocation::{Ended, rights_end};
+use super::rights::{Ended, Held, rights_end, still_held};
 use super::{HttpState, RequestId};
 use crate::auth::Actor;
 use crate::graphql::classify_response;
@@ -30,18 +30,28 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
         .any(|v| v.contains("text/event-stream"))
 }
 
-/// Streams the results of a request, until the caller's rights end (its API key
-/// revoked, its end-user token expired: see `revocation`).
-pub fn respond(
+/// Streams the results of a request, until the caller's rights end (its session ended, its
+/// API key revoked, its token expired: see `rights`). A builder's session already ended
+/// (an access token outlives its logout by up to 15 minutes) ends the stream before anything
+/// runs; an API key was checked just now.
+pub async fn respond(
     state: &HttpState,
     request_id: RequestId,
     responses: BoxStream<'static, async_graphql::Response>,
-    caller: Option<(Actor, Option<i64>)>,
+    held: Option<Held>,
 ) -> Response {
     let app = state.app.clone();
-    let rights: BoxFuture<'static, Ended> = match caller {
-        Some((actor, expires_at)) => {
-            Box::pin(async move { rights_end(&app, actor, expires_at).await })
+    let rights: BoxFuture<'static, Ended> = match held {
+        Some(held) => {
+            let checked = match held.actor {
+                Actor::User { .. } => still_held(&app, held).await,
+                Actor::ApiKey { .. } | Actor::EndUser { .. } => Ok(()),
+            };
+            match checked {
+                // Polled before the responses: nothing runs.
+                Err(ended) => Box::pin(std::future::ready(ended)),
+                Ok(()) => Box::pin(async move { rights_end(&app, held).await }),
+            }
         }
         None => Box::pin(std::future::pending()),
     };

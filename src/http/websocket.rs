@@ -7,8 +7,9 @@
 //! the connection, buffers are small (an idle subscription costs a few KiB), a connection
 //! holds at most `WEFT_MAX_SUBSCRIPTIONS` subscriptions, a client that does not read for
 //! `WEFT_SEND_TIMEOUT_SECS` is closed (it resumes with `after`), and shutdown closes every
-//! socket with 1001. A socket opened with an API key or an end-user token is closed with
-//! 4403 when the key is revoked or the token expires; one that sends no `connection_init`
+//! socket with 1001. A socket is closed with 4403 when its credential stops standing (see
+//! `rights`: token expiry, logout, password reset, key revocation), announced or found
+//! when it checks again before each new operation; one that sends no `connection_init`
 //! within 10 s is closed with 4408. Every operation passes `graphql::operation_limits`.
 
 use std::net::SocketAddr;
@@ -28,9 +29,10 @@ use futures_util::stream::{BoxStream, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
-use super::auth::{client_info, credentials, end_user_token_expiry, loader_for};
-use super::revocation::rights_end;
+use super::auth::{client_info, credentials, loader_for};
+use super::rights::{Ended, Held, rights_end, still_held};
 use super::{HttpState, RequestId};
+use crate::app::App;
 use crate::auth::{Actor, Credentials};
 use crate::graphql::subscription::SubscriptionBudget;
 use crate::graphql::{WeftSchema, classify_response, operation_limits};
@@ -110,13 +112,18 @@ fn requested_protocol(headers: &HeaderMap) -> Result<WebSocketProtocols, String>
         })
 }
 
-/// The schema behind the operation limits, with every response's errors given their codes
-/// before they are sent.
+/// The schema behind the operation limits and a check that the socket's credential still
+/// stands, with every response's errors given their codes before they are sent.
 #[derive(Clone)]
 struct Classified {
     schema: WeftSchema,
+    app: Arc<App>,
     request_id: RequestId,
     max_root_fields: usize,
+    /// The credential `connection_init` presented.
+    held: watch::Receiver<Option<Held>>,
+    /// Told when a check finds the credential gone; the socket then closes with 4403.
+    lost: Arc<watch::Sender<Option<Ended>>>,
 }
 
 impl Executor for Classified {
@@ -137,7 +144,28 @@ impl Executor for Classified {
         let id = self.request_id;
         let responses = match operation_limits::refused(&mut request, self.max_root_fields) {
             Some(refused) => futures_util::stream::once(async { refused }).boxed(),
-            None => Executor::execute_stream(&self.schema, request, session_data),
+            None => {
+                let (schema, app, lost) =
+                    (self.schema.clone(), self.app.clone(), self.lost.clone());
+                let held = *self.held.borrow();
+                let checked = async move {
+                    if let Some(held) = held
+                        && let Err(ended) = still_held(&app, held).await
+                    {
+                        lost.send_replace(Some(ended));
+                        let error = async_graphql::ServerError::new(ended.reason(), None);
+                        let mut response = GraphQLResponse::from_errors(vec![error]);
+                        response.errors[0].extensions = Some({
+                            let mut extensions = async_graphql::ErrorExtensionValues::default();
+                            extensions.set("code", "UNAUTHENTICATED");
+                            extensions
+                        });
+                        return futures_util::stream::once(async { response }).boxed();
+                    }
+                    Executor::execute_stream(&schema, request, session_data)
+                };
+                futures_util::stream::once(checked).flatten().boxed()
+            }
         };
         responses
             .map(move |mut response| {
@@ -188,8 +216,9 @@ impl Session {
         };
         let refused = Arc::new(AtomicBool::new(false));
         let initialised = Arc::new(AtomicBool::new(false));
-        // The caller once `connection_init` has named it, and when its token expires.
+        // What `connection_init` presented, once it has.
         let (caller, mut accepted) = watch::channel(None);
+        let (lost, mut lost_seen) = watch::channel(None);
         let on_init = {
             let refused = refused.clone();
             let initialised = initialised.clone();
@@ -199,17 +228,23 @@ impl Session {
             move |payload: serde_json::Value| async move {
                 initialised.store(true, Ordering::Relaxed);
                 let presented = presented_authorization(&payload).or(fallback);
-                let credentials = credentials(&app, presented.as_deref()).await;
-                if credentials == Credentials::Invalid {
+                let (credentials, held) = credentials(&app, presented.as_deref()).await;
+                // A builder's access token outlives the session it was issued for.
+                let withdrawn = match held {
+                    Some(
+                        held @ Held {
+                            actor: Actor::User { .. },
+                            ..
+                        },
+                    ) => still_held(&app, held).await.is_err(),
+                    _ => false,
+                };
+                if credentials == Credentials::Invalid || withdrawn {
                     refused.store(true, Ordering::Relaxed);
                     return Err("Forbidden".into());
                 }
-                if let Credentials::Actor(actor) = credentials {
-                    let expires_at = match actor {
-                        Actor::EndUser { .. } => end_user_token_expiry(&app, presented.as_deref()),
-                        _ => None,
-                    };
-                    caller.send_replace(Some((actor, expires_at)));
+                if held.is_some() {
+                    caller.send_replace(held);
                 }
                 let loader = loader_for(&app, credentials);
                 let budget = app.config.realtime.max_subscriptions_per_connection;
@@ -223,8 +258,11 @@ impl Session {
         };
         let executor = Classified {
             schema: self.state.schema.clone(),
+            app: app.clone(),
             request_id: RequestId::new(),
             max_root_fields: app.config.api_limits.max_root_fields,
+            held: accepted.clone(),
+            lost: Arc::new(lost),
         };
         let outgoing =
             async_graphql::http::WebSocket::from_message_stream(executor, input, self.protocol)
@@ -235,10 +273,20 @@ impl Session {
                 Ok(caller) => *caller,
                 Err(_) => None,
             };
-            let Some((actor, expires_at)) = caller else {
+            let Some(held) = caller else {
                 return std::future::pending().await;
             };
-            rights_end(&app, actor, expires_at).await
+            let withdrawn = async {
+                let ended = lost_seen.wait_for(Option::is_some).await.map(|e| *e);
+                match ended {
+                    Ok(ended) => ended.unwrap_or(Ended::Revoked),
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ended = rights_end(&app, held) => ended,
+                ended = withdrawn => ended,
+            }
         };
         let mut rights = std::pin::pin!(rights);
         // graphql-ws's rule: no connection_init in time, 4408.

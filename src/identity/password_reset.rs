@@ -128,37 +128,41 @@ pub async fn reset(
     }
     let password_hash = app.auth.hasher.hash(new_password).await?;
     let mut conn = app.pool.get().await?;
-    conn.transaction(async |conn| {
-        let user_id: Option<Uuid> = diesel::update(password_resets::table)
-            .filter(password_resets::token_hash.eq(&hash))
-            .filter(password_resets::used_at.is_null())
-            .filter(password_resets::expires_at.gt(Utc::now()))
-            .set(password_resets::used_at.eq(Utc::now()))
-            .returning(password_resets::user_id)
-            .get_result(conn)
-            .await
-            .optional()?;
-        // Used or expired meanwhile: the UPDATE above is the one that counts.
-        let user_id = user_id.ok_or_else(invalid)?;
-        diesel::update(users::table.find(user_id))
-            .set(users::password_hash.eq(&password_hash))
-            .execute(conn)
+    let user_id = conn
+        .transaction(async |conn| {
+            let user_id: Option<Uuid> = diesel::update(password_resets::table)
+                .filter(password_resets::token_hash.eq(&hash))
+                .filter(password_resets::used_at.is_null())
+                .filter(password_resets::expires_at.gt(Utc::now()))
+                .set(password_resets::used_at.eq(Utc::now()))
+                .returning(password_resets::user_id)
+                .get_result(conn)
+                .await
+                .optional()?;
+            // Used or expired meanwhile: the UPDATE above is the one that counts.
+            let user_id = user_id.ok_or_else(invalid)?;
+            diesel::update(users::table.find(user_id))
+                .set(users::password_hash.eq(&password_hash))
+                .execute(conn)
+                .await?;
+            let revoked = sessions::revoke_all(conn, user_id).await?;
+            audit::record(
+                conn,
+                Actor::User { user_id },
+                client,
+                AuditEntry {
+                    workspace_id: None,
+                    action: "user.password_reset",
+                    resource_type: "user",
+                    resource_id: Some(user_id),
+                    metadata: json!({ "revokedSessions": revoked }),
+                },
+            )
             .await?;
-        let revoked = sessions::revoke_all(conn, user_id).await?;
-        audit::record(
-            conn,
-            Actor::User { user_id },
-            client,
-            AuditEntry {
-                workspace_id: None,
-                action: "user.password_reset",
-                resource_type: "user",
-                resource_id: Some(user_id),
-                metadata: json!({ "revokedSessions": revoked }),
-            },
-        )
+            Ok::<_, AppError>(user_id)
+        })
         .await?;
-        Ok::<_, AppError>(())
-    })
-    .await
+    drop(conn);
+    sessions::ended(app, user_id, None).await;
+    Ok(())
 }

@@ -15,6 +15,7 @@ use crate::auth::{Actor, ClientInfo};
 use crate::db::models::User;
 use crate::db::schema::{refresh_tokens, users};
 use crate::error::{AppError, AppResult};
+use crate::realtime::events::Event;
 use crate::validate::truncate;
 
 /// How long a refresh token is valid.
@@ -61,7 +62,7 @@ pub(crate) async fn open(
         .returning(refresh_tokens::id)
         .get_result(conn)
         .await?;
-    let (access_token, access_token_expires_at) = app.auth.signer.issue(user.id)?;
+    let (access_token, access_token_expires_at) = app.auth.signer.issue(user.id, family_id)?;
     Ok((
         Session {
             user,
@@ -138,23 +139,39 @@ pub async fn refresh(
     match outcome {
         Some(session) => Ok(session),
         None => {
-            revoke_family_if_reused(conn, &hash).await?;
+            if let Some((user_id, family_id)) = revoke_family_if_reused(conn, &hash).await? {
+                ended(app, user_id, Some(family_id)).await;
+            }
             Err(AppError::Unauthenticated)
         }
     }
 }
 
+/// Tells live connections opened in the session `session_id` of `user_id` (with `None`: in
+/// any of its sessions) that it ended.
+pub(crate) async fn ended(app: &App, user_id: Uuid, session_id: Option<Uuid>) {
+    app.realtime
+        .rights_changed(Event::SessionsEnded {
+            user_id,
+            session_id,
+        })
+        .await;
+}
+
 /// A token that was rotated already is being presented again: someone holds a copy, so the
-/// whole family is revoked.
-async fn revoke_family_if_reused(conn: &mut AsyncPgConnection, hash: &str) -> AppResult<()> {
-    let reused: Option<Uuid> = refresh_tokens::table
+/// whole family is revoked. Returns the user and the family when it was.
+async fn revoke_family_if_reused(
+    conn: &mut AsyncPgConnection,
+    hash: &str,
+) -> AppResult<Option<(Uuid, Uuid)>> {
+    let reused: Option<(Uuid, Uuid)> = refresh_tokens::table
         .filter(refresh_tokens::token_hash.eq(hash))
         .filter(refresh_tokens::replaced_by.is_not_null())
-        .select(refresh_tokens::family_id)
+        .select((refresh_tokens::user_id, refresh_tokens::family_id))
         .first(conn)
         .await
         .optional()?;
-    if let Some(family_id) = reused {
+    if let Some((_, family_id)) = reused {
         let revoked = diesel::update(refresh_tokens::table)
             .filter(refresh_tokens::family_id.eq(family_id))
             .filter(refresh_tokens::revoked_at.is_null())
@@ -163,51 +180,57 @@ async fn revoke_family_if_reused(conn: &mut AsyncPgConnection, hash: &str) -> Ap
             .await?;
         tracing::warn!(%family_id, revoked, "a rotated refresh token was reused: session revoked");
     }
-    Ok(())
+    Ok(reused)
 }
 
-/// Ends the session the refresh token belongs to (its whole family). Always succeeds, so it
-/// tells nothing about the token.
+/// Ends the session the refresh token belongs to (its whole family), and the live
+/// connections opened in it. Always succeeds, so it tells nothing about the token.
 pub async fn logout(
+    app: &App,
     conn: &mut AsyncPgConnection,
     client: &ClientInfo,
     token: &str,
 ) -> AppResult<()> {
     let hash = hash_token(token);
-    conn.transaction(async |conn| {
-        let found: Option<(Uuid, Uuid)> = refresh_tokens::table
-            .filter(refresh_tokens::token_hash.eq(&hash))
-            .select((refresh_tokens::user_id, refresh_tokens::family_id))
-            .first(conn)
-            .await
-            .optional()?;
-        let Some((user_id, family_id)) = found else {
-            return Ok(());
-        };
-        let revoked = diesel::update(refresh_tokens::table)
-            .filter(refresh_tokens::family_id.eq(family_id))
-            .filter(refresh_tokens::revoked_at.is_null())
-            .set(refresh_tokens::revoked_at.eq(Utc::now()))
-            .execute(conn)
-            .await?;
-        if revoked > 0 {
-            audit::record(
-                conn,
-                Actor::User { user_id },
-                client,
-                AuditEntry {
-                    workspace_id: None,
-                    action: "session.logout",
-                    resource_type: "user",
-                    resource_id: Some(user_id),
-                    metadata: json!({ "family": family_id }),
-                },
-            )
-            .await?;
-        }
-        Ok::<_, AppError>(())
-    })
-    .await
+    let session = conn
+        .transaction(async |conn| {
+            let found: Option<(Uuid, Uuid)> = refresh_tokens::table
+                .filter(refresh_tokens::token_hash.eq(&hash))
+                .select((refresh_tokens::user_id, refresh_tokens::family_id))
+                .first(conn)
+                .await
+                .optional()?;
+            let Some((user_id, family_id)) = found else {
+                return Ok(None);
+            };
+            let revoked = diesel::update(refresh_tokens::table)
+                .filter(refresh_tokens::family_id.eq(family_id))
+                .filter(refresh_tokens::revoked_at.is_null())
+                .set(refresh_tokens::revoked_at.eq(Utc::now()))
+                .execute(conn)
+                .await?;
+            if revoked > 0 {
+                audit::record(
+                    conn,
+                    Actor::User { user_id },
+                    client,
+                    AuditEntry {
+                        workspace_id: None,
+                        action: "session.logout",
+                        resource_type: "user",
+                        resource_id: Some(user_id),
+                        metadata: json!({ "family": family_id }),
+                    },
+                )
+                .await?;
+            }
+            Ok::<_, AppError>(Some((user_id, family_id)))
+        })
+        .await?;
+    if let Some((user_id, family_id)) = session {
+        ended(app, user_id, Some(family_id)).await;
+    }
+    Ok(())
 }
 
 /// Revokes every refresh token of a user (after a password reset).
@@ -218,4 +241,25 @@ pub(crate) async fn revoke_all(conn: &mut AsyncPgConnection, user_id: Uuid) -> A
         .set(refresh_tokens::revoked_at.eq(Utc::now()))
         .execute(conn)
         .await?)
+}
+
+/// Whether the session (refresh-token family) `session_id` of `user_id` still stands: one
+/// of its tokens is neither revoked nor expired, and the account is active.
+pub async fn is_live(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> AppResult<bool> {
+    let found: Option<Uuid> = refresh_tokens::table
+        .inner_join(users::table)
+        .filter(refresh_tokens::family_id.eq(session_id))
+        .filter(refresh_tokens::user_id.eq(user_id))
+        .filter(refresh_tokens::revoked_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(Utc::now()))
+        .filter(users::is_active.eq(true))
+        .select(refresh_tokens::id)
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.is_some())
 }

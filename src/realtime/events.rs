@@ -36,6 +36,16 @@ pub enum Event {
         application_id: Uuid,
         api_key_id: Option<Uuid>,
     },
+    /// Between instances: a user's session ended (logout, a reused refresh token), or with
+    /// no session every session of the user (password reset): sockets opened with its
+    /// access tokens close.
+    SessionsEnded {
+        user_id: Uuid,
+        session_id: Option<Uuid>,
+    },
+    /// Between instances: a user's membership of a team changed (removed, left, new role):
+    /// that user's live subscriptions check again that they may still see what they follow.
+    MembershipChanged { team_id: Uuid, user_id: Uuid },
 }
 
 impl Event {

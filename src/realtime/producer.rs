@@ -10,7 +10,6 @@ use super::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
 use super::streams::StreamKey;
 use crate::db::models::{Document, ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
-use uuid::Uuid;
 
 impl Realtime {
     /// Publishes an event of an assistant message's reply; returns its `seq`.
@@ -71,22 +70,16 @@ impl Realtime {
         .await
     }
 
-    /// Tells every instance that an API key (with `None`: every key of a deleted application)
-    /// no longer stands, so that live connections opened with it close.
-    pub async fn access_revoked(
-        &self,
-        application_id: Uuid,
-        api_key_id: Option<Uuid>,
-    ) -> AppResult<()> {
-        let channel = self.names.revocations();
-        self.announce(
-            &channel,
-            Event::AccessRevoked {
-                application_id,
-                api_key_id,
-            },
-        )
-        .await
+    /// Tells every instance that rights ended or changed (`Event::AccessRevoked`,
+    /// `Event::SessionsEnded`, `Event::MembershipChanged`), so that live connections and
+    /// subscriptions opened with them close or check again. The change is committed
+    /// whatever happens here: a connection that misses the announcement finds out when its
+    /// bus resynchronizes, or at its next operation.
+    pub async fn rights_changed(&self, event: Event) {
+        let channel = self.names.rights();
+        if let Err(e) = self.announce(&channel, event).await {
+            tracing::warn!(error = %e, "cannot announce a change of rights to live connections");
+        }
     }
 
     /// Tells every instance's workers something (`Event::StopRun`, `Event::RunQueued`).

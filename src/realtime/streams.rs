@@ -117,9 +117,10 @@ impl Names {
     pub fn control(&self) -> String {
         format!("{}ch:control", self.prefix)
     }
-    /// Revoked credentials, for the live connections that opened with them.
-    pub fn revocations(&self) -> String {
-        format!("{}ch:revocations", self.prefix)
+    /// Ended rights (revoked keys, ended sessions, changed memberships), for the live
+    /// connections and subscriptions that opened with them.
+    pub fn rights(&self) -> String {
+        format!("{}ch:rights", self.prefix)
     }
 }
 

@@ -72,10 +72,11 @@ pub async fn invite_team_member(
             .returning(TeamInvitation::as_returning())
             .get_result(conn)
             .await?;
-        audit::record(
+        audit::record_for_team(
             conn,
             actor,
             client,
+            team_id,
             AuditEntry {
                 workspace_id: None,
                 action: "team_invitation.create",
@@ -109,6 +110,7 @@ pub async fn accept_invitation(
         let invitation: TeamInvitation = team_invitations::table
             .filter(team_invitations::token_hash.eq(&hash))
             .filter(team_invitations::accepted_at.is_null())
+            .filter(team_invitations::revoked_at.is_null())
             .filter(team_invitations::expires_at.gt(Utc::now()))
             .select(TeamInvitation::as_select())
             .for_update()
@@ -144,10 +146,11 @@ pub async fn accept_invitation(
             .select(teams::organization_id)
             .first(conn)
             .await?;
-        audit::record(
+        audit::record_for_team(
             conn,
             actor,
             client,
+            invitation.team_id,
             AuditEntry {
                 workspace_id: None,
                 action: "team_invitation.accept",
@@ -162,6 +165,66 @@ pub async fn accept_invitation(
         )
         .await?;
         Ok(member)
+    })
+    .await
+}
+
+/// Withdraws an invitation that was not accepted yet (OWNER or ADMIN of its team; an OWNER
+/// invitation takes an OWNER). Withdrawing it again changes nothing.
+pub async fn revoke_invitation(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    invitation_id: Uuid,
+) -> AppResult<TeamInvitation> {
+    let user_id = actor.user_id()?;
+    conn.transaction(async |conn| {
+        // Only invitations of teams the caller belongs to are found at all.
+        let mine = team_members::table
+            .filter(team_members::user_id.eq(user_id))
+            .select(team_members::team_id);
+        let invitation: TeamInvitation = team_invitations::table
+            .find(invitation_id)
+            .filter(team_invitations::team_id.eq_any(mine))
+            .select(TeamInvitation::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(AppError::NotFound("invitation"))?;
+        let my_role =
+            authorize_team(conn, actor, invitation.team_id, Action::ManageMembers).await?;
+        if invitation.role == Role::Owner.as_str() && my_role != Role::Owner {
+            return Err(AppError::Forbidden);
+        }
+        if invitation.accepted_at.is_some() {
+            return Err(AppError::Conflict(
+                "this invitation was accepted already; remove the member instead".into(),
+            ));
+        }
+        if invitation.revoked_at.is_some() {
+            return Ok(invitation);
+        }
+        let revoked: TeamInvitation = diesel::update(team_invitations::table.find(invitation.id))
+            .set(team_invitations::revoked_at.eq(Utc::now()))
+            .returning(TeamInvitation::as_returning())
+            .get_result(conn)
+            .await?;
+        audit::record_for_team(
+            conn,
+            actor,
+            client,
+            revoked.team_id,
+            AuditEntry {
+                workspace_id: None,
+                action: "team_invitation.revoke",
+                resource_type: "team_invitation",
+                resource_id: Some(revoked.id),
+                metadata: json!({ "teamId": revoked.team_id, "role": revoked.role }),
+            },
+        )
+        .await?;
+        Ok(revoked)
     })
     .await
 }

@@ -1,6 +1,7 @@
 //! Changing roles and removing members. A team always keeps at least one OWNER; only an
 //! OWNER may make or unmake an OWNER.
 
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
@@ -10,7 +11,7 @@ use crate::audit::{self, AuditEntry};
 use crate::auth::permissions::{authorize_team, team_role};
 use crate::auth::{Action, Actor, ClientInfo, Role};
 use crate::db::models::TeamMember;
-use crate::db::schema::team_members;
+use crate::db::schema::{team_invitations, team_members};
 use crate::error::{AppError, AppResult};
 
 /// The team's members, locked for the rest of the transaction so that concurrent changes
@@ -64,10 +65,11 @@ pub async fn update_team_member_role(
             .returning(TeamMember::as_returning())
             .get_result(conn)
             .await?;
-        audit::record(
+        audit::record_for_team(
             conn,
             actor,
             client,
+            team_id,
             AuditEntry {
                 workspace_id: None,
                 action: "team_member.update_role",
@@ -82,8 +84,9 @@ pub async fn update_team_member_role(
     .await
 }
 
-/// Removes a member. Anyone may leave a team; removing someone else takes OWNER or ADMIN,
-/// and removing an OWNER takes an OWNER.
+/// Removes a member, and revokes the invitations they sent that are still pending. Anyone
+/// may leave a team; removing someone else takes OWNER or ADMIN, and removing an OWNER
+/// takes an OWNER.
 pub async fn remove_team_member(
     conn: &mut AsyncPgConnection,
     actor: Actor,
@@ -117,16 +120,31 @@ pub async fn remove_team_member(
         diesel::delete(team_members::table.find(target.id))
             .execute(conn)
             .await?;
-        audit::record(
+        // What they invited and was not accepted yet goes with them.
+        let withdrawn = diesel::update(team_invitations::table)
+            .filter(team_invitations::team_id.eq(team_id))
+            .filter(team_invitations::invited_by.eq(user_id))
+            .filter(team_invitations::accepted_at.is_null())
+            .filter(team_invitations::revoked_at.is_null())
+            .set(team_invitations::revoked_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        audit::record_for_team(
             conn,
             actor,
             client,
+            team_id,
             AuditEntry {
                 workspace_id: None,
                 action: "team_member.remove",
                 resource_type: "team_member",
                 resource_id: Some(target.id),
-                metadata: json!({ "teamId": team_id, "userId": user_id, "role": role.as_str() }),
+                metadata: json!({
+                    "teamId": team_id,
+                    "userId": user_id,
+                    "role": role.as_str(),
+                    "revokedInvitations": withdrawn,
+                }),
             },
         )
         .await?;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{AUTH_FIELDS, PASSWORD, account, data, error_code, register};
+use crate::harness::live::{Closed, TRANSPORT_WS, Ws};
 use crate::harness::smtp::SmtpSink;
 
 const TEST_SECRET: &[u8] = b"test-jwt-secret-of-at-least-32-bytes";
@@ -313,6 +314,9 @@ async fn password_reset_by_mail_changes_the_password_once_and_ends_sessions() {
         TestServer::start_with(|c| c.smtp_url = Some(weft::secrets::Secret::new(url.into_bytes())))
             .await;
     let ada = register(&server, "ada@example.com").await;
+    // A socket of her session: the reset ends it, on every instance.
+    let beside = server.beside().await;
+    let mut socket = Ws::connect(&beside, TRANSPORT_WS, ada.token()).await;
 
     let ask = |email: &'static str| {
         server.graphql(
@@ -360,6 +364,7 @@ async fn password_reset_by_mail_changes_the_password_once_and_ends_sessions() {
         data(reset(token.clone(), "a brand new password").await)["resetPassword"],
         true
     );
+    assert_eq!(socket.closed().await, Closed::Code(4403));
     let again = reset(token, "yet another password").await;
     assert_eq!(error_code(&again), "BAD_USER_INPUT");
     assert_eq!(again["errors"][0]["extensions"]["field"], "token");

@@ -24,6 +24,7 @@ mod outbound;
 mod plugins;
 mod prompts;
 mod providers;
+mod rights;
 mod schema_sdl;
 mod startup;
 mod streams;

@@ -479,19 +479,163 @@ async fn every_tenancy_mutation_writes_one_audit_row_with_the_client() {
     data(update_role(&server, &owner, tenant.team_id, editor.id, "ADMIN").await);
     data(create_workspace(&server, &owner, tenant.team_id, "Second").await);
     data(remove(&server, &owner, tenant.team_id, editor.id).await);
-    for action in [
-        "organization.create",
-        "team_invitation.create",
-        "team_invitation.accept",
-        "team_member.update_role",
-        "workspace.create",
-        "team_member.remove",
+    // A change to the team is written into the trail of each of its workspaces: the removal
+    // came after the second workspace.
+    for (action, rows) in [
+        ("organization.create", 1),
+        ("team_invitation.create", 1),
+        ("team_invitation.accept", 1),
+        ("team_member.update_role", 1),
+        ("workspace.create", 1),
+        ("team_member.remove", 2),
     ] {
         let n = server
             .scalar(&format!(
                 "SELECT count(*) FROM audit_logs WHERE action = '{action}' AND ip = '127.0.0.1' AND actor_type = 'USER'"
             ))
             .await;
-        assert_eq!(n, 1, "{action}");
+        assert_eq!(n, rows, "{action}");
     }
+}
+
+const REVOKE: &str = "mutation($id: UUID!) { revokeInvitation(id: $id) { id revokedAt } }";
+
+async fn revoke(server: &TestServer, by: &Account, id: &str) -> Value {
+    server
+        .graphql_as(by.token(), REVOKE, json!({ "id": id }))
+        .await
+}
+
+#[tokio::test]
+async fn invitations_can_be_revoked_and_go_with_their_inviter() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let admin = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "admin@example.com",
+        "ADMIN",
+    )
+    .await;
+    let plain = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "plain@example.com",
+        "MEMBER",
+    )
+    .await;
+    let stranger = register(&server, "stranger@example.com").await;
+    let invited = register(&server, "new@example.com").await;
+    let invitation = |answer: Value| {
+        let payload = data(answer)["inviteTeamMember"].clone();
+        (
+            payload["invitation"]["id"].as_str().unwrap().to_string(),
+            payload["token"].as_str().unwrap().to_string(),
+        )
+    };
+    let accept = |token: String| {
+        server.graphql_as(
+            invited.token(),
+            "mutation($t: String!) { acceptInvitation(token: $t) { id } }",
+            json!({ "t": token }),
+        )
+    };
+
+    // Revoked by an ADMIN: its token no longer works, and it leaves the pending list.
+    let (id, token) =
+        invitation(invite(&server, &owner, tenant.team_id, "new@example.com", "MEMBER").await);
+    assert_eq!(error_code(&revoke(&server, &plain, &id).await), "FORBIDDEN");
+    assert_eq!(error_code(&revoke(&server, &stranger, &id).await), "NOT_FOUND");
+    let revoked = data(revoke(&server, &admin, &id).await);
+    assert!(revoked["revokeInvitation"]["revokedAt"].is_string());
+    assert_eq!(
+        data(revoke(&server, &admin, &id).await)["revokeInvitation"]["revokedAt"],
+        revoked["revokeInvitation"]["revokedAt"],
+        "revoking again changes nothing"
+    );
+    assert_eq!(error_code(&accept(token).await), "NOT_FOUND");
+    let pending = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "{ me { teams { pendingInvitations { id } } } }",
+                json!({}),
+            )
+            .await,
+    );
+    assert_eq!(pending["me"]["teams"][0]["pendingInvitations"], json!([]));
+
+    // An ADMIN's pending invitations go when the ADMIN is removed; accepted ones stay.
+    let (_, pending_token) =
+        invitation(invite(&server, &admin, tenant.team_id, "new@example.com", "EDITOR").await);
+    let (accepted_id, accepted_token) = invitation(
+        invite(
+            &server,
+            &admin,
+            tenant.team_id,
+            "plain2@example.com",
+            "MEMBER",
+        )
+        .await,
+    );
+    let plain2 = register(&server, "plain2@example.com").await;
+    data(
+        server
+            .graphql_as(
+                plain2.token(),
+                "mutation($t: String!) { acceptInvitation(token: $t) { id } }",
+                json!({ "t": accepted_token }),
+            )
+            .await,
+    );
+    assert_eq!(
+        error_code(&revoke(&server, &owner, &accepted_id).await),
+        "CONFLICT",
+        "an accepted invitation is a membership now"
+    );
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) }",
+                json!({ "i": { "teamId": tenant.team_id, "userId": admin.id } }),
+            )
+            .await,
+    );
+    assert_eq!(error_code(&accept(pending_token).await), "NOT_FOUND");
+
+    // Membership changes are in the workspace's audit trail.
+    let logs = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($w: UUID!) { workspace(id: $w) { auditLogs(first: 50) { edges { node { action metadata } } } } }",
+                json!({ "w": tenant.workspace_id }),
+            )
+            .await,
+    );
+    let actions: Vec<&str> = logs["workspace"]["auditLogs"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "team_invitation.create",
+        "team_invitation.accept",
+        "team_invitation.revoke",
+        "team_member.remove",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    let removal = logs["workspace"]["auditLogs"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["action"] == "team_member.remove")
+        .unwrap();
+    assert_eq!(removal["node"]["metadata"]["revokedInvitations"], 1);
 }

@@ -70,4 +70,5 @@ pub struct TeamInvitation {
     pub accepted_by: Option<Uuid>,
     pub invited_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -1,0 +1,1 @@
+ALTER TABLE team_invitations DROP COLUMN revoked_at;
