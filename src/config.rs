@@ -28,7 +28,7 @@
 //! - `WEFT_TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For` names the client (see
 //!   `http::proxies`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
-//!   `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`: runs and retrieval (see `engine::config`).
+//!   `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`, `WEFT_INTERACTIVE_TIMEOUT_SECS`: runs and retrieval (see `engine::config`).
 //! - `WEFT_HTTP_ALLOWED_NETWORKS`: private networks outbound requests may reach (see
 //!   `outbound`).
 //! - `WEFT_LOG_FORMAT`: `json` for JSON lines, anything else for text (read in `telemetry`).

@@ -6,6 +6,9 @@
 //!   renewal (renewed every third of it); a run whose lease ran out is finished as FAILED
 //!   ("interrupted").
 //! - `WEFT_NODE_TIMEOUT_SECS` (300): the longest one node may take.
+//! - `WEFT_INTERACTIVE_TIMEOUT_SECS` (10): how long someone waiting on a screen (a
+//!   search, a segment edit, a retrieval step of a reply) waits for one answer of an
+//!   embedding provider; they get one retry where background indexing gets three.
 //! - `WEFT_ECHO_PACE_MS` (40): the pause between the words of the ECHO provider.
 //! - `WEFT_VECTOR_CACHE_MB` (1024): memory for datasets' embeddings held for vector search.
 //! - `WEFT_DEMO` (`true`): seed the demo on an empty database (`false` or `--no-demo`: not).
@@ -17,6 +20,7 @@ pub struct EngineConfig {
     pub workers: usize,
     pub lease: Duration,
     pub node_timeout: Duration,
+    pub interactive_timeout: Duration,
     pub echo_pace: Duration,
     pub demo: bool,
     pub vector_cache_mb: usize,
@@ -28,6 +32,7 @@ impl Default for EngineConfig {
             workers: 256,
             lease: Duration::from_secs(30),
             node_timeout: Duration::from_secs(300),
+            interactive_timeout: Duration::from_secs(10),
             echo_pace: Duration::from_millis(40),
             demo: true,
             vector_cache_mb: 1024,
@@ -76,6 +81,11 @@ impl EngineConfig {
             node_timeout: Duration::from_secs(number(
                 "WEFT_NODE_TIMEOUT_SECS",
                 defaults.node_timeout.as_secs(),
+                false,
+            )?),
+            interactive_timeout: Duration::from_secs(number(
+                "WEFT_INTERACTIVE_TIMEOUT_SECS",
+                defaults.interactive_timeout.as_secs(),
                 false,
             )?),
             echo_pace: Duration::from_millis(number(

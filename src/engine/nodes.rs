@@ -150,17 +150,19 @@ async fn knowledge(
         }
         other => other.to_string(),
     };
-    let mut conn = ctx.app.engine.pool.get().await.map_err(|e| {
-        tracing::error!(error = %e, "no database connection for a retrieval node");
-        "the database is unavailable".to_string()
-    })?;
-    let datasets = crate::knowledge::datasets::of_workspace(&mut conn, ctx.workspace_id, &ids)
-        .await
-        .map_err(unavailable)?;
+    let datasets = {
+        let mut conn = ctx.app.engine.pool.get().await.map_err(|e| {
+            tracing::error!(error = %e, "no database connection for a retrieval node");
+            "the database is unavailable".to_string()
+        })?;
+        crate::knowledge::datasets::of_workspace(&mut conn, ctx.workspace_id, &ids)
+            .await
+            .map_err(unavailable)?
+    };
     if datasets.is_empty() {
         return Err("none of the node's datasets exists in this workspace".into());
     }
-    let hits = retrieval::search(ctx.app, &mut conn, &datasets, &query, &options)
+    let hits = retrieval::search(ctx.app, &ctx.app.engine.pool, &datasets, &query, &options)
         .await
         .map_err(unavailable)?;
     let context = hits

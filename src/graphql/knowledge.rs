@@ -202,10 +202,7 @@ impl KnowledgeQuery {
         top_k: Option<i32>,
     ) -> Result<Vec<RetrievedSegmentObject>> {
         let actor = ctx.actor()?;
-        let app = ctx.app()?;
-        let mut conn = conn(app).await?;
-        let hits =
-            retrieval::search_dataset(app, &mut conn, actor, dataset_id, &query, top_k).await?;
+        let hits = retrieval::search_dataset(ctx.app()?, actor, dataset_id, &query, top_k).await?;
         Ok(hits.into_iter().map(RetrievedSegmentObject).collect())
     }
 }
@@ -294,11 +291,8 @@ impl KnowledgeMutation {
         input: UpdateSegmentInput,
     ) -> Result<DocumentSegmentObject> {
         let actor = ctx.actor()?;
-        let app = ctx.app()?;
-        let mut conn = conn(app).await?;
         let segment = crate::knowledge::segments::update_segment(
-            app,
-            &mut conn,
+            ctx.app()?,
             actor,
             &ctx.client(),
             input.id,

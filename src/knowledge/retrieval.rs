@@ -14,6 +14,7 @@
 //! the segments returned count a hit each.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Double, Text, Uuid as SqlUuid};
@@ -21,12 +22,15 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::embed;
+use super::vectors::DatasetVectors;
 use crate::app::App;
 use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor};
+use crate::db::DbPool;
 use crate::db::models::{Dataset, DocumentSegment};
 use crate::db::schema::{datasets, document_segments, documents};
 use crate::error::{AppError, AppResult};
+use crate::llm::provider::ResolvedModel;
 
 /// Candidates taken from each side before combining: enough that the best `top_k` of the
 /// combination are among them.
@@ -125,62 +129,102 @@ async fn ranks_of(
         .await?)
 }
 
-/// Scores of one dataset's best segments: (id, score, keyword, vector).
-async fn search_one(
+/// What one dataset offers before the query is embedded: its keyword candidates, and its
+/// embedding model and vectors when it is searched by vector too.
+struct Prepared<'a> {
+    dataset: &'a Dataset,
+    keyword: Vec<Ranked>,
+    vector: Option<(ResolvedModel, Arc<DatasetVectors>)>,
+}
+
+/// Reads one dataset's keyword candidates, embedding model and vectors.
+async fn prepare<'a>(
     app: &App,
     conn: &mut AsyncPgConnection,
-    dataset: &Dataset,
+    dataset: &'a Dataset,
     query: &str,
-    top_k: usize,
-    threshold: f64,
-    embedded: &mut HashMap<(Uuid, String), Vec<f32>>,
-) -> AppResult<Vec<(Uuid, f64, f64, Option<f64>)>> {
-    let limit = candidates(top_k);
+    limit: i64,
+) -> AppResult<Prepared<'a>> {
     let keyword = keyword_ranks(conn, dataset.id, query, limit).await?;
-    let mut scores: HashMap<Uuid, (f64, Option<f64>)> =
-        keyword.iter().map(|r| (r.id, (r.rank, None))).collect();
-    let embedder = embed::embedder(app, conn, dataset).await?;
-    let weight = match &embedder {
+    let vector = match embed::embedder(app, conn, dataset).await? {
         Some(model) => {
             let vectors = app
                 .vectors
                 .of(conn, dataset.id, dataset.embedding_version)
                 .await?;
-            if vectors.is_empty() {
-                0.0
-            } else {
-                // Datasets on the same model share the query's embedding.
-                let key = (model.provider_id, model.model.clone());
-                if !embedded.contains_key(&key) {
-                    let vector = embed::embed(app, model, &[query.to_string()])
-                        .await?
-                        .pop()
-                        .ok_or_else(|| AppError::internal("no embedding for the query"))?;
-                    embedded.insert(key.clone(), vector);
+            (!vectors.is_empty()).then_some((model, vectors))
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        dataset,
+        keyword,
+        vector,
+    })
+}
+
+/// The query's embedding by each model the datasets use (one call a model), asked with no
+/// database connection held, and with an interactive caller's patience.
+async fn embed_query(
+    app: &App,
+    prepared: &[Prepared<'_>],
+    query: &str,
+) -> AppResult<HashMap<(Uuid, String), Vec<f32>>> {
+    let mut embedded = HashMap::new();
+    for (model, _) in prepared.iter().filter_map(|p| p.vector.as_ref()) {
+        let key = (model.provider_id, model.model.clone());
+        if embedded.contains_key(&key) {
+            continue;
+        }
+        let model = model
+            .clone()
+            .interactive(app.engine.config.interactive_timeout);
+        let vector = embed::embed(app, &model, &[query.to_string()])
+            .await?
+            .pop()
+            .ok_or_else(|| AppError::internal("no embedding for the query"))?;
+        embedded.insert(key, vector);
+    }
+    Ok(embedded)
+}
+
+/// Scores of one dataset's best segments: (id, score, keyword, vector).
+async fn score(
+    conn: &mut AsyncPgConnection,
+    prepared: &Prepared<'_>,
+    embedded: &HashMap<(Uuid, String), Vec<f32>>,
+    query: &str,
+    top_k: usize,
+    threshold: f64,
+) -> AppResult<Vec<(Uuid, f64, f64, Option<f64>)>> {
+    let (dataset, keyword) = (prepared.dataset, &prepared.keyword);
+    let limit = candidates(top_k);
+    let mut scores: HashMap<Uuid, (f64, Option<f64>)> =
+        keyword.iter().map(|r| (r.id, (r.rank, None))).collect();
+    let weight = match &prepared.vector {
+        Some((model, vectors)) => {
+            let key = (model.provider_id, model.model.clone());
+            let query_vector = embedded.get(&key).map(Vec::as_slice).unwrap_or_default();
+            let nearest = vectors.nearest(query_vector, limit as usize);
+            let unranked: Vec<Uuid> = nearest
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !scores.contains_key(id))
+                .collect();
+            let mut visible: HashMap<Uuid, f64> = keyword.iter().map(|r| (r.id, r.rank)).collect();
+            if !unranked.is_empty() {
+                for r in ranks_of(conn, dataset.id, query, &unranked).await? {
+                    visible.insert(r.id, r.rank);
                 }
-                let query_vector = embedded.get(&key).map(Vec::as_slice).unwrap_or_default();
-                let nearest = vectors.nearest(query_vector, limit as usize);
-                let unranked: Vec<Uuid> = nearest
-                    .iter()
-                    .map(|(id, _)| *id)
-                    .filter(|id| !scores.contains_key(id))
-                    .collect();
-                let mut visible: HashMap<Uuid, f64> =
-                    keyword.iter().map(|r| (r.id, r.rank)).collect();
-                if !unranked.is_empty() {
-                    for r in ranks_of(conn, dataset.id, query, &unranked).await? {
-                        visible.insert(r.id, r.rank);
-                    }
-                }
-                for (id, cosine) in nearest {
-                    // Found by vector but no longer retrievable (disabled, archived).
-                    let Some(rank) = visible.get(&id) else {
-                        continue;
-                    };
-                    scores.insert(id, (*rank, Some(f64::from(cosine).clamp(0.0, 1.0))));
-                }
-                f64::from(dataset.vector_similarity_weight)
             }
+            for (id, cosine) in nearest {
+                // Found by vector but no longer retrievable (disabled, archived).
+                let Some(rank) = visible.get(&id) else {
+                    continue;
+                };
+                scores.insert(id, (*rank, Some(f64::from(cosine).clamp(0.0, 1.0))));
+            }
+            f64::from(dataset.vector_similarity_weight)
         }
         None => 0.0,
     };
@@ -211,10 +255,12 @@ async fn search_one(
 }
 
 /// Searches `datasets` (already checked to be the caller's) for `query`: the best segments
-/// of all of them together, each counted as a hit.
+/// of all of them together, each counted as a hit. Connections are taken from `pool` (the
+/// requests' or the engine's) for the reads before and after the query's embedding, never
+/// held while a provider answers.
 pub async fn search(
     app: &App,
-    conn: &mut AsyncPgConnection,
+    pool: &DbPool,
     datasets: &[Dataset],
     query: &str,
     options: &SearchOptions,
@@ -230,13 +276,23 @@ pub async fn search(
             .max()
             .unwrap_or(5)
     });
+    let limit = candidates(top_k);
+    let mut prepared = Vec::with_capacity(datasets.len());
+    {
+        let mut conn = pool.get().await?;
+        for dataset in datasets {
+            prepared.push(prepare(app, &mut conn, dataset, query, limit).await?);
+        }
+    }
+    let embedded = embed_query(app, &prepared, query).await?;
+    let mut conn = pool.get().await?;
+    let conn = &mut *conn;
     let mut all: Vec<(Uuid, f64, f64, Option<f64>)> = Vec::new();
-    let mut embedded = HashMap::new();
-    for dataset in datasets {
+    for one in &prepared {
         let threshold = options
             .threshold
-            .unwrap_or(f64::from(dataset.similarity_threshold));
-        all.extend(search_one(app, conn, dataset, query, top_k, threshold, &mut embedded).await?);
+            .unwrap_or(f64::from(one.dataset.similarity_threshold));
+        all.extend(score(conn, one, &embedded, query, top_k, threshold).await?);
     }
     all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     all.truncate(top_k);
@@ -278,7 +334,6 @@ pub async fn search(
 /// `searchDataset`: a builder (READ in the dataset's workspace) searches one dataset.
 pub async fn search_dataset(
     app: &App,
-    conn: &mut AsyncPgConnection,
     actor: Actor,
     dataset_id: Uuid,
     query: &str,
@@ -300,21 +355,25 @@ pub async fn search_dataset(
         k => k.map(|k| k as usize),
     };
     let user_id = actor.user_id()?;
-    let dataset: Dataset = datasets::table
-        .find(dataset_id)
-        .filter(datasets::deleted_at.is_null())
-        .filter(datasets::workspace_id.eq_any(visible_workspace_ids(user_id)))
-        .select(Dataset::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(AppError::NotFound("dataset"))?;
-    authorize_workspace(conn, actor, dataset.workspace_id, Action::Read).await?;
+    let dataset: Dataset = {
+        let mut conn = app.pool.get().await?;
+        let dataset: Dataset = datasets::table
+            .find(dataset_id)
+            .filter(datasets::deleted_at.is_null())
+            .filter(datasets::workspace_id.eq_any(visible_workspace_ids(user_id)))
+            .select(Dataset::as_select())
+            .first(&mut conn)
+            .await
+            .optional()?
+            .ok_or(AppError::NotFound("dataset"))?;
+        authorize_workspace(&mut conn, actor, dataset.workspace_id, Action::Read).await?;
+        dataset
+    };
     let options = SearchOptions {
         top_k,
         threshold: None,
     };
-    search(app, conn, &[dataset], query, &options).await
+    search(app, &app.pool, &[dataset], query, &options).await
 }
 
 /// The longest query searched, in characters.

@@ -74,10 +74,10 @@ fn checked_keywords(keywords: &[String]) -> AppResult<Vec<String>> {
 }
 
 /// `updateSegment` (EDITOR and up). New content is embedded first (for a dataset with an
-/// embedding model), then written with the counters in one transaction.
+/// embedding model, with no pooled connection held and an interactive caller's patience),
+/// then written with the counters in one transaction.
 pub async fn update_segment(
     app: &App,
-    conn: &mut AsyncPgConnection,
     actor: Actor,
     client: &ClientInfo,
     id: Uuid,
@@ -93,17 +93,28 @@ pub async fn update_segment(
         .as_deref()
         .map(checked_keywords)
         .transpose()?;
-    let (segment, dataset) = visible_segment(conn, actor, id).await?;
-    authorize_workspace(conn, actor, segment.workspace_id, Action::Build).await?;
-    let embedding = match (&content, embed::embedder(app, conn, &dataset).await?) {
-        (Some((content, _)), Some(model)) => {
-            embed::embed(app, &model, std::slice::from_ref(content))
-                .await?
-                .pop()
-                .map(|v| v.into_iter().map(Some).collect::<Vec<_>>())
-        }
+    let (segment, embedder) = {
+        let mut conn = app.pool.get().await?;
+        let (segment, dataset) = visible_segment(&mut conn, actor, id).await?;
+        authorize_workspace(&mut conn, actor, segment.workspace_id, Action::Build).await?;
+        let embedder = match &content {
+            Some(_) => embed::embedder(app, &mut conn, &dataset).await?,
+            None => None,
+        };
+        (segment, embedder)
+    };
+    let embedding = match (&content, embedder) {
+        (Some((content, _)), Some(model)) => embed::embed(
+            app,
+            &model.interactive(app.engine.config.interactive_timeout),
+            std::slice::from_ref(content),
+        )
+        .await?
+        .pop()
+        .map(|v| v.into_iter().map(Some).collect::<Vec<_>>()),
         _ => None,
     };
+    let mut conn = app.pool.get().await?;
     conn.transaction(async |conn| {
         let current: DocumentSegment = document_segments::table
             .find(segment.id)

@@ -34,6 +34,19 @@ pub struct ResolvedModel {
     pub client: ModelClient,
 }
 
+impl ResolvedModel {
+    /// The same model, called with an interactive caller's patience: one retry and `timeout`
+    /// per answer (`WEFT_INTERACTIVE_TIMEOUT_SECS`) instead of the background's three and a
+    /// minute.
+    pub fn interactive(mut self, timeout: Duration) -> ResolvedModel {
+        if let ModelClient::OpenAi(client) = &mut self.client {
+            client.retries = 1;
+            client.timeout = timeout;
+        }
+        self
+    }
+}
+
 /// What resolving needs beyond the row.
 pub struct ProviderAccess<'a> {
     pub encryption_key: &'a Secret,

@@ -863,3 +863,127 @@ async fn files_edits_and_segments_are_indexed_again_and_kept_out_when_disabled()
         .await;
     assert_eq!(kept, 1);
 }
+
+#[tokio::test]
+async fn searches_waiting_on_a_slow_embedding_provider_hold_no_database_connection() {
+    let models = ModelServer::start().await;
+    // Two connections for requests, and a second's wait for one.
+    let server = TestServer::start_with(|c| {
+        c.database_pool_size = 2;
+        c.database_wait_timeout = Duration::from_secs(1);
+        c.engine.interactive_timeout = Duration::from_secs(5);
+    })
+    .await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let provider = crate::harness::chat::provider(
+        &server,
+        &owner,
+        &tenant,
+        &models.base_url,
+        crate::harness::model_server::KEY,
+        None,
+    )
+    .await;
+    let set = dataset(
+        &server,
+        &owner,
+        &tenant,
+        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
+                "embeddingModel": "topics", "vectorSimilarityWeight": 0.7 }),
+    )
+    .await;
+    let id = document(&server, &owner, &set, "harbour").await;
+    wait_indexed(&server, &id).await;
+    let segment = data(
+        server
+            .graphql_as(
+                owner.token(),
+                SEARCH,
+                json!({ "d": set, "q": "harbour", "k": 1 }),
+            )
+            .await,
+    )["searchDataset"][0]["segment"]["id"]
+        .clone();
+
+    // The provider now takes three seconds an answer: four searches and a segment edit
+    // wait on it at once, more than the pool has connections.
+    models
+        .seen
+        .embeddings_delay_ms
+        .store(3000, std::sync::atomic::Ordering::SeqCst);
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        let (server, token, set) = (&server, owner.token(), set.clone());
+        waiting.push(Box::pin(async move {
+            server
+                .graphql_as(
+                    token,
+                    SEARCH,
+                    json!({ "d": set, "q": "boats at sea", "k": 3 }),
+                )
+                .await
+        })
+            as std::pin::Pin<
+                Box<dyn std::future::Future<Output = Value> + Send + '_>,
+            >);
+    }
+    let edit = Box::pin(server.graphql_as(
+        owner.token(),
+        "mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) { id content } }",
+        json!({ "i": { "id": segment, "content": "Ferries leave the harbour at dawn." } }),
+    ));
+    waiting.push(edit);
+    let everyone = futures_util::future::join_all(waiting);
+    let others = async {
+        // Give them time to reach the provider, then ask for something else.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(
+                server
+                    .graphql_as(owner.token(), "{ me { id } }", json!({}))
+                    .await,
+            );
+        }
+        answers
+    };
+    let (slow, others) = tokio::join!(everyone, others);
+    for answer in others {
+        assert_eq!(
+            data(answer)["me"]["id"],
+            owner.id.to_string(),
+            "no one else waits"
+        );
+    }
+    for answer in slow {
+        assert!(answer.get("errors").is_none(), "{answer:#}");
+    }
+
+    // Slower than an interactive caller waits (5 s here, one retry): the search ends with
+    // a clear error instead of holding the screen for minutes.
+    models
+        .seen
+        .embeddings_delay_ms
+        .store(6000, std::sync::atomic::Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let late = server
+        .graphql_as(
+            owner.token(),
+            SEARCH,
+            json!({ "d": set, "q": "lighthouse", "k": 3 }),
+        )
+        .await;
+    assert_eq!(error_code(&late), "CONFLICT", "{late:#}");
+    assert!(
+        late["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{late:#}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "gave up after the retry"
+    );
+}

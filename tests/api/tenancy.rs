@@ -548,7 +548,10 @@ async fn invitations_can_be_revoked_and_go_with_their_inviter() {
     let (id, token) =
         invitation(invite(&server, &owner, tenant.team_id, "new@example.com", "MEMBER").await);
     assert_eq!(error_code(&revoke(&server, &plain, &id).await), "FORBIDDEN");
-    assert_eq!(error_code(&revoke(&server, &stranger, &id).await), "NOT_FOUND");
+    assert_eq!(
+        error_code(&revoke(&server, &stranger, &id).await),
+        "NOT_FOUND"
+    );
     let revoked = data(revoke(&server, &admin, &id).await);
     assert!(revoked["revokeInvitation"]["revokedAt"].is_string());
     assert_eq!(

@@ -25,6 +25,8 @@ pub struct Seen {
     /// A `slow` stream's client closed the connection before the end.
     pub hung_up: AtomicBool,
     pub last_body: std::sync::Mutex<Option<Value>>,
+    /// Milliseconds every embeddings answer waits before it is sent (a slow provider).
+    pub embeddings_delay_ms: std::sync::atomic::AtomicU64,
 }
 
 pub struct ModelServer {
@@ -195,6 +197,10 @@ async fn embeddings(
     seen.requests.fetch_add(1, Ordering::SeqCst);
     if let Some(refusal) = refused(&headers) {
         return refusal;
+    }
+    let delay = seen.embeddings_delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     let inputs: Vec<String> = body["input"]
         .as_array()
