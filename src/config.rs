@@ -27,6 +27,9 @@
 //!   `http::origins`).
 //! - `WEFT_TRUSTED_PROXIES`: reverse proxies whose `X-Forwarded-For` names the client (see
 //!   `http::proxies`).
+//! - `WEFT_HEADER_READ_TIMEOUT_SECS`, `WEFT_REQUEST_TIMEOUT_SECS`,
+//!   `WEFT_MAX_CONNECTIONS_PER_USER`, `WEFT_MAX_CONNECTIONS_PER_ADDRESS`: the HTTP surface
+//!   (see `http::config`).
 //! - `WEFT_WORKERS`, `WEFT_RUN_LEASE_SECS`, `WEFT_NODE_TIMEOUT_SECS`, `WEFT_ECHO_PACE_MS`,
 //!   `WEFT_DEMO`, `WEFT_VECTOR_CACHE_MB`, `WEFT_INTERACTIVE_TIMEOUT_SECS`: runs and retrieval (see `engine::config`).
 //! - `WEFT_HTTP_ALLOWED_NETWORKS`: private networks outbound requests may reach (see
@@ -39,6 +42,7 @@ use std::time::Duration;
 
 use crate::auth::rate_limit::Limits;
 pub use crate::engine::config::EngineConfig;
+pub use crate::http::config::HttpConfig;
 pub use crate::http::origins::AllowedOrigins;
 pub use crate::http::proxies::TrustedProxies;
 pub use crate::outbound::OutboundConfig;
@@ -112,6 +116,7 @@ pub struct Config {
     /// What requests to URLs a workspace controls may reach.
     pub outbound: OutboundConfig,
     pub engine: EngineConfig,
+    pub http: HttpConfig,
 }
 
 /// Sizes accepted over HTTP (README: "Limits").
@@ -247,6 +252,7 @@ impl Config {
         let trusted_proxies = TrustedProxies::from_vars(var).map_err(ConfigError)?;
         let outbound = OutboundConfig::from_vars(var).map_err(ConfigError)?;
         let engine = EngineConfig::from_vars(var).map_err(ConfigError)?;
+        let http = HttpConfig::from_vars(var).map_err(ConfigError)?;
 
         Ok(Config {
             database_url,
@@ -271,6 +277,7 @@ impl Config {
             trusted_proxies,
             outbound,
             engine,
+            http,
         })
     }
 
@@ -316,6 +323,7 @@ impl Config {
                 demo: false,
                 ..EngineConfig::default()
             },
+            http: HttpConfig::default(),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Serving: binding, the router with its state, and graceful shutdown.
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -30,26 +29,23 @@ pub async fn serve(
     let engine_app = app.clone();
     let (sessions, mut sessions_closed) = Sessions::new();
     let grace = app.config.realtime.shutdown_timeout;
+    let header_read_timeout = app.config.http.header_read_timeout;
     let router = http::router(HttpState {
         app,
         schema,
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
         stop: stopping.clone(),
         sessions,
+        live: Arc::new(http::LiveConnections::default()),
     });
     // When the grace period ends, counted from the signal; everything below keeps to it.
     let deadline = Arc::new(std::sync::OnceLock::new());
     let set_deadline = deadline.clone();
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = http::listener::serve(listener, router, header_read_timeout, async move {
         shutdown.await;
         let _ = set_deadline.set(tokio::time::Instant::now() + grace);
         stop.send_replace(true);
-    })
-    .into_future();
+    });
     let mut signalled = stopping.clone();
     let grace_over = {
         let deadline = deadline.clone();
@@ -63,11 +59,10 @@ pub async fn serve(
         }
     };
     let mut server = Box::pin(server);
-    let result = tokio::select! {
-        result = &mut server => result,
+    tokio::select! {
+        () = &mut server => {}
         () = grace_over => {
             tracing::warn!(?grace, "connections still open at the shutdown timeout");
-            Ok(())
         }
     };
     // The router's handle on open sockets goes with the server; each socket closes with
@@ -81,7 +76,7 @@ pub async fn serve(
     // Runs still going here end FAILED ("interrupted") rather than wait for their lease.
     let _ = workers.await;
     engine::worker::interrupt_all(&engine_app, std::time::Duration::from_secs(2)).await;
-    result
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

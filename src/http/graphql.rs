@@ -20,7 +20,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::auth::request_data;
+use super::auth::{client_info, request_data};
+use super::connections::Slot;
 use super::{HttpState, RequestId, sse, websocket};
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
@@ -164,18 +165,43 @@ async fn execute(
     let max_root_fields = state.app.config.api_limits.max_root_fields;
     let refused = operation_limits::refused(&mut request, max_root_fields);
     if sse::wants_event_stream(headers) {
+        let limits = state.app.config.http;
+        let address = client_info(&state.app, peer, headers).ip;
+        let address_slot = state
+            .live
+            .for_address(address.as_deref(), limits.max_connections_per_address);
+        let caller_slot = match held {
+            Some(held) => state
+                .live
+                .for_caller(held.actor, limits.max_connections_per_user),
+            None => address_slot.as_ref().map(|_| Slot::none()),
+        };
+        let (Some(address_slot), Some(caller_slot)) = (address_slot, caller_slot) else {
+            return too_many_connections(headers);
+        };
         let responses = match refused {
             Some(response) => futures_util::stream::once(async { response }).boxed(),
             None => state.schema.execute_stream(request),
         };
-        return sse::respond(state, request_id, responses, held).await;
+        return sse::respond(
+            state,
+            request_id,
+            responses,
+            held,
+            [address_slot, caller_slot],
+        )
+        .await;
     }
+    let strict = accepts_graphql_response_json(headers);
+    let timeout = state.app.config.http.request_timeout;
     let mut response = match refused {
         Some(response) => response,
-        None => state.schema.execute(request).await,
+        None => match tokio::time::timeout(timeout, state.schema.execute(request)).await {
+            Ok(response) => response,
+            Err(_) => return timed_out(strict, request_id, timeout),
+        },
     };
     classify_response(&mut response, Some(request_id));
-    let strict = accepts_graphql_response_json(headers);
     // A request error (nothing executed) has no data and errors without a path.
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -230,6 +256,38 @@ fn plain_error(headers: &HeaderMap, status: StatusCode, message: &str) -> Respon
     json_response(
         accepts_graphql_response_json(headers),
         status,
+        serde_json::to_vec(&body),
+    )
+}
+
+/// A live connection past `WEFT_MAX_CONNECTIONS_PER_*`.
+fn too_many_connections(headers: &HeaderMap) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "too many live connections; close some (WEFT_MAX_CONNECTIONS_PER_USER, WEFT_MAX_CONNECTIONS_PER_ADDRESS)",
+            "extensions": { "code": "RATE_LIMITED" },
+        }]
+    });
+    json_response(
+        accepts_graphql_response_json(headers),
+        StatusCode::TOO_MANY_REQUESTS,
+        serde_json::to_vec(&body),
+    )
+}
+
+/// A query or mutation that ran past `WEFT_REQUEST_TIMEOUT_SECS`: it is dropped (its
+/// transaction, if any, rolls back) and the caller told so with 503.
+fn timed_out(strict: bool, request_id: RequestId, timeout: std::time::Duration) -> Response {
+    tracing::warn!(%request_id, ?timeout, "a request ran past its timeout");
+    let body = serde_json::json!({
+        "errors": [{
+            "message": format!("the request did not finish within {} s", timeout.as_secs()),
+            "extensions": { "code": "INTERNAL", "requestId": request_id.to_string() },
+        }]
+    });
+    json_response(
+        strict,
+        StatusCode::SERVICE_UNAVAILABLE,
         serde_json::to_vec(&body),
     )
 }

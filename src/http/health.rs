@@ -18,21 +18,34 @@ pub async fn healthz() -> &'static str {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct Readiness {
     postgres: ComponentHealth,
     redis: ComponentHealth,
+    shutting_down: bool,
 }
 
-/// 200 when PostgreSQL and the bus are usable, else 503; the body says which is down.
+/// 200 when PostgreSQL and the bus are usable and the instance is not shutting down, else
+/// 503 (from the moment shutdown begins, so a load balancer stops sending work here); the
+/// body says why.
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let (postgres, redis) = tokio::join!(postgres_health(&state), state.app.broker.health());
-    let ready = postgres != ComponentHealth::Down && redis != ComponentHealth::Down;
+    let shutting_down = *state.stop.borrow();
+    let ready =
+        postgres != ComponentHealth::Down && redis != ComponentHealth::Down && !shutting_down;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(Readiness { postgres, redis }))
+    (
+        status,
+        Json(Readiness {
+            postgres,
+            redis,
+            shutting_down,
+        }),
+    )
 }
 
 async fn postgres_health(state: &HttpState) -> ComponentHealth {

@@ -2,10 +2,13 @@
 
 mod auth;
 mod browser;
+pub mod config;
+mod connections;
 mod files;
 mod graphiql;
 mod graphql;
 mod health;
+pub mod listener;
 pub mod origins;
 pub mod proxies;
 mod request_id;
@@ -23,6 +26,7 @@ use crate::app::App;
 use crate::graphql::WeftSchema;
 use crate::graphql::documents::DocumentCache;
 
+pub use connections::LiveConnections;
 pub use request_id::RequestId;
 
 /// What every handler is given.
@@ -35,6 +39,8 @@ pub struct HttpState {
     pub stop: watch::Receiver<bool>,
     /// Held by every open WebSocket, so shutdown can wait for them to close.
     pub sessions: Sessions,
+    /// Live connections per client address and per caller.
+    pub live: Arc<LiveConnections>,
 }
 
 /// A count of open WebSockets: each holds a clone; `wait` returns when none is left.

@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
+use super::connections::Slot;
 use super::rights::{Ended, Held, rights_end, still_held};
 use super::{HttpState, RequestId};
 use crate::auth::Actor;
@@ -39,6 +40,7 @@ pub async fn respond(
     request_id: RequestId,
     responses: BoxStream<'static, async_graphql::Response>,
     held: Option<Held>,
+    slots: [Slot; 2],
 ) -> Response {
     let app = state.app.clone();
     let rights: BoxFuture<'static, Ended> = match held {
@@ -62,6 +64,7 @@ pub async fn respond(
         stop: state.stop.clone(),
         rights,
         finished: false,
+        _slots: slots,
     };
     let body = futures_util::stream::unfold(events, |mut events| async move {
         let chunk = events.next().await?;
@@ -85,6 +88,8 @@ struct Events {
     stop: watch::Receiver<bool>,
     rights: BoxFuture<'static, Ended>,
     finished: bool,
+    /// This connection's places among the live connections of its address and caller.
+    _slots: [Slot; 2],
 }
 
 impl Events {

@@ -30,6 +30,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::auth::{client_info, credentials, loader_for};
+use super::connections::Slot;
 use super::rights::{Ended, Held, rights_end, still_held};
 use super::{HttpState, RequestId};
 use crate::app::App;
@@ -77,6 +78,17 @@ pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Re
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let client = client_info(&state.app, peer, &headers);
+    let max_per_address = state.app.config.http.max_connections_per_address;
+    let Some(address_slot) = state
+        .live
+        .for_address(client.ip.as_deref(), max_per_address)
+    else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many live connections from this address (WEFT_MAX_CONNECTIONS_PER_ADDRESS)",
+        )
+            .into_response();
+    };
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
         .read_buffer_size(4096)
@@ -90,6 +102,7 @@ pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Re
                 protocol,
                 authorization,
                 client,
+                _address_slot: address_slot,
             };
             session.run(socket).await;
         })
@@ -181,6 +194,8 @@ struct Session {
     protocol: WebSocketProtocols,
     authorization: Option<String>,
     client: crate::auth::ClientInfo,
+    /// This socket's place among its address's live connections.
+    _address_slot: Slot,
 }
 
 type Sink = SplitSink<WebSocket, Message>;
@@ -215,12 +230,18 @@ impl Session {
                 })
         };
         let refused = Arc::new(AtomicBool::new(false));
+        let crowded = Arc::new(AtomicBool::new(false));
+        // The caller's place among its live connections, once `connection_init` names it.
+        let caller_slot: Arc<std::sync::Mutex<Option<Slot>>> = Arc::default();
         let initialised = Arc::new(AtomicBool::new(false));
         // What `connection_init` presented, once it has.
         let (caller, mut accepted) = watch::channel(None);
         let (lost, mut lost_seen) = watch::channel(None);
         let on_init = {
             let refused = refused.clone();
+            let crowded = crowded.clone();
+            let caller_slot = caller_slot.clone();
+            let live = self.state.live.clone();
             let initialised = initialised.clone();
             let app = app.clone();
             let fallback = self.authorization.clone();
@@ -243,8 +264,16 @@ impl Session {
                     refused.store(true, Ordering::Relaxed);
                     return Err("Forbidden".into());
                 }
-                if held.is_some() {
-                    caller.send_replace(held);
+                if let Some(held) = held {
+                    let max = app.config.http.max_connections_per_user;
+                    let Some(slot) = live.for_caller(held.actor, max) else {
+                        crowded.store(true, Ordering::Relaxed);
+                        return Err(
+                            "too many live connections (WEFT_MAX_CONNECTIONS_PER_USER)".into()
+                        );
+                    };
+                    *caller_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(slot);
+                    caller.send_replace(Some(held));
                 }
                 let loader = loader_for(&app, credentials);
                 let budget = app.config.realtime.max_subscriptions_per_connection;
@@ -331,7 +360,9 @@ impl Session {
                     }
                 }
                 Some(WsMessage::Close(code, reason)) => {
-                    let code = if refused.load(Ordering::Relaxed) {
+                    let code = if crowded.load(Ordering::Relaxed) {
+                        4429
+                    } else if refused.load(Ordering::Relaxed) {
                         4403
                     } else {
                         code
@@ -340,7 +371,9 @@ impl Session {
                     return;
                 }
                 None => {
-                    if refused.load(Ordering::Relaxed) {
+                    if crowded.load(Ordering::Relaxed) {
+                        close(&mut sink, 4429, "too many live connections").await;
+                    } else if refused.load(Ordering::Relaxed) {
                         close(&mut sink, 4403, "Forbidden").await;
                     } else if oversized.load(Ordering::Relaxed) {
                         close(&mut sink, 1009, "frames are limited to 64 KiB").await;

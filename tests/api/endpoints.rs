@@ -14,7 +14,7 @@ async fn readyz_is_ok_when_postgres_and_redis_answer() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"postgres": "ok", "redis": "ok"})
+        json!({"postgres": "ok", "redis": "ok", "shuttingDown": false})
     );
     assert_eq!(server.get("/healthz").await.status(), 200);
 }
@@ -26,7 +26,7 @@ async fn readyz_reports_the_in_process_bus() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.json::<Value>().await.unwrap(),
-        json!({"postgres": "ok", "redis": "memory"})
+        json!({"postgres": "ok", "redis": "memory", "shuttingDown": false})
     );
 }
 
@@ -39,7 +39,10 @@ async fn readyz_reports_redis_down_with_503_and_recovers() {
 
     redis.stop();
     let body = wait_for_readyz(&server, 503).await;
-    assert_eq!(body, json!({"postgres": "ok", "redis": "down"}));
+    assert_eq!(
+        body,
+        json!({"postgres": "ok", "redis": "down", "shuttingDown": false})
+    );
     // Queries that need no Redis keep working meanwhile.
     let answer = server.graphql("{ health { version } }", json!({})).await;
     assert_eq!(
@@ -49,7 +52,10 @@ async fn readyz_reports_redis_down_with_503_and_recovers() {
 
     redis.restart();
     let body = wait_for_readyz(&server, 200).await;
-    assert_eq!(body, json!({"postgres": "ok", "redis": "ok"}));
+    assert_eq!(
+        body,
+        json!({"postgres": "ok", "redis": "ok", "shuttingDown": false})
+    );
 }
 
 /// Polls `/readyz` until it answers `status`, for at most 20 seconds.

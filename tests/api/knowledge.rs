@@ -986,4 +986,21 @@ async fn searches_waiting_on_a_slow_embedding_provider_hold_no_database_connecti
         started.elapsed() < Duration::from_secs(30),
         "gave up after the retry"
     );
+
+    // An instance whose requests may run one second: the same search is cut off there.
+    let impatient = server
+        .beside_with(|c| c.http.request_timeout = Duration::from_secs(1))
+        .await;
+    let response = impatient
+        .client
+        .post(impatient.url("/graphql"))
+        .bearer_auth(owner.token().unwrap())
+        .json(&json!({ "query": SEARCH, "variables": { "d": set, "q": "lighthouse", "k": 3 } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "INTERNAL", "{body:#}");
+    assert!(body["errors"][0]["extensions"]["requestId"].is_string());
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{data, error_code, register};
-use crate::harness::live::{Closed, Sse, Ws};
+use crate::harness::live::{Closed, Sse, TRANSPORT_WS, Ws};
 
 fn aliases(n: usize, field: &str) -> String {
     (0..n)
@@ -100,4 +100,88 @@ async fn a_socket_without_connection_init_is_closed_with_4408() {
     .await;
     let answer = ws.next_json().await.expect("the socket still answers");
     assert_eq!(answer["id"], "1", "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server =
+        TestServer::start_with(|c| c.http.header_read_timeout = Duration::from_secs(1)).await;
+    let address = server.base.trim_start_matches("http://").to_string();
+    // Half a request, and then nothing.
+    let mut half = tokio::net::TcpStream::connect(&address).await.unwrap();
+    half.write_all(b"POST /graphql HTTP/1.1\r\nHost: weft\r\nContent-Ty")
+        .await
+        .unwrap();
+    // Nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(&address).await.unwrap();
+    for (name, stream) in [("half", &mut half), ("silent", &mut silent)] {
+        let mut buffer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("the {name} request is closed by the server within the wait")
+            })
+            .ok();
+    }
+    // Whole requests are answered as ever.
+    assert_eq!(server.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn live_connections_are_capped_per_caller_and_per_address() {
+    let server = TestServer::start_with(|c| {
+        c.http.max_connections_per_user = 2;
+        c.http.max_connections_per_address = 4;
+    })
+    .await;
+    let ada = register(&server, "ada@example.com").await;
+    let bob = register(&server, "bob@example.com").await;
+    let subscription = "subscription { messageStream(messageId: \"00000000-0000-0000-0000-000000000000\") { seq } }";
+
+    // Two sockets of Ada's; a third is closed with 4429, and her SSE stream refused.
+    let mut first = Ws::connect(&server, TRANSPORT_WS, ada.token()).await;
+    let _second = Ws::connect(&server, TRANSPORT_WS, ada.token()).await;
+    let mut third = Ws::open(&server, TRANSPORT_WS, &[]).await.unwrap();
+    third.init(ada.token()).await;
+    assert_eq!(third.closed().await, Closed::Code(4429));
+    let refused = server
+        .client
+        .post(server.url("/graphql"))
+        .header("accept", "text/event-stream")
+        .bearer_auth(&ada.access_token)
+        .json(&json!({ "query": subscription }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(error_code(&body), "RATE_LIMITED");
+
+    // Bob's two fill the address: a fifth connection from it is refused before upgrading.
+    let _bob1 = Ws::connect(&server, TRANSPORT_WS, bob.token()).await;
+    let _bob2 = Ws::connect(&server, TRANSPORT_WS, bob.token()).await;
+    let crowded = Ws::open(&server, TRANSPORT_WS, &[]).await;
+    assert!(crowded.is_err(), "refused with 429");
+
+    // A closed socket gives its places back.
+    first
+        .send_raw(tokio_tungstenite::tungstenite::Message::Close(None))
+        .await
+        .unwrap();
+    first.closed().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut again) = Ws::open(&server, TRANSPORT_WS, &[]).await {
+            again.init(ada.token()).await;
+            let ack = again.next_json().await.expect("an answer");
+            assert_eq!(ack["type"], "connection_ack");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the place is given back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
