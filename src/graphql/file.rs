@@ -12,7 +12,7 @@ use super::pages::child_page;
 use super::pagination::{Conn, Cursor, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use crate::db::models::FileReference;
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 use crate::files::{self, Incoming};
 
 pub struct FileObject(pub FileReference);
@@ -123,6 +123,24 @@ pub struct UploadFileInput {
 #[derive(Default)]
 pub struct FileMutation;
 
+/// The bytes of an uploaded file, at most `limit` (PAYLOAD over it is refused as input).
+async fn read_upload(file: std::fs::File, limit: usize) -> AppResult<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    tokio::fs::File::from_std(file)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(AppError::internal)?;
+    if bytes.len() > limit {
+        return Err(AppError::bad_input(
+            "file",
+            format!("the file is larger than {limit} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 #[Object]
 impl FileMutation {
     /// Keeps a file in a workspace (EDITOR and up); the size limit is `WEFT_UPLOAD_MAX_BYTES`.
@@ -133,6 +151,10 @@ impl FileMutation {
             .file
             .value(ctx)
             .map_err(|_| AppError::bad_input("file", "the file part is missing"))?;
+        // The multipart body was spooled to a temporary file as it arrived; it is read
+        // here, for a caller already authenticated, within the size limit.
+        let limit = app.config.uploads.max_file_bytes;
+        let bytes = read_upload(upload.content, limit).await?;
         let mut conn = conn(app).await?;
         let saved = files::upload(
             &mut conn,
@@ -144,7 +166,7 @@ impl FileMutation {
             Incoming {
                 name: &upload.filename,
                 mime_type: upload.content_type.as_deref(),
-                bytes: &upload.content,
+                bytes: &bytes,
             },
         )
         .await?;

@@ -96,18 +96,25 @@ pub fn loader_for(app: &App, credentials: Credentials) -> std::sync::Arc<DataLoa
     )
 }
 
-/// Adds the caller, the client and a per-request loader to a GraphQL request; returns it
-/// with what the credential holds, for a live response to follow.
+/// Adds the caller (as `presented`, or decoded from the headers), the client and a
+/// per-request loader to a GraphQL request; returns it with what the credential holds, for
+/// a live response to follow.
 pub async fn request_data(
     app: &std::sync::Arc<App>,
     request: async_graphql::Request,
     peer: SocketAddr,
     headers: &HeaderMap,
+    presented: Option<(Credentials, Option<Held>)>,
 ) -> (async_graphql::Request, Option<Held>) {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let (credentials, held) = credentials(app, authorization).await;
+    let (credentials, held) = match presented {
+        Some(presented) => presented,
+        None => {
+            let authorization = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            credentials(app, authorization).await
+        }
+    };
     let loader = loader_for(app, credentials);
     let request = request
         .data(credentials)

@@ -20,9 +20,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::auth::{client_info, request_data};
+use super::auth::{client_info, credentials, request_data};
 use super::connections::Slot;
+use super::rights::Held;
 use super::{HttpState, RequestId, sse, websocket};
+use crate::auth::Credentials;
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
 use crate::graphql::operation_limits;
@@ -43,8 +45,22 @@ pub async fn post(
             "a POST carries Content-Type: application/json, or multipart/form-data with files",
         );
     }
+    // A multipart body (files) is read only for a caller who is who they say: the rest may
+    // not make the server spool anything.
+    let presented = if is_multipart(&headers) {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let presented = credentials(&state.app, authorization).await;
+        if !matches!(presented.0, Credentials::Actor(_)) {
+            return unauthenticated(&headers);
+        }
+        Some(presented)
+    } else {
+        None
+    };
     match read_request(&state.app.config.uploads, &headers, body).await {
-        Ok(request) => execute(&state, request_id, peer, &headers, request).await,
+        Ok(request) => execute(&state, request_id, peer, &headers, request, presented).await,
         Err(ParseRequestError::PayloadTooLarge) => {
             let limits = state.app.config.uploads;
             plain_error(
@@ -78,6 +94,28 @@ fn supported_body(headers: &HeaderMap) -> bool {
     media_type == "application/json" || media_type.starts_with("multipart/")
 }
 
+fn is_multipart(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| super::media_type(t).starts_with("multipart/"))
+}
+
+/// A multipart request without valid credentials: 401, its body left unread.
+fn unauthenticated(headers: &HeaderMap) -> Response {
+    let body = serde_json::json!({
+        "errors": [{
+            "message": "uploads need an Authorization header with a valid token",
+            "extensions": { "code": "UNAUTHENTICATED" },
+        }]
+    });
+    json_response(
+        accepts_graphql_response_json(headers),
+        StatusCode::UNAUTHORIZED,
+        serde_json::to_vec(&body),
+    )
+}
+
 /// The body of a POST: JSON, or a multipart request carrying files (the GraphQL multipart
 /// request spec), each within the configured sizes.
 async fn read_request(
@@ -92,12 +130,7 @@ async fn read_request(
     let options = MultipartOptions::default()
         .max_file_size(limits.max_file_bytes)
         .max_num_files(limits.max_files);
-    let multipart = content_type.as_deref().is_some_and(|t| {
-        t.trim_start()
-            .to_ascii_lowercase()
-            .starts_with("multipart/")
-    });
-    if multipart {
+    if is_multipart(headers) {
         let reader = body
             .into_data_stream()
             .map_err(std::io::Error::other)
@@ -144,7 +177,7 @@ pub async fn get(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    execute(&state, request_id, peer, &headers, request).await
+    execute(&state, request_id, peer, &headers, request, None).await
 }
 
 async fn execute(
@@ -153,14 +186,21 @@ async fn execute(
     peer: SocketAddr,
     headers: &HeaderMap,
     request: async_graphql::Request,
+    presented: Option<(Credentials, Option<Held>)>,
 ) -> Response {
     state
         .app
         .metrics
         .graphql_requests
         .fetch_add(1, Ordering::Relaxed);
-    let (mut request, held) =
-        request_data(&state.app, request.data(request_id), peer, headers).await;
+    let (mut request, held) = request_data(
+        &state.app,
+        request.data(request_id),
+        peer,
+        headers,
+        presented,
+    )
+    .await;
     state.documents.prepare(&mut request);
     let max_root_fields = state.app.config.api_limits.max_root_fields;
     let refused = operation_limits::refused(&mut request, max_root_fields);

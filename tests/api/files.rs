@@ -506,3 +506,31 @@ async fn a_bucket_that_refuses_the_credentials_or_is_missing_stops_the_start() {
         std::io::ErrorKind::NotFound
     );
 }
+
+#[tokio::test]
+async fn an_upload_without_valid_credentials_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start().await;
+    let address = server.base.trim_start_matches("http://").to_string();
+    for authorization in ["", "Authorization: Bearer not-a-token\r\n"] {
+        // A 100 MB body is announced; only its first bytes are ever sent.
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nHost: weft\r\n{authorization}\
+             Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 104857600\r\n\r\n\
+             --b\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 1024];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered without waiting for the body")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    }
+    assert_eq!(
+        server.scalar("SELECT count(*) FROM file_references").await,
+        0
+    );
+}
