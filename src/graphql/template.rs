@@ -73,8 +73,10 @@ impl WorkflowTemplateObject {
     async fn created_at(&self) -> DateTime<Utc> {
         self.row.created_at
     }
+    /// The author's profile, for the author only (others see `authorName`): a public
+    /// template does not give its author's email to every user.
     async fn created_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
-        let Some(id) = self.row.created_by else {
+        let Some(id) = self.row.created_by.filter(|id| *id == self.viewer) else {
             return Ok(None);
         };
         Ok(ctx
@@ -82,6 +84,21 @@ impl WorkflowTemplateObject {
             .load_one(UserProfileById(id))
             .await?
             .map(Into::into))
+    }
+    /// Who made it: a name only ("Weft" for official templates, null when the author's
+    /// account is gone).
+    async fn author_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        if self.row.is_official {
+            return Ok(Some("Weft".into()));
+        }
+        let Some(id) = self.row.created_by else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(UserProfileById(id))
+            .await?
+            .map(|profile| profile.name))
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod executions;
 pub mod graph;
+pub mod published;
 pub mod run;
 pub mod service;
 pub mod templates;

@@ -113,7 +113,8 @@ pub async fn create_workflow_from_template(
     .await
 }
 
-/// Saves a workflow's current graph as a template of the caller's (public when asked).
+/// Saves a workflow's current graph as a template of the caller's (public when asked, then
+/// without header values and other credentials: `published`).
 pub async fn save_workflow_as_template(
     conn: &mut AsyncPgConnection,
     actor: Actor,
@@ -143,6 +144,12 @@ pub async fn save_workflow_as_template(
             .optional()?;
         let (workspace_id, graph) = found.ok_or(AppError::NotFound("workflow"))?;
         authorize_workspace(conn, actor, workspace_id, Action::Build).await?;
+        // Everyone may read a public template: it carries no credentials.
+        let graph = if is_public {
+            super::published::without_secrets(&graph)
+        } else {
+            graph
+        };
         let template: WorkflowTemplate = diesel::insert_into(workflow_templates::table)
             .values((
                 workflow_templates::name.eq(&name),

@@ -127,3 +127,55 @@ async fn templates_are_listed_official_first_and_make_workflows_that_remember_th
     assert_eq!(error_code(&refused), "NOT_FOUND");
     assert_eq!(server.scalar("SELECT usage_count::bigint FROM workflow_templates WHERE official_key = 'rag-chat-bot'").await, 1);
 }
+
+#[tokio::test]
+async fn a_public_template_shows_no_credentials_and_only_its_authors_name() {
+    let server = TestServer::start().await;
+    let ada = register(&server, "ada@example.com").await;
+    let bob = register(&server, "bob@example.com").await;
+    let bob_org = create_organization(&server, &bob, "Bob's").await;
+    let graph = json!({
+        "nodes": [
+            { "key": "start", "type": "START", "config": {} },
+            { "key": "call", "type": "HTTP_REQUEST", "config": {
+                "method": "POST", "url": "https://bot:hunter2@api.example.com/v1",
+                "headers": { "Authorization": "Bearer sk-live-secret" },
+                "body": { "apiKey": "k-123", "q": "{{sys.query}}" } } },
+            { "key": "end", "type": "END", "config": { "outputs": { "status": "{{call.status}}" } } }
+        ],
+        "connections": [
+            { "source": "start", "target": "call" },
+            { "source": "call", "target": "end" }
+        ]
+    });
+    let workflow = crate::harness::chat::workflow(&server, &bob, &bob_org, graph).await;
+    data(
+        server
+            .graphql_as(
+                bob.token(),
+                "mutation($i: SaveWorkflowAsTemplateInput!) { saveWorkflowAsTemplate(input: $i) { id } }",
+                json!({ "i": { "workflowId": workflow, "name": "Caller", "isPublic": true } }),
+            )
+            .await,
+    );
+    let query = "query { workflowTemplates(first: 10, filter: { nameContains: \"Caller\" }) {
+        edges { node { graph authorName createdBy { email } } } } }";
+    let seen = data(server.graphql_as(ada.token(), query, json!({})).await);
+    let template = &seen["workflowTemplates"]["edges"][0]["node"];
+    assert_eq!(template["authorName"], "Test User");
+    assert_eq!(template["createdBy"], Value::Null, "no email for others");
+    let text = template["graph"].to_string();
+    for secret in ["sk-live-secret", "hunter2", "k-123"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let call = &template["graph"]["nodes"][1]["config"];
+    assert_eq!(call["headers"], json!({ "Authorization": "" }));
+    assert_eq!(call["url"], "https://api.example.com/v1");
+    assert_eq!(call["body"]["q"], "{{sys.query}}");
+    // The author sees their own profile.
+    let own = data(server.graphql_as(bob.token(), query, json!({})).await);
+    assert_eq!(
+        own["workflowTemplates"]["edges"][0]["node"]["createdBy"]["email"],
+        "bob@example.com"
+    );
+}
