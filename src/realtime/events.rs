@@ -186,7 +186,47 @@ pub struct ExecutionEvent {
     pub at: DateTime<Utc>,
 }
 
+/// The largest JSON value (serialized) an execution event carries as it is; a larger one
+/// travels as `trimmed` and is read in full from the run's record (`nodeResults`, `outputs`).
+pub const MAX_EVENT_VALUE_BYTES: usize = 64 << 10;
+
+/// `value`, or a note saying how large it was when it is over `MAX_EVENT_VALUE_BYTES`.
+fn trimmed(value: &mut Option<Value>) {
+    let size = match value.as_ref().map(serde_json::to_vec) {
+        Some(Ok(bytes)) => bytes.len(),
+        _ => return,
+    };
+    if size > MAX_EVENT_VALUE_BYTES {
+        *value = Some(serde_json::json!({
+            "trimmed": true,
+            "bytes": size,
+            "note": "too large for a live event; the run's record holds the whole value",
+        }));
+    }
+}
+
+impl ExecutionRecord {
+    /// The record as feeds and events carry it: inputs and outputs over
+    /// `MAX_EVENT_VALUE_BYTES` trimmed (PostgreSQL keeps them whole).
+    pub fn for_events(mut self) -> ExecutionRecord {
+        let mut inputs = Some(std::mem::take(&mut self.inputs));
+        trimmed(&mut inputs);
+        self.inputs = inputs.unwrap_or_default();
+        trimmed(&mut self.outputs);
+        self
+    }
+}
+
 impl ExecutionEvent {
+    /// The event with every value over `MAX_EVENT_VALUE_BYTES` trimmed: what is published
+    /// (and retained in Redis) for live views.
+    pub fn trimmed(mut self) -> ExecutionEvent {
+        trimmed(&mut self.inputs);
+        trimmed(&mut self.outputs);
+        self.execution = Box::new((*self.execution).for_events());
+        self
+    }
+
     /// An event about the run itself (started, finished), with its current status.
     pub fn of_run(kind: ExecutionEventKind, execution: ExecutionRecord) -> ExecutionEvent {
         ExecutionEvent {

@@ -19,8 +19,10 @@ impl Realtime {
     }
 
     /// Publishes an event of a workflow run; returns its `seq`. The run's own events
-    /// (started, finished) are announced on its workspace's feed as well.
+    /// (started, finished) are announced on its workspace's feed as well. Inputs and
+    /// outputs over 64 KiB travel trimmed (`ExecutionEvent::trimmed`).
     pub async fn publish_execution_event(&self, event: ExecutionEvent) -> AppResult<i64> {
+        let event = event.trimmed();
         let key = StreamKey::Execution(event.execution.id);
         let announce = matches!(
             event.kind,
@@ -40,7 +42,7 @@ impl Realtime {
         self.announce(
             &channel,
             Event::ExecutionChanged {
-                execution: Box::new(execution.clone()),
+                execution: Box::new(execution.clone().for_events()),
             },
         )
         .await

@@ -532,3 +532,60 @@ async fn a_queued_run_stops_at_once_and_strangers_cannot_touch_runs() {
         .await;
     assert_eq!(data(by_key)["runWorkflow"]["status"], "QUEUED");
 }
+
+#[tokio::test]
+async fn node_outputs_over_64_kib_travel_trimmed_and_stay_whole_in_the_record() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let flow = workflow(
+        &server,
+        &owner,
+        &tenant,
+        json!({
+            "nodes": [
+                { "key": "start", "type": "START", "config": { "inputs": [
+                    { "name": "text", "type": "string", "required": true } ] } },
+                { "key": "copy", "type": "TEMPLATE", "config": { "template": "{{start.text}}" } },
+                { "key": "end", "type": "END", "config": { "outputs": { "text": "{{copy.output}}" } } }
+            ],
+            "connections": [
+                { "source": "start", "target": "copy" },
+                { "source": "copy", "target": "end" }
+            ]
+        }),
+    )
+    .await;
+    let text = "w".repeat(100 << 10);
+    let id = data(run(&server, &owner, &flow, json!({ "text": text })).await)["runWorkflow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let events = follow(&server, &owner, &id).await;
+    let copied = events
+        .iter()
+        .find(|e| e["kind"] == "NODE_FINISHED" && e["nodeKey"] == "copy")
+        .unwrap();
+    assert_eq!(copied["outputs"]["trimmed"], true, "{}", copied["outputs"]);
+    assert!(copied["outputs"]["bytes"].as_u64().unwrap() > 100 << 10);
+    let last = events.last().unwrap();
+    assert_eq!(last["status"], "SUCCEEDED");
+    assert_eq!(last["outputs"]["trimmed"], true);
+    let record = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($id: UUID!) { execution(id: $id) { outputs nodeResults { nodeKey outputs } } }",
+                json!({ "id": id }),
+            )
+            .await,
+    );
+    assert_eq!(record["execution"]["outputs"]["text"], text.as_str());
+    let node = record["execution"]["nodeResults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["nodeKey"] == "copy")
+        .unwrap();
+    assert_eq!(node["outputs"]["output"], text.as_str());
+}
