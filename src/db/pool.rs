@@ -37,9 +37,20 @@ impl Instrumentation for QueryCounter {
                 Counted::Requests => self.0.db_queries.fetch_add(1, Ordering::Relaxed),
                 Counted::Engine => self.0.engine_db_queries.fetch_add(1, Ordering::Relaxed),
             };
-            tracing::trace!(target: "weft::sql", %query, "statement");
+            if tracing::enabled!(target: "weft::sql", tracing::Level::TRACE) {
+                let text = query.to_string();
+                tracing::trace!(target: "weft::sql", sql = statement_text(&text), "statement");
+            }
         }
     }
+}
+
+/// The SQL of a statement as Diesel prints it, without its bind values (` -- binds: [...]`):
+/// those are passwords' hashes, tokens' hashes, message text, sealed keys...
+fn statement_text(printed: &str) -> &str {
+    printed
+        .split_once(" -- binds: ")
+        .map_or(printed, |(sql, _)| sql)
 }
 
 /// Builds the pool. Connections are opened lazily; a request waits at most `wait_timeout`
@@ -73,4 +84,24 @@ pub fn build(
         .recycle_timeout(Some(Duration::from_secs(5)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::prelude::*;
+
+    use super::statement_text;
+    use crate::db::schema::users;
+
+    #[test]
+    fn logged_statements_carry_no_bind_values() {
+        let query = users::table
+            .filter(users::email.eq("ada@example.com"))
+            .select(users::id);
+        let printed = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
+        assert!(printed.contains("ada@example.com"), "{printed}");
+        let logged = statement_text(&printed);
+        assert!(logged.contains("\"users\".\"email\" = $1"), "{logged}");
+        assert!(!logged.contains("ada@example.com"), "{logged}");
+    }
 }
