@@ -107,6 +107,14 @@ impl App {
             .map_err(|e| {
                 StartupError::Config(format!("cannot load the plugin catalogue: {e:?}"))
             })?;
+        let bound = crate::provider::service::bind_legacy_keys(&mut conn, &config.encryption_key)
+            .await
+            .map_err(|e| {
+                StartupError::Config(format!("cannot bind the stored provider keys: {e:?}"))
+            })?;
+        if bound > 0 {
+            tracing::info!(bound, "provider keys sealed again, bound to their rows");
+        }
         drop(conn);
         tracing::debug!(
             templates,

@@ -100,59 +100,121 @@ mod tests {
     }
 }
 
-/// Encrypts with AES-256-GCM under the configured key: a fresh 12-byte nonce, then the
-/// ciphertext and its tag.
-pub fn encrypt(key: &Secret, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+/// The first byte of a value sealed with associated data.
+const SEALED_V2: u8 = 2;
+
+/// Encrypts with AES-256-GCM under the configured key, bound to `binding` (the table, row
+/// and field the value is stored in, e.g. `llm_providers.api_key_encrypted:<id>`) as
+/// associated data: a version byte, a fresh 12-byte nonce, then the ciphertext and its tag.
+/// Copied into another row, the value no longer opens.
+pub fn encrypt(key: &Secret, plaintext: &[u8], binding: &str) -> Result<Vec<u8>, String> {
     use aes_gcm::Aes256Gcm;
-    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
     let cipher = Aes256Gcm::new_from_slice(key.expose())
         .map_err(|_| "the encryption key is not 32 bytes".to_string())?;
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-    let mut out = nonce.to_vec();
+    let mut out = vec![SEALED_V2];
+    out.extend_from_slice(&nonce);
+    let payload = Payload {
+        msg: plaintext,
+        aad: binding.as_bytes(),
+    };
     out.extend(
         cipher
-            .encrypt(&nonce, plaintext)
+            .encrypt(&nonce, payload)
             .map_err(|_| "encryption failed".to_string())?,
     );
     Ok(out)
 }
 
-/// Decrypts what `encrypt` produced; fails when the key is another or the data was changed.
-pub fn decrypt(key: &Secret, sealed: &[u8]) -> Result<Vec<u8>, String> {
-    use aes_gcm::aead::{Aead, KeyInit};
+/// Whether `sealed` was sealed bound to `binding` (and opens with `key`).
+pub fn is_bound(key: &Secret, sealed: &[u8], binding: &str) -> bool {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
     use aes_gcm::{Aes256Gcm, Nonce};
-    if sealed.len() < 12 + 16 {
-        return Err("not a sealed value of this key".into());
+    let Ok(cipher) = Aes256Gcm::new_from_slice(key.expose()) else {
+        return false;
+    };
+    if sealed.len() < 1 + 12 + 16 || sealed[0] != SEALED_V2 {
+        return false;
     }
+    let Ok(nonce) = <[u8; 12]>::try_from(&sealed[1..13]) else {
+        return false;
+    };
+    let payload = Payload {
+        msg: &sealed[13..],
+        aad: binding.as_bytes(),
+    };
+    cipher.decrypt(&Nonce::from(nonce), payload).is_ok()
+}
+
+/// Decrypts what `encrypt` produced for `binding`; fails when the key is another, the data
+/// was changed or the value belongs to another row. Values sealed before bindings existed
+/// (no version byte, no associated data) still open; they are bound when next written.
+pub fn decrypt(key: &Secret, sealed: &[u8], binding: &str) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
     let cipher = Aes256Gcm::new_from_slice(key.expose())
         .map_err(|_| "the encryption key is not 32 bytes".to_string())?;
-    let (nonce, ciphertext) = sealed.split_at(12);
-    let nonce: [u8; 12] = nonce
-        .try_into()
-        .map_err(|_| "not a sealed value of this key".to_string())?;
-    cipher
-        .decrypt(&Nonce::from(nonce), ciphertext)
-        .map_err(|_| "cannot decrypt: another key, or the value was changed".to_string())
+    let open = |nonce: &[u8], ciphertext: &[u8], aad: &[u8]| {
+        let nonce: [u8; 12] = nonce.try_into().ok()?;
+        let payload = Payload {
+            msg: ciphertext,
+            aad,
+        };
+        cipher.decrypt(&Nonce::from(nonce), payload).ok()
+    };
+    if sealed.len() >= 1 + 12 + 16 && sealed[0] == SEALED_V2 {
+        if let Some(plain) = open(&sealed[1..13], &sealed[13..], binding.as_bytes()) {
+            return Ok(plain);
+        }
+    }
+    if sealed.len() >= 12 + 16 {
+        // Sealed without a binding (a random nonce may begin with the version byte).
+        if let Some(plain) = open(&sealed[..12], &sealed[12..], b"") {
+            return Ok(plain);
+        }
+    }
+    Err("cannot decrypt: another key, another row, or the value was changed".into())
 }
 
 #[cfg(test)]
 mod encryption_tests {
     use super::*;
 
+    const ROW: &str = "llm_providers.api_key_encrypted:1";
+
     #[test]
-    fn sealed_values_open_only_with_their_key() {
+    fn sealed_values_open_only_with_their_key_and_in_their_row() {
         let key = Secret::new(vec![1u8; 32]);
-        let sealed = encrypt(&key, b"sk-provider-key").unwrap();
+        let sealed = encrypt(&key, b"sk-provider-key", ROW).unwrap();
         assert!(!sealed.windows(15).any(|w| w == b"sk-provider-key"));
-        assert_eq!(decrypt(&key, &sealed).unwrap(), b"sk-provider-key");
-        assert!(decrypt(&Secret::new(vec![2u8; 32]), &sealed).is_err());
+        assert_eq!(decrypt(&key, &sealed, ROW).unwrap(), b"sk-provider-key");
+        assert!(decrypt(&Secret::new(vec![2u8; 32]), &sealed, ROW).is_err());
+        assert!(
+            decrypt(&key, &sealed, "llm_providers.api_key_encrypted:2").is_err(),
+            "moved to another row"
+        );
         let mut tampered = sealed.clone();
         tampered[20] ^= 1;
-        assert!(decrypt(&key, &tampered).is_err());
+        assert!(decrypt(&key, &tampered, ROW).is_err());
         assert_ne!(
-            encrypt(&key, b"x").unwrap(),
-            encrypt(&key, b"x").unwrap(),
+            encrypt(&key, b"x", ROW).unwrap(),
+            encrypt(&key, b"x", ROW).unwrap(),
             "fresh nonces"
         );
+    }
+
+    #[test]
+    fn values_sealed_without_a_binding_still_open() {
+        use aes_gcm::Aes256Gcm;
+        use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+        let key = Secret::new(vec![1u8; 32]);
+        let cipher = Aes256Gcm::new_from_slice(key.expose()).unwrap();
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let mut legacy = nonce.to_vec();
+        legacy.extend(cipher.encrypt(&nonce, b"old".as_slice()).unwrap());
+        assert_eq!(decrypt(&key, &legacy, ROW).unwrap(), b"old");
+        assert!(!is_bound(&key, &legacy, ROW));
+        assert!(is_bound(&key, &encrypt(&key, b"new", ROW).unwrap(), ROW));
     }
 }

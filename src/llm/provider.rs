@@ -120,7 +120,8 @@ pub async fn resolve(
             })?;
             let api_key = match &row.api_key_encrypted {
                 Some(sealed) => {
-                    let plain = secrets::decrypt(access.encryption_key, sealed)
+                    let binding = crate::provider::service::key_binding(row.id);
+                    let plain = secrets::decrypt(access.encryption_key, sealed, &binding)
                         .map_err(AppError::internal)?;
                     Some(String::from_utf8(plain).map_err(AppError::internal)?)
                 }

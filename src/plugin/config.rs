@@ -4,6 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
+use uuid::Uuid;
 
 use super::catalogue::{ConfigField, FieldType};
 use crate::error::{AppError, AppResult};
@@ -113,6 +114,7 @@ pub fn prepare(
     given: &Value,
     previous: Option<&Value>,
     key: &Secret,
+    installation: Uuid,
 ) -> AppResult<Value> {
     let given = match given {
         Value::Null => &Map::new(),
@@ -150,7 +152,9 @@ pub fn prepare(
         };
         let value = match (value, field.field_type) {
             (Some(Value::String(plain)), FieldType::Secret) => {
-                let sealed = secrets::encrypt(key, plain.as_bytes()).map_err(AppError::internal)?;
+                let binding = binding(installation, &field.name);
+                let sealed = secrets::encrypt(key, plain.as_bytes(), &binding)
+                    .map_err(AppError::internal)?;
                 Some(json!({ SEALED: STANDARD.encode(sealed) }))
             }
             (value, _) => value,
@@ -195,8 +199,18 @@ pub fn secrets_set(fields: &[ConfigField], stored: &Value) -> Vec<String> {
         .collect()
 }
 
+/// What a secret setting's sealed value is bound to: its installation and its name.
+fn binding(installation: Uuid, name: &str) -> String {
+    format!("installed_plugins.config:{installation}:{name}")
+}
+
 /// The plain value of a secret setting, for the code that runs the plugin.
-pub fn reveal(stored: &Value, name: &str, key: &Secret) -> AppResult<Option<String>> {
+pub fn reveal(
+    stored: &Value,
+    name: &str,
+    key: &Secret,
+    installation: Uuid,
+) -> AppResult<Option<String>> {
     let Some(encoded) = stored
         .get(name)
         .and_then(|v| v.get(SEALED))
@@ -205,7 +219,8 @@ pub fn reveal(stored: &Value, name: &str, key: &Secret) -> AppResult<Option<Stri
         return Ok(None);
     };
     let sealed = STANDARD.decode(encoded).map_err(AppError::internal)?;
-    let plain = secrets::decrypt(key, &sealed).map_err(AppError::internal)?;
+    let plain =
+        secrets::decrypt(key, &sealed, &binding(installation, name)).map_err(AppError::internal)?;
     String::from_utf8(plain)
         .map(Some)
         .map_err(AppError::internal)
@@ -219,6 +234,8 @@ mod tests {
     fn key() -> Secret {
         Secret::new(vec![7u8; 32])
     }
+
+    const HERE: Uuid = Uuid::from_u128(1);
 
     fn http_fields() -> Vec<ConfigField> {
         shipped()
@@ -241,12 +258,18 @@ mod tests {
         let fields = http_fields();
         let given =
             json!({ "baseUrl": "https://api.example.com", "authorization": "Bearer s3cret" });
-        let stored = prepare(&fields, &given, None, &key()).unwrap();
+        let stored = prepare(&fields, &given, None, &key(), HERE).unwrap();
         assert_eq!(stored["timeoutSeconds"], json!(10));
         assert!(!stored.to_string().contains("s3cret"));
         assert_eq!(
-            reveal(&stored, "authorization", &key()).unwrap().as_deref(),
+            reveal(&stored, "authorization", &key(), HERE)
+                .unwrap()
+                .as_deref(),
             Some("Bearer s3cret")
+        );
+        assert!(
+            reveal(&stored, "authorization", &key(), Uuid::from_u128(2)).is_err(),
+            "copied to another installation, it does not open"
         );
         let public = public_view(&fields, &stored);
         assert!(public.get("authorization").is_none());
@@ -265,6 +288,7 @@ mod tests {
             &json!({ "baseUrl": "https://a.example", "authorization": "k1" }),
             None,
             &key(),
+            HERE,
         )
         .unwrap();
         let kept = prepare(
@@ -272,10 +296,13 @@ mod tests {
             &json!({ "baseUrl": "https://b.example" }),
             Some(&first),
             &key(),
+            HERE,
         )
         .unwrap();
         assert_eq!(
-            reveal(&kept, "authorization", &key()).unwrap().as_deref(),
+            reveal(&kept, "authorization", &key(), HERE)
+                .unwrap()
+                .as_deref(),
             Some("k1")
         );
         let removed = prepare(
@@ -283,6 +310,7 @@ mod tests {
             &json!({ "baseUrl": "https://b.example", "authorization": null }),
             Some(&first),
             &key(),
+            HERE,
         )
         .unwrap();
         assert!(secrets_set(&fields, &removed).is_empty());
@@ -317,7 +345,7 @@ mod tests {
             (json!([1, 2]), "config"),
         ];
         for (given, field) in cases {
-            let e = prepare(&fields, &given, None, &key()).unwrap_err();
+            let e = prepare(&fields, &given, None, &key(), HERE).unwrap_err();
             assert_eq!(field_of(e), field, "{given}");
         }
     }

@@ -44,9 +44,12 @@ pub async fn install(
             .optional()?
             .ok_or(AppError::NotFound("plugin"))?;
         let manifest = Manifest::of(&plugin.manifest)?;
-        let stored = config::prepare(&manifest.config, given, None, key)?;
+        // The id is chosen here: sealed settings are bound to it.
+        let id = Uuid::new_v4();
+        let stored = config::prepare(&manifest.config, given, None, key, id)?;
         let installed: InstalledPlugin = diesel::insert_into(installed_plugins::table)
             .values((
+                installed_plugins::id.eq(id),
                 installed_plugins::workspace_id.eq(workspace_id),
                 installed_plugins::plugin_id.eq(plugin.id),
                 installed_plugins::config.eq(&stored),
@@ -122,7 +125,13 @@ pub async fn configure(
     conn.transaction(async |conn| {
         let (installed, plugin) = installation_for_building(conn, actor, id).await?;
         let manifest = Manifest::of(&plugin.manifest)?;
-        let stored = config::prepare(&manifest.config, given, Some(&installed.config), key)?;
+        let stored = config::prepare(
+            &manifest.config,
+            given,
+            Some(&installed.config),
+            key,
+            installed.id,
+        )?;
         let updated: InstalledPlugin = diesel::update(installed_plugins::table.find(id))
             .set(installed_plugins::config.eq(&stored))
             .returning(InstalledPlugin::as_returning())

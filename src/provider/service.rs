@@ -65,12 +65,50 @@ fn unique_violation(e: diesel::result::Error) -> AppError {
     }
 }
 
-fn seal(key: &Secret, api_key: &str) -> AppResult<Option<Vec<u8>>> {
+/// What a provider's sealed key is bound to: its row.
+pub fn key_binding(provider_id: Uuid) -> String {
+    format!("llm_providers.api_key_encrypted:{provider_id}")
+}
+
+/// Seals again, bound to their rows, the provider keys sealed before bindings existed (run
+/// at start; idempotent). Returns how many were bound.
+pub async fn bind_legacy_keys(conn: &mut AsyncPgConnection, key: &Secret) -> AppResult<usize> {
+    let rows: Vec<(Uuid, Vec<u8>)> = llm_providers::table
+        .filter(llm_providers::api_key_encrypted.is_not_null())
+        .select((
+            llm_providers::id,
+            llm_providers::api_key_encrypted.assume_not_null(),
+        ))
+        .load(conn)
+        .await?;
+    let mut bound = 0;
+    for (id, sealed) in rows {
+        let binding = key_binding(id);
+        if secrets::is_bound(key, &sealed, &binding) {
+            continue;
+        }
+        // One that does not open (another key) is left as it is: calls with it fail clearly.
+        let Ok(plain) = secrets::decrypt(key, &sealed, &binding) else {
+            tracing::warn!(provider_id = %id, "a stored provider key does not open with this key");
+            continue;
+        };
+        let resealed = secrets::encrypt(key, &plain, &binding).map_err(AppError::internal)?;
+        // Only if unchanged meanwhile (another instance starting, an update).
+        bound += diesel::update(llm_providers::table.find(id))
+            .filter(llm_providers::api_key_encrypted.eq(&sealed))
+            .set(llm_providers::api_key_encrypted.eq(&resealed))
+            .execute(conn)
+            .await?;
+    }
+    Ok(bound)
+}
+
+fn seal(key: &Secret, api_key: &str, provider_id: Uuid) -> AppResult<Option<Vec<u8>>> {
     if api_key.is_empty() {
         return Ok(None);
     }
     validate::text("apiKey", api_key, 4096)?;
-    secrets::encrypt(key, api_key.as_bytes())
+    secrets::encrypt(key, api_key.as_bytes(), &key_binding(provider_id))
         .map(Some)
         .map_err(AppError::internal)
 }
@@ -120,16 +158,19 @@ pub async fn create_provider(
             "maxTokens cannot be negative",
         ));
     }
+    // The id is chosen here: the sealed key is bound to it.
+    let id = Uuid::new_v4();
     let sealed = input
         .api_key
         .as_deref()
-        .map(|k| seal(encryption_key, k))
+        .map(|k| seal(encryption_key, k, id))
         .transpose()?
         .flatten();
     conn.transaction(async |conn| {
         authorize_workspace(conn, actor, workspace_id, Action::ManageProviders).await?;
         let provider: LlmProvider = diesel::insert_into(llm_providers::table)
             .values((
+                llm_providers::id.eq(id),
                 llm_providers::workspace_id.eq(workspace_id),
                 llm_providers::name.eq(&name),
                 llm_providers::provider_type.eq(provider_type),
@@ -205,7 +246,7 @@ pub async fn update_provider(
     let sealed = input
         .api_key
         .as_deref()
-        .map(|k| seal(encryption_key, k))
+        .map(|k| seal(encryption_key, k, id))
         .transpose()?;
     if input.max_tokens.flatten().is_some_and(|m| m < 0) {
         return Err(AppError::bad_input(

@@ -135,3 +135,115 @@ async fn an_openai_compatible_provider_needs_a_base_url() {
         .await;
     assert_eq!(data(echo)["createLlmProvider"]["providerType"], "ECHO");
 }
+
+#[tokio::test]
+async fn a_sealed_key_copied_into_another_providers_row_does_not_open() {
+    use crate::harness::chat::{STREAM, chat_app, send};
+    use crate::harness::live::Ws;
+    use crate::harness::model_server::ModelServer;
+    use std::sync::atomic::Ordering;
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let other = data(
+        server
+            .graphql_as(
+                app.owner.token(),
+                CREATE,
+                json!({ "i": { "workspaceId": app.tenant.workspace_id, "name": "Other",
+                    "providerType": "OPENAI_COMPATIBLE", "baseUrl": models.base_url,
+                    "apiKey": "sk-other-key", "models": ["gpt-test"] } }),
+            )
+            .await,
+    )["createLlmProvider"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Someone with write access to the table moves the other key into this provider's row.
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = server.app.pool.get().await.unwrap();
+        diesel::sql_query(format!(
+            "UPDATE llm_providers SET api_key_encrypted =
+               (SELECT api_key_encrypted FROM llm_providers WHERE id = '{other}')
+             WHERE id = '{}'",
+            app.provider
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let before = models.seen.requests.load(Ordering::SeqCst);
+    let sent = send(&server, &app, "Say hello", None).await;
+    let reply = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+    let mut ws = Ws::connect(&server, "graphql-transport-ws", Some(&app.key)).await;
+    ws.subscribe("1", STREAM, json!({ "id": reply })).await;
+    let events = ws.until_complete("1").await;
+    let last = &events.last().unwrap()["data"]["messageStream"];
+    assert_eq!(last["kind"], "ERROR", "{events:?}");
+    assert_eq!(
+        models.seen.requests.load(Ordering::SeqCst),
+        before,
+        "no key was sent to the provider"
+    );
+}
+
+#[tokio::test]
+async fn keys_sealed_before_bindings_are_bound_at_start() {
+    use aes_gcm::Aes256Gcm;
+    use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let id = data(
+        server
+            .graphql_as(
+                owner.token(),
+                CREATE,
+                json!({ "i": { "workspaceId": tenant.workspace_id, "name": "Old",
+                    "providerType": "OPENAI_COMPATIBLE", "baseUrl": "https://api.example.com/v1",
+                    "apiKey": "sk-x", "models": ["m"] } }),
+            )
+            .await,
+    )["createLlmProvider"]["id"]
+        .as_str()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .unwrap();
+    // As an older version stored it: nonce and ciphertext, no binding.
+    let cipher = Aes256Gcm::new_from_slice(server.app.config.encryption_key.expose()).unwrap();
+    let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+    let mut legacy = nonce.to_vec();
+    legacy.extend(cipher.encrypt(&nonce, b"sk-legacy".as_slice()).unwrap());
+    {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use weft::db::schema::llm_providers;
+        let mut conn = server.app.pool.get().await.unwrap();
+        diesel::update(llm_providers::table.find(id))
+            .set(llm_providers::api_key_encrypted.eq(&legacy))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let restarted = server.beside().await;
+    let stored: Vec<u8> = {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use weft::db::schema::llm_providers;
+        let mut conn = restarted.app.pool.get().await.unwrap();
+        llm_providers::table
+            .find(id)
+            .select(llm_providers::api_key_encrypted.assume_not_null())
+            .first(&mut conn)
+            .await
+            .unwrap()
+    };
+    let binding = weft::provider::service::key_binding(id);
+    let key = &server.app.config.encryption_key;
+    assert!(weft::secrets::is_bound(key, &stored, &binding));
+    assert_eq!(
+        weft::secrets::decrypt(key, &stored, &binding).unwrap(),
+        b"sk-legacy"
+    );
+}
