@@ -1,3 +1,8 @@
 -- An invitation can be withdrawn before it is accepted (revokeInvitation, or its inviter
 -- leaving the team): a revoked invitation cannot be accepted.
 ALTER TABLE team_invitations ADD COLUMN revoked_at timestamptz;
+
+-- The token a refresh token was exchanged for, sealed, while that one is unused: a second
+-- tab presenting the same refresh token within seconds gets the same new one instead of
+-- revoking the session.
+ALTER TABLE refresh_tokens ADD COLUMN successor_sealed bytea;

@@ -568,6 +568,7 @@ diesel::table! {
         #[max_length = 64]
         ip -> Nullable<Varchar>,
         created_at -> Timestamptz,
+        successor_sealed -> Nullable<Bytea>,
     }
 }
 

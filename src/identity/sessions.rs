@@ -1,6 +1,8 @@
 //! Sessions: an access token plus an opaque refresh token. Refresh tokens are stored hashed,
 //! live 30 days, are rotated on every use and consumed atomically; presenting one that was
-//! already rotated revokes its whole family (the session it belongs to).
+//! already rotated revokes its whole family (the session it belongs to), except the same
+//! client presenting it again within `REUSE_GRACE` while its successor is unused (two tabs
+//! refreshing at once), which gets that same successor.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
@@ -16,6 +18,7 @@ use crate::db::models::User;
 use crate::db::schema::{refresh_tokens, users};
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::Event;
+use crate::secrets;
 use crate::validate::truncate;
 
 /// How long a refresh token is valid.
@@ -116,8 +119,24 @@ pub async fn refresh(
                 return Ok(None);
             };
             let (session, new_id) = open(app, conn, user, family_id, client).await?;
+            // The new token, sealed, for a second tab presenting the old one within the
+            // grace period (`reused_in_grace`); the old token's own predecessor no longer
+            // needs its copy.
+            let successor = secrets::encrypt(
+                &app.config.encryption_key,
+                session.refresh_token.as_bytes(),
+                &successor_binding(old_id),
+            )
+            .map_err(AppError::internal)?;
             diesel::update(refresh_tokens::table.find(old_id))
-                .set(refresh_tokens::replaced_by.eq(new_id))
+                .set((
+                    refresh_tokens::replaced_by.eq(new_id),
+                    refresh_tokens::successor_sealed.eq(successor),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::update(refresh_tokens::table.filter(refresh_tokens::replaced_by.eq(old_id)))
+                .set(refresh_tokens::successor_sealed.eq(None::<Vec<u8>>))
                 .execute(conn)
                 .await?;
             audit::record(
@@ -139,12 +158,101 @@ pub async fn refresh(
     match outcome {
         Some(session) => Ok(session),
         None => {
+            if let Some(session) = reused_in_grace(app, conn, client, &hash).await? {
+                return Ok(session);
+            }
             if let Some((user_id, family_id)) = revoke_family_if_reused(conn, &hash).await? {
                 ended(app, user_id, Some(family_id)).await;
             }
             Err(AppError::Unauthenticated)
         }
     }
+}
+
+/// How long after a refresh token was exchanged the same client may present it again and
+/// get the same new token (two tabs refreshing at once), instead of the session being
+/// revoked as a stolen copy.
+pub const REUSE_GRACE: Duration = Duration::seconds(10);
+
+/// What a sealed successor token is bound to: the row of the token it replaced.
+fn successor_binding(token_id: Uuid) -> String {
+    format!("refresh_tokens.successor_sealed:{token_id}")
+}
+
+/// A rotated token presented again within `REUSE_GRACE` by the client its successor was
+/// issued to, while that successor is unused: the same successor, with a new access token.
+async fn reused_in_grace(
+    app: &App,
+    conn: &mut AsyncPgConnection,
+    client: &ClientInfo,
+    hash: &str,
+) -> AppResult<Option<Session>> {
+    /// id, user, successor, its sealed copy, when it was rotated.
+    type Rotated = (Uuid, Uuid, Uuid, Option<Vec<u8>>, Option<DateTime<Utc>>);
+    let rotated: Option<Rotated> = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(hash))
+        .filter(refresh_tokens::replaced_by.is_not_null())
+        .select((
+            refresh_tokens::id,
+            refresh_tokens::user_id,
+            refresh_tokens::replaced_by.assume_not_null(),
+            refresh_tokens::successor_sealed,
+            refresh_tokens::revoked_at,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((old_id, user_id, successor_id, Some(sealed), Some(rotated_at))) = rotated else {
+        return Ok(None);
+    };
+    if Utc::now() - rotated_at > REUSE_GRACE {
+        return Ok(None);
+    }
+    let successor: Option<(Uuid, Option<String>, Option<String>)> = refresh_tokens::table
+        .find(successor_id)
+        .filter(refresh_tokens::revoked_at.is_null())
+        .filter(refresh_tokens::expires_at.gt(Utc::now()))
+        .select((
+            refresh_tokens::family_id,
+            refresh_tokens::ip,
+            refresh_tokens::user_agent,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((family_id, ip, user_agent)) = successor else {
+        return Ok(None);
+    };
+    let same_client = ip == client.ip.as_deref().map(|ip| truncate(ip, 64))
+        && user_agent == client.user_agent.as_deref().map(|ua| truncate(ua, 500));
+    if !same_client {
+        return Ok(None);
+    }
+    let Ok(token) = secrets::decrypt(
+        &app.config.encryption_key,
+        &sealed,
+        &successor_binding(old_id),
+    ) else {
+        return Ok(None);
+    };
+    let refresh_token = String::from_utf8(token).map_err(AppError::internal)?;
+    let user: Option<User> = users::table
+        .find(user_id)
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let (access_token, access_token_expires_at) = app.auth.signer.issue(user.id, family_id)?;
+    Ok(Some(Session {
+        user,
+        access_token,
+        access_token_expires_at,
+        refresh_token,
+    }))
 }
 
 /// Tells live connections opened in the session `session_id` of `user_id` (with `None`: in
