@@ -125,7 +125,7 @@ pub async fn upload(
     let storage_key = format!("{workspace_id}/{id}");
     let sha256 = sha256_hex(file.bytes);
     store
-        .put(&storage_key, file.bytes, &sha256)
+        .put(&storage_key, file.bytes)
         .await
         .map_err(AppError::internal)?;
     let saved = conn

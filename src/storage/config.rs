@@ -15,12 +15,17 @@ pub enum StorageConfig {
 
 #[derive(Clone)]
 pub struct S3Config {
-    /// `http(s)://host[:port]` of the service.
-    pub endpoint: String,
+    /// `http(s)://host[:port]` of the service; `None` for Amazon S3 itself (the region's
+    /// endpoint).
+    pub endpoint: Option<String>,
     pub region: String,
     pub bucket: String,
-    pub access_key_id: String,
-    pub secret_access_key: Secret,
+    /// Given credentials; without them, the environment's (AWS_* with a session token, web
+    /// identity, the ECS task role, the EC2 instance profile), as AWS tools find them.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    /// The session token of temporary credentials (`WEFT_S3_SESSION_TOKEN`, `AWS_SESSION_TOKEN`).
+    pub session_token: Option<Secret>,
     /// Prepended to every key: empty, or ending in `/`.
     pub prefix: String,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
@@ -59,33 +64,36 @@ pub fn from_env(
             "WEFT_S3_REGION must be a region name such as us-east-1, got {region:?}"
         )));
     }
-    let given_endpoint = var("WEFT_S3_ENDPOINT");
-    let endpoint = given_endpoint
-        .clone()
-        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
-    let endpoint = endpoint.trim_end_matches('/').to_string();
-    let well_formed = endpoint
-        .split_once("://")
-        .filter(|(scheme, rest)| {
-            matches!(*scheme, "http" | "https") && !rest.is_empty() && !rest.contains(['/', '@'])
-        })
-        .is_some();
-    if !well_formed {
-        return Err(ConfigError(format!(
-            "WEFT_S3_ENDPOINT must be http(s)://host[:port] without a path, got {endpoint:?}"
-        )));
+    let given_endpoint = var("WEFT_S3_ENDPOINT").map(|e| e.trim_end_matches('/').to_string());
+    if let Some(endpoint) = &given_endpoint {
+        let well_formed = endpoint
+            .split_once("://")
+            .filter(|(scheme, rest)| {
+                matches!(*scheme, "http" | "https")
+                    && !rest.is_empty()
+                    && !rest.contains(['/', '@'])
+            })
+            .is_some();
+        if !well_formed {
+            return Err(ConfigError(format!(
+                "WEFT_S3_ENDPOINT must be http(s)://host[:port] without a path, got {endpoint:?}"
+            )));
+        }
     }
-    let access_key_id = var("WEFT_S3_ACCESS_KEY_ID")
-        .or_else(|| var("AWS_ACCESS_KEY_ID"))
-        .ok_or_else(|| {
-            ConfigError("WEFT_S3_BUCKET is set but WEFT_S3_ACCESS_KEY_ID is not".into())
-        })?;
+    let access_key_id = var("WEFT_S3_ACCESS_KEY_ID").or_else(|| var("AWS_ACCESS_KEY_ID"));
     let secret_access_key = var("WEFT_S3_SECRET_ACCESS_KEY")
         .or_else(|| var("AWS_SECRET_ACCESS_KEY"))
-        .map(|v| Secret::new(v.into_bytes()))
-        .ok_or_else(|| {
-            ConfigError("WEFT_S3_BUCKET is set but WEFT_S3_SECRET_ACCESS_KEY is not".into())
-        })?;
+        .map(|v| Secret::new(v.into_bytes()));
+    if access_key_id.is_some() != secret_access_key.is_some() {
+        return Err(ConfigError(
+            "WEFT_S3_ACCESS_KEY_ID and WEFT_S3_SECRET_ACCESS_KEY go together (or neither: \
+             credentials from the environment)"
+                .into(),
+        ));
+    }
+    let session_token = var("WEFT_S3_SESSION_TOKEN")
+        .or_else(|| var("AWS_SESSION_TOKEN"))
+        .map(|v| Secret::new(v.into_bytes()));
     let prefix = var("WEFT_S3_PREFIX").unwrap_or_default();
     let prefix = prefix.trim_matches('/');
     if !prefix
@@ -113,11 +121,12 @@ pub fn from_env(
         }
     };
     Ok(StorageConfig::S3(S3Config {
-        endpoint,
+        endpoint: given_endpoint,
         region,
         bucket,
         access_key_id,
         secret_access_key,
+        session_token,
         prefix,
         path_style,
     }))
@@ -157,7 +166,8 @@ mod tests {
         .unwrap() else {
             panic!("expected S3")
         };
-        assert_eq!(s3.endpoint, "https://s3.eu-west-1.amazonaws.com");
+        assert_eq!(s3.endpoint, None, "Amazon S3's own");
+        assert_eq!(s3.access_key_id.as_deref(), Some("AK"));
         assert!(!s3.path_style);
         assert_eq!(s3.prefix, "prod/uploads/");
     }
@@ -173,15 +183,26 @@ mod tests {
         .unwrap() else {
             panic!("expected S3")
         };
-        assert_eq!(s3.endpoint, "http://127.0.0.1:9000");
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert!(s3.path_style);
         assert_eq!(s3.region, "us-east-1");
     }
 
     #[test]
+    fn without_keys_the_environments_credentials_are_used() {
+        let StorageConfig::S3(s3) =
+            read(&[("WEFT_S3_BUCKET", "files"), ("AWS_SESSION_TOKEN", "ST")]).unwrap()
+        else {
+            panic!("expected S3")
+        };
+        assert!(s3.access_key_id.is_none() && s3.secret_access_key.is_none());
+        assert_eq!(s3.session_token.unwrap().expose(), b"ST");
+    }
+
+    #[test]
     fn refuses_what_cannot_work() {
         for vars in [
-            vec![("WEFT_S3_BUCKET", "files")],
+            vec![("WEFT_S3_BUCKET", "files"), ("WEFT_S3_ACCESS_KEY_ID", "AK")],
             vec![
                 ("WEFT_S3_BUCKET", "Bad_Bucket"),
                 ("WEFT_S3_ACCESS_KEY_ID", "AK"),

@@ -1004,3 +1004,88 @@ async fn searches_waiting_on_a_slow_embedding_provider_hold_no_database_connecti
     assert_eq!(error_code(&body), "INTERNAL", "{body:#}");
     assert!(body["errors"][0]["extensions"]["requestId"].is_string());
 }
+
+/// A one-page PDF whose content stream inflates to `inflated` bytes of spaces.
+fn pdf_bomb(inflated: usize) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    let chunk = vec![b' '; 1 << 20];
+    let mut left = inflated;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        encoder.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    let content = encoder.finish().unwrap();
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in [
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        offsets.push(out.len());
+        out.extend(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    offsets.push(out.len());
+    out.extend(
+        format!(
+            "4 0 obj\n<< /Length {} /Filter /FlateDecode >>\nstream\n",
+            content.len()
+        )
+        .as_bytes(),
+    );
+    out.extend(&content);
+    out.extend(b"\nendstream\nendobj\n");
+    let xref = out.len();
+    out.extend(b"xref\n0 5\n0000000000 65535 f \n");
+    for offset in offsets {
+        out.extend(format!("{offset:010} 00000 n \n").as_bytes());
+    }
+    out.extend(
+        format!("trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+    );
+    out
+}
+
+#[tokio::test]
+async fn a_pdf_that_inflates_to_400_mb_ends_its_document_in_error_and_the_server_keeps_answering() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let set = dataset(&server, &owner, &tenant, json!({})).await;
+    let bomb = pdf_bomb(400 << 20);
+    assert!(bomb.len() < 2 << 20, "{} bytes on disk", bomb.len());
+    let id = document_from_file(
+        &server,
+        &owner,
+        &tenant,
+        &set,
+        "bomb.pdf",
+        "application/pdf",
+        bomb,
+    )
+    .await;
+    let id: uuid::Uuid = id.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = crate::harness::live::document_row(&server, id).await;
+        if matches!(row.indexing_status.as_str(), "COMPLETED" | "ERROR") {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "finished in time");
+        // The server answers all along.
+        data(
+            server
+                .graphql_as(owner.token(), "{ me { id } }", json!({}))
+                .await,
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.indexing_status, "ERROR");
+    let error = row.error.unwrap_or_default();
+    assert!(error.contains("expands to more than 64 MiB"), "{error}");
+}

@@ -52,11 +52,12 @@ impl S3Server {
     /// The server's storage settings, with the given secret and key prefix.
     pub fn config(&self, secret: &str, prefix: &str) -> StorageConfig {
         StorageConfig::S3(S3Config {
-            endpoint: self.endpoint.clone(),
+            endpoint: Some(self.endpoint.clone()),
             region: "us-east-1".into(),
             bucket: BUCKET.into(),
-            access_key_id: ACCESS_KEY_ID.into(),
-            secret_access_key: Secret::new(secret.as_bytes().to_vec()),
+            access_key_id: Some(ACCESS_KEY_ID.into()),
+            secret_access_key: Some(Secret::new(secret.as_bytes().to_vec())),
+            session_token: None,
             prefix: prefix.into(),
             path_style: true,
         })
