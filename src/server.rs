@@ -30,11 +30,14 @@ pub async fn serve(
     let (sessions, mut sessions_closed) = Sessions::new();
     let grace = app.config.realtime.shutdown_timeout;
     let header_read_timeout = app.config.http.header_read_timeout;
+    let delay = app.config.http.shutdown_delay;
+    let (drain, draining) = watch::channel(false);
     let router = http::router(HttpState {
         app,
         schema,
         documents: Arc::new(DocumentCache::new(DOCUMENT_CACHE_SIZE)),
         stop: stopping.clone(),
+        draining,
         sessions,
         live: Arc::new(http::LiveConnections::default()),
     });
@@ -43,6 +46,9 @@ pub async fn serve(
     let set_deadline = deadline.clone();
     let server = http::listener::serve(listener, router, header_read_timeout, async move {
         shutdown.await;
+        // Not ready from now on; still serving for WEFT_SHUTDOWN_DELAY_SECS.
+        drain.send_replace(true);
+        tokio::time::sleep(delay).await;
         let _ = set_deadline.set(tokio::time::Instant::now() + grace);
         stop.send_replace(true);
     });

@@ -5,6 +5,9 @@
 //! - `WEFT_REQUEST_TIMEOUT_SECS` (30): the longest a query or mutation over HTTP may run
 //!   (subscriptions, SSE and WebSockets excepted); past it the answer is an INTERNAL error
 //!   with HTTP 503.
+//! - `WEFT_SHUTDOWN_DELAY_SECS` (0): on SIGTERM, how long the instance goes on serving
+//!   with `/readyz` answering 503 (so a load balancer takes it out first) before it stops
+//!   accepting connections and ends live streams.
 //! - `WEFT_MAX_CONNECTIONS_PER_USER` (64) and `WEFT_MAX_CONNECTIONS_PER_ADDRESS` (256):
 //!   live connections (WebSockets and SSE responses together) one caller, and one client
 //!   address, may hold open on an instance; past them a socket is closed with 4429 and an
@@ -16,6 +19,7 @@ use std::time::Duration;
 pub struct HttpConfig {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
+    pub shutdown_delay: Duration,
     pub max_connections_per_user: usize,
     pub max_connections_per_address: usize,
 }
@@ -25,6 +29,7 @@ impl Default for HttpConfig {
         HttpConfig {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             max_connections_per_user: 64,
             max_connections_per_address: 256,
         }
@@ -34,17 +39,18 @@ impl Default for HttpConfig {
 impl HttpConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<HttpConfig, String> {
         let defaults = HttpConfig::default();
-        let number = |name: &str, default: u64| -> Result<u64, String> {
+        let whole = |name: &str, default: u64, zero_ok: bool| -> Result<u64, String> {
             match var(name) {
                 Some(v) => v
                     .trim()
                     .parse::<u64>()
                     .ok()
-                    .filter(|n| *n > 0)
+                    .filter(|n| zero_ok || *n > 0)
                     .ok_or_else(|| format!("{name} must be a positive number, got {v:?}")),
                 None => Ok(default),
             }
         };
+        let number = |name: &str, default: u64| whole(name, default, false);
         Ok(HttpConfig {
             header_read_timeout: Duration::from_secs(number(
                 "WEFT_HEADER_READ_TIMEOUT_SECS",
@@ -53,6 +59,11 @@ impl HttpConfig {
             request_timeout: Duration::from_secs(number(
                 "WEFT_REQUEST_TIMEOUT_SECS",
                 defaults.request_timeout.as_secs(),
+            )?),
+            shutdown_delay: Duration::from_secs(whole(
+                "WEFT_SHUTDOWN_DELAY_SECS",
+                defaults.shutdown_delay.as_secs(),
+                true,
             )?),
             max_connections_per_user: number(
                 "WEFT_MAX_CONNECTIONS_PER_USER",

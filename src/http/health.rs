@@ -30,7 +30,7 @@ struct Readiness {
 /// body says why.
 pub async fn readyz(State(state): State<HttpState>) -> impl IntoResponse {
     let (postgres, redis) = tokio::join!(postgres_health(&state), state.app.broker.health());
-    let shutting_down = *state.stop.borrow();
+    let shutting_down = *state.draining.borrow() || *state.stop.borrow();
     let ready =
         postgres != ComponentHealth::Down && redis != ComponentHealth::Down && !shutting_down;
     let status = if ready {

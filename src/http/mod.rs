@@ -37,6 +37,9 @@ pub struct HttpState {
     pub documents: Arc<DocumentCache>,
     /// Turns true when the server is shutting down: live streams end.
     pub stop: watch::Receiver<bool>,
+    /// Turns true when shutdown begins, `WEFT_SHUTDOWN_DELAY_SECS` before `stop`: `/readyz`
+    /// answers 503.
+    pub draining: watch::Receiver<bool>,
     /// Held by every open WebSocket, so shutdown can wait for them to close.
     pub sessions: Sessions,
     /// Live connections per client address and per caller.

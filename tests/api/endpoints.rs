@@ -193,3 +193,39 @@ async fn every_response_carries_a_request_id() {
     let id = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
 }
+
+#[tokio::test]
+async fn readyz_answers_503_from_the_moment_shutdown_begins() {
+    let mut server = TestServer::start_with(|c| {
+        c.http.shutdown_delay = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let (client, readyz, graphql) = (
+        server.client.clone(),
+        server.url("/readyz"),
+        server.url("/graphql"),
+    );
+    let watch = async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let response = client.get(&readyz).send().await.expect("still serving");
+            if response.status() == 503 {
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["shuttingDown"], true, "{body}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "503 in time");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // Requests are still answered while the load balancer takes the instance out.
+        let health = client
+            .post(&graphql)
+            .json(&json!({ "query": "{ health { version } }" }))
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(health.status(), 200);
+    };
+    let (served, ()) = tokio::join!(server.shut_down(), watch);
+    served.expect("serve returns");
+}

@@ -1089,3 +1089,47 @@ async fn a_pdf_that_inflates_to_400_mb_ends_its_document_in_error_and_the_server
     let error = row.error.unwrap_or_default();
     assert!(error.contains("expands to more than 64 MiB"), "{error}");
 }
+
+#[tokio::test]
+async fn an_embeddings_answer_larger_than_its_vectors_need_ends_the_indexing_with_an_error() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let provider = crate::harness::chat::provider(
+        &server,
+        &owner,
+        &tenant,
+        &models.base_url,
+        crate::harness::model_server::KEY,
+        None,
+    )
+    .await;
+    let set = dataset(
+        &server,
+        &owner,
+        &tenant,
+        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
+                "embeddingModel": "bloated" }),
+    )
+    .await;
+    let id: uuid::Uuid = document(&server, &owner, &set, "harbour")
+        .await
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let row = loop {
+        let row = crate::harness::live::document_row(&server, id).await;
+        if matches!(row.indexing_status.as_str(), "COMPLETED" | "ERROR") {
+            break row;
+        }
+        assert!(std::time::Instant::now() < deadline, "finished in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(row.indexing_status, "ERROR");
+    let error = row.error.unwrap_or_default();
+    assert!(
+        error.contains("embeddings answer is larger than"),
+        "{error}"
+    );
+}

@@ -210,6 +210,11 @@ async fn embeddings(
                 .collect()
         })
         .unwrap_or_default();
+    if body["model"] == "bloated" {
+        // An answer far larger than its vectors need: the client must stop reading.
+        let padding = "x".repeat(8 << 20);
+        return Json(json!({ "object": "list", "padding": padding, "data": [] })).into_response();
+    }
     let topics = body["model"] == "topics";
     // Answered in reverse order: clients must order by `index`.
     let data: Vec<Value> = inputs
