@@ -63,7 +63,7 @@ const withTimeout = (promise, what) => Promise.race([
 
 const email = `client-${Date.now()}@example.com`;
 const auth = await graphql(
-  'mutation($i: RegisterInput!) { register(input: $i) { accessToken } }',
+  'mutation($i: RegisterInput!) { register(input: $i) { accessToken refreshToken } }',
   { i: { email, password: 'correct horse battery staple', name: 'Client' } },
 );
 const token = auth.register.accessToken;
@@ -115,6 +115,40 @@ const refused = await withTimeout(new Promise((resolve) => {
 }), 'refusal');
 assert.equal(refused, 4403);
 console.log('graphql-ws: a bad token is closed with 4403');
+
+// Rights end, the socket follows: logging out closes it with 4403; a client whose
+// connectionParams is a function (as README shows) reconnects with a fresh token and its
+// subscription goes on.
+let current = token;
+const connected = [];
+const closedCodes = [];
+const following = createWsClient({
+  url: wsUrl, webSocketImpl: WebSocket, retryAttempts: 3, retryWait: async () => {},
+  connectionParams: async () => ({ authorization: `Bearer ${current}` }),
+  on: { connected: () => connected.push(Date.now()), closed: (event) => closedCodes.push(event.code) },
+});
+const runs = [];
+const feedErrors = [];
+following.subscribe({ query: 'subscription($w: UUID!) { workspaceExecutions(workspaceId: $w) { id } }', variables: { w: workspaceId } },
+  { next: (r) => runs.push(r), error: (e) => feedErrors.push(e), complete: () => {} });
+const until = async (what, check) => {
+  const deadline = Date.now() + 15000;
+  while (!check()) {
+    assert.ok(Date.now() < deadline, `timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+await until('connected', () => connected.length === 1);
+const relogin = await graphql(
+  'mutation($i: LoginInput!) { login(input: $i) { accessToken } }',
+  { i: { email, password: 'correct horse battery staple' } },
+);
+current = relogin.login.accessToken;
+await graphql('mutation($t: String!) { logout(refreshToken: $t) }', { t: auth.register.refreshToken });
+await until('closed with 4403 and connected again', () => closedCodes.includes(4403) && connected.length === 2);
+assert.deepEqual(feedErrors, []);
+await following.dispose();
+console.log('graphql-ws: logout closes the socket with 4403; a fresh token reconnects and the subscription goes on');
 
 // The demo application (ECHO): an end user's message, its reply streamed word by word.
 const demoKey = process.env.DEMO_KEY;
