@@ -1,7 +1,11 @@
 //! The reply of a chat run as it streams into `messageStream`: LLM tokens as DELTA events,
 //! in order, from one task per message (tokens queued meanwhile go out as one delta), and
 //! the ANSWER nodes' final text — the rest of it as a DELTA when it continues what was
-//! streamed, a REPLACE when it does not.
+//! streamed, a REPLACE when it does not. A stream that cannot be appended to (Redis away)
+//! or lost its data (Redis back without it) loses nothing: the publisher tries again and
+//! then sends the whole reply as one REPLACE.
+
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -9,6 +13,7 @@ use uuid::Uuid;
 
 use crate::realtime::Realtime;
 use crate::realtime::events::MessageEvent;
+use crate::realtime::streams::Appended;
 
 enum Op {
     Delta(String),
@@ -41,57 +46,122 @@ impl Reply {
         let _ = self.tx.send(Op::Answer(full));
     }
 
-    /// Waits until everything given is published; returns the text the client was sent.
+    /// Waits until everything given is published (or its stream stopped answering for
+    /// `GIVE_UP_AFTER`); returns the whole reply.
     pub async fn finish(self) -> String {
         drop(self.tx);
         self.task.await.unwrap_or_default()
     }
 }
 
+/// How long a finished reply keeps trying to reach a stream that does not answer (Redis
+/// away) before it gives up; its END, with the stored message, says the rest.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
+/// The reply as it should stand, and what its stream holds of it.
+struct Published {
+    message_id: Uuid,
+    /// Everything the run has given so far.
+    target: String,
+    /// What the stream holds, as far as this publisher knows.
+    sent: String,
+    /// The last `seq` assigned to one of this reply's events.
+    known: i64,
+    /// An append failed: it may or may not have been kept, so the next event restates the
+    /// whole reply (a REPLACE) rather than add to what may already be there.
+    uncertain: bool,
+}
+
+impl Published {
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Delta(text) => self.target.push_str(&text),
+            Op::Answer(full) => self.target = full,
+        }
+    }
+
+    fn behind(&self) -> bool {
+        self.uncertain || self.target != self.sent
+    }
+
+    /// The next event: what was added since the last one kept, or the whole reply when it
+    /// does not continue what was sent (or that is uncertain).
+    fn next_event(&self) -> MessageEvent {
+        match self.target.strip_prefix(self.sent.as_str()) {
+            Some(rest) if !self.uncertain => MessageEvent::delta(self.message_id, rest),
+            _ => MessageEvent::replace(self.message_id, self.target.clone()),
+        }
+    }
+}
+
+/// Publishes the reply's events in order. Nothing is dropped: an append that fails is
+/// tried again (with what arrived meanwhile joined to it) until the stream takes it, and
+/// after a failure or a stream that lost its data (`Appended::Vanished`) the whole reply
+/// goes as one REPLACE. Returns the whole reply.
 async fn publish(
     realtime: Realtime,
     message_id: Uuid,
     mut rx: mpsc::UnboundedReceiver<Op>,
 ) -> String {
-    let mut streamed = String::new();
-    let mut pending: Option<Op> = None;
+    let mut reply = Published {
+        message_id,
+        target: String::new(),
+        sent: String::new(),
+        known: 0,
+        uncertain: false,
+    };
+    let mut open = true;
+    let mut pause = Duration::from_millis(50);
+    let mut failing_since: Option<Instant> = None;
     loop {
-        let op = match pending.take() {
-            Some(op) => op,
-            None => match rx.recv().await {
-                Some(op) => op,
-                None => return streamed,
-            },
-        };
-        let event = match op {
-            Op::Delta(mut text) => {
-                // Tokens that arrived while the last one was being published go together.
-                while let Ok(next) = rx.try_recv() {
-                    match next {
-                        Op::Delta(more) => text.push_str(&more),
-                        other => {
-                            pending = Some(other);
-                            break;
-                        }
-                    }
-                }
-                streamed.push_str(&text);
-                MessageEvent::delta(message_id, text)
+        if open && !reply.behind() {
+            match rx.recv().await {
+                Some(op) => reply.apply(op),
+                None => open = false,
             }
-            Op::Answer(full) => {
-                if full == streamed {
-                    continue;
+        }
+        // What arrived meanwhile goes in the same event.
+        loop {
+            match rx.try_recv() {
+                Ok(op) => reply.apply(op),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
-                let event = match full.strip_prefix(streamed.as_str()) {
-                    Some(rest) => MessageEvent::delta(message_id, rest),
-                    None => MessageEvent::replace(message_id, full.clone()),
-                };
-                streamed = full;
-                event
             }
-        };
-        if let Err(e) = realtime.publish_message_event(event).await {
-            tracing::warn!(%message_id, error = ?e, "cannot publish a piece of a reply");
+        }
+        if !reply.behind() {
+            if open {
+                continue;
+            }
+            return reply.target;
+        }
+        let event = reply.next_event();
+        let text = reply.target.clone();
+        match realtime.publish_reply_event(event, reply.known).await {
+            Ok(Appended::Seq(seq)) => {
+                reply.sent = text;
+                reply.known = seq;
+                reply.uncertain = false;
+                pause = Duration::from_millis(50);
+                failing_since = None;
+            }
+            Ok(Appended::Vanished) => {
+                tracing::warn!(%message_id, "a reply's stream lost its data; sending it whole");
+                reply.uncertain = true;
+            }
+            Err(e) => {
+                tracing::warn!(%message_id, error = ?e, "cannot publish a piece of a reply; trying again");
+                reply.uncertain = true;
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if !open && since.elapsed() >= GIVE_UP_AFTER {
+                    tracing::error!(%message_id, "the reply's stream did not answer; its END says the rest");
+                    return reply.target;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }

@@ -58,6 +58,20 @@ impl Event {
         }
     }
 
+    /// Whether this event states everything its stream said before it (a REPLACE, an END
+    /// with its message, a run's final state), so that missing what came before loses
+    /// nothing of the result.
+    pub fn states_everything(&self) -> bool {
+        match self {
+            Event::Message(e) => matches!(
+                e.kind,
+                MessageEventKind::Replace | MessageEventKind::End | MessageEventKind::Error
+            ),
+            Event::Execution(e) => e.kind == ExecutionEventKind::ExecutionFinished,
+            _ => false,
+        }
+    }
+
     /// Whether nothing follows this event in its stream.
     pub fn is_terminal(&self) -> bool {
         match self {

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::Realtime;
 use super::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
-use super::streams::StreamKey;
+use super::streams::{Appended, StreamKey};
 use crate::db::models::{Document, ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
 
@@ -16,6 +16,34 @@ impl Realtime {
     pub async fn publish_message_event(&self, event: MessageEvent) -> AppResult<i64> {
         let key = StreamKey::Message(event.message_id);
         self.append(key, Event::Message(event)).await
+    }
+
+    /// Publishes an event of a reply whose producer keeps count: `known` is the last `seq`
+    /// it saw assigned. `Appended::Vanished` says the stream lost its data and was not
+    /// appended to: the producer sends the whole reply (a REPLACE), which re-seeds it.
+    pub async fn publish_reply_event(
+        &self,
+        event: MessageEvent,
+        known: i64,
+    ) -> AppResult<Appended> {
+        let key = StreamKey::Message(event.message_id);
+        let appended = self
+            .store
+            .append(
+                &self.names,
+                self.retention,
+                &self.bus,
+                key,
+                Event::Message(event),
+                Some(known),
+            )
+            .await?;
+        if let Appended::Seq(_) = appended {
+            self.metrics
+                .stream_events_published
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(appended)
     }
 
     /// Publishes an event of a workflow run; returns its `seq`. The run's own events
@@ -91,10 +119,13 @@ impl Realtime {
     }
 
     async fn append(&self, key: StreamKey, event: Event) -> AppResult<i64> {
-        let seq = self
+        let Appended::Seq(seq) = self
             .store
-            .append(&self.names, self.retention, &self.bus, key, event)
-            .await?;
+            .append(&self.names, self.retention, &self.bus, key, event, None)
+            .await?
+        else {
+            return Err(AppError::internal("a stream without a count cannot vanish"));
+        };
         self.metrics
             .stream_events_published
             .fetch_add(1, Ordering::Relaxed);

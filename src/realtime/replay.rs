@@ -3,7 +3,9 @@
 //! the live side may have missed something (a gap in `seq`, the subscriber fell behind, the
 //! bus reconnected), the retained stream is read again. So every event arrives once and in
 //! order, whatever the timing; and if the retained stream itself lost events (expired or
-//! trimmed), the subscriber gets an error saying so rather than a silent gap.
+//! trimmed), the subscriber gets an error saying so rather than a silent gap, unless the
+//! next event states everything before it (a REPLACE or END re-seeding a stream that Redis
+//! lost), which is delivered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -88,16 +90,16 @@ impl Replay {
                 if seq <= self.last {
                     continue;
                 }
-                if seq > self.last + 1 {
+                if seq > self.last + 1 && !event.states_everything() {
                     // Something was missed live: the retained stream has it.
                     if let Err(e) = self.refill().await {
                         return self.fail(e);
                     }
-                    if self
-                        .pending
-                        .front()
-                        .is_none_or(|first| first.seq() > self.last + 1)
-                    {
+                    // A stream that lost its data was re-seeded by an event that states
+                    // everything (a REPLACE, the END): nothing of the result is missing.
+                    if self.pending.front().is_none_or(|first| {
+                        first.seq() > self.last + 1 && !first.states_everything()
+                    }) {
                         return self.fail(AppError::Conflict(format!(
                             "the events after seq {} are no longer retained; subscribe \
                              without `after` for the final state",

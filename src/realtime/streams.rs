@@ -44,13 +44,39 @@ pub struct Retained {
     pub end_seq: Option<i64>,
 }
 
+/// What became of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Kept and published with this `seq`.
+    Seq(i64),
+    /// Not kept: the stream lost what it held (see `APPEND`); the producer sends an event
+    /// that states everything so far.
+    Vanished,
+}
+
 /// Events read from Redis per round trip while catching up.
 pub const PAGE: usize = 500;
 
+/// ARGV[6] is the last `seq` the producer saw assigned (-1: it does not say) and ARGV[7]
+/// whether this event states everything before it (a REPLACE, an END): a stream whose
+/// number is behind what its producer saw lost its data (Redis restarted without
+/// persistence, a failover to an empty replica). It is then re-seeded at the producer's
+/// number by an event that states everything, and refused (VANISHED) for any other, so
+/// `seq` never goes backwards and never repeats.
 const APPEND: &str = r#"
 local ended = redis.call('HGET', KEYS[2], 'end')
 if ended then
   return redis.error_reply('ENDED the stream ended at ' .. ended)
+end
+local known = tonumber(ARGV[6])
+if known > 0 then
+  local current = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+  if current < known then
+    if ARGV[7] ~= '1' then
+      return redis.error_reply('VANISHED the stream is at ' .. current .. ', not ' .. known)
+    end
+    redis.call('HSET', KEYS[2], 'seq', known)
+  end
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 local body = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
@@ -143,8 +169,10 @@ impl StreamStore {
         StreamStore::Memory(Mutex::new(MemoryStreams::default()))
     }
 
-    /// Numbers `event`, keeps it and publishes it; returns its `seq`. A stream that ended
-    /// takes nothing more (CONFLICT).
+    /// Numbers `event`, keeps it and publishes it. A stream that ended takes nothing more
+    /// (CONFLICT). `known` is the last `seq` its producer saw assigned, when it keeps count:
+    /// a stream behind it lost its data (`Appended::Vanished`, unless `event` states
+    /// everything, which re-seeds it).
     pub async fn append(
         &self,
         names: &Names,
@@ -152,13 +180,15 @@ impl StreamStore {
         bus: &Bus,
         key: StreamKey,
         event: Event,
-    ) -> AppResult<i64> {
+        known: Option<i64>,
+    ) -> AppResult<Appended> {
+        let whole = event.states_everything();
         match self {
             StreamStore::Redis { commands, append } => {
                 let body = serde_json::to_string(&event)
                     .map_err(|e| AppError::internal(format!("cannot encode an event: {e}")))?;
                 let mut conn = commands.clone();
-                let seq: i64 = append
+                let seq: redis::RedisResult<i64> = append
                     .key(names.events(key))
                     .key(names.meta(key))
                     .arg(names.channel(key))
@@ -166,16 +196,20 @@ impl StreamStore {
                     .arg(retention.max_events)
                     .arg(retention.ttl.as_secs().max(1))
                     .arg(if event.is_terminal() { "1" } else { "0" })
+                    .arg(known.unwrap_or(-1))
+                    .arg(if whole { "1" } else { "0" })
                     .invoke_async(&mut conn)
-                    .await
-                    .map_err(|e| {
-                        if e.to_string().contains("ENDED") {
-                            AppError::Conflict(format!("{} has ended", key.name()))
-                        } else {
-                            AppError::internal(format!("cannot append to a stream: {e}"))
-                        }
-                    })?;
-                Ok(seq)
+                    .await;
+                match seq {
+                    Ok(seq) => Ok(Appended::Seq(seq)),
+                    Err(e) if e.to_string().contains("VANISHED") => Ok(Appended::Vanished),
+                    Err(e) if e.to_string().contains("ENDED") => {
+                        Err(AppError::Conflict(format!("{} has ended", key.name())))
+                    }
+                    Err(e) => Err(AppError::internal(format!(
+                        "cannot append to a stream: {e}"
+                    ))),
+                }
             }
             StreamStore::Memory(streams) => {
                 let mut memory = streams.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,6 +239,12 @@ impl StreamStore {
                 if stream.end_seq.is_some() {
                     return Err(AppError::Conflict(format!("{} has ended", key.name())));
                 }
+                if let Some(known) = known.filter(|known| *known > stream.last_seq) {
+                    if !whole {
+                        return Ok(Appended::Vanished);
+                    }
+                    stream.last_seq = known;
+                }
                 let seq = stream.last_seq + 1;
                 let mut event = event;
                 match &mut event {
@@ -229,7 +269,7 @@ impl StreamStore {
                 stream.expires = now + retention.ttl;
                 // Delivered under the lock: subscribers see events in `seq` order.
                 bus.deliver(&names.channel(key), event);
-                Ok(seq)
+                Ok(Appended::Seq(seq))
             }
         }
     }

@@ -13,6 +13,7 @@ mod datasets;
 mod end_users;
 mod endpoints;
 mod execution;
+mod faults;
 mod files;
 mod identity;
 mod knowledge;

@@ -10,11 +10,22 @@ pub struct RedisServer {
     /// Where its append-only file lives: a restart keeps what was written, like a
     /// production Redis with AOF.
     dir: std::path::PathBuf,
+    /// With AOF (a restart keeps the data) or without (a restart forgets everything).
+    persistent: bool,
 }
 
 impl RedisServer {
-    /// Starts redis-server on a free port and waits until it answers.
+    /// Starts redis-server (with AOF) on a free port and waits until it answers.
     pub fn start() -> RedisServer {
+        RedisServer::launch(true)
+    }
+
+    /// The same without persistence: a restart comes back empty.
+    pub fn start_without_persistence() -> RedisServer {
+        RedisServer::launch(false)
+    }
+
+    fn launch(persistent: bool) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -25,6 +36,7 @@ impl RedisServer {
             port,
             child: None,
             dir,
+            persistent,
         };
         server.restart();
         server
@@ -43,7 +55,7 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "yes",
+                if self.persistent { "yes" } else { "no" },
                 "--appendfsync",
                 "always",
             ])

@@ -1,0 +1,96 @@
+//! Streams through faults: Redis restarted in the middle of a reply, with and without
+//! persistence, two instances sharing it, and a chat client on the other instance that
+//! resumes with `after` whenever its subscription ends. It gets every token exactly once.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::chat::{STREAM, chat_app, send, text_of};
+use crate::harness::live::{TRANSPORT_WS, Ws, message_row};
+use crate::harness::model_server::ModelServer;
+use crate::harness::{RedisServer, TestServer};
+
+/// What a chat UI does: follow the reply, and subscribe again after the last `seq` seen
+/// whenever the subscription or the socket ends before END.
+async fn follow_resuming(server: &TestServer, key: &str, message: &str) -> Vec<Value> {
+    let mut events: Vec<Value> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    'connections: loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reply ends in time"
+        );
+        let mut ws = Ws::connect(server, TRANSPORT_WS, Some(key)).await;
+        let after = events
+            .last()
+            .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
+            .unwrap_or(0);
+        ws.subscribe("1", STREAM, json!({ "id": message, "after": after }))
+            .await;
+        loop {
+            let Some(frame) = ws.next_json().await else {
+                continue 'connections;
+            };
+            match frame["type"].as_str() {
+                Some("next") if frame["payload"]["errors"].is_null() => {
+                    let event = frame["payload"].clone();
+                    let kind = event["data"]["messageStream"]["kind"].clone();
+                    events.push(event);
+                    if kind == "END" || kind == "ERROR" {
+                        return events;
+                    }
+                }
+                // An error or an early end: resume from the last seq seen.
+                _ => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'connections;
+                }
+            }
+        }
+    }
+}
+
+async fn a_reply_survives_a_redis_restart(mut redis: RedisServer) {
+    let models = ModelServer::start().await;
+    let url = redis.url();
+    let a = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Url(url)).await;
+    let b = a.beside().await;
+    let app = chat_app(&a, &models.base_url, "slow", None).await;
+    let sent = send(&a, &app, "Count", None).await;
+    let message = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+
+    let client = follow_resuming(&b, &app.key, &message);
+    let fault = async {
+        // A second into the reply (500 tokens, 20 ms each), Redis goes away and comes back.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        redis.restart();
+    };
+    let (events, ()) = tokio::join!(client, fault);
+
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "in order, none twice: {seqs:?}"
+    );
+    let stored = message_row(&a, message.parse().unwrap()).await;
+    assert_eq!(stored.status, "COMPLETED");
+    let expected: String = (0..500).map(|i| format!("t{i} ")).collect();
+    assert_eq!(stored.content, expected);
+    assert_eq!(text_of(&events), expected, "every token, once");
+    let last = &events.last().unwrap()["data"]["messageStream"];
+    assert_eq!(last["kind"], "END");
+}
+
+#[tokio::test]
+async fn a_reply_loses_no_token_when_redis_restarts_with_its_data() {
+    a_reply_survives_a_redis_restart(RedisServer::start()).await;
+}
+
+#[tokio::test]
+async fn a_reply_loses_no_token_when_redis_restarts_empty() {
+    a_reply_survives_a_redis_restart(RedisServer::start_without_persistence()).await;
+}
