@@ -13,6 +13,25 @@ use crate::db::models::{Conversation, EndUser, Message};
 use crate::db::schema::{applications, conversations, messages};
 use crate::error::{AppError, AppResult};
 
+/// The messages of a conversation changed at or after `since`, oldest change first (at
+/// most `limit`): what a `conversationEvents` subscriber may have missed while the bus was
+/// away. The subscription checked the conversation; this reads it.
+pub async fn messages_changed_since(
+    conn: &mut AsyncPgConnection,
+    conversation_id: Uuid,
+    since: chrono::DateTime<chrono::Utc>,
+    limit: i64,
+) -> AppResult<Vec<Message>> {
+    Ok(messages::table
+        .filter(messages::conversation_id.eq(conversation_id))
+        .filter(messages::updated_at.ge(since))
+        .order(messages::updated_at.asc())
+        .limit(limit)
+        .select(Message::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// A message the actor may see.
 pub async fn visible_message(
     conn: &mut AsyncPgConnection,

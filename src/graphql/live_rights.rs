@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use async_graphql::Result;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
@@ -89,7 +90,8 @@ impl RightsWatch {
         S: Stream<Item = Result<T>> + Send + 'static,
     {
         let guarded = Guarded {
-            inner: stream.boxed(),
+            inner: Some(stream.boxed()),
+            pending: None,
             builder: self.builder,
             app,
             actor,
@@ -103,8 +105,15 @@ impl RightsWatch {
     }
 }
 
+/// The next item of a stream, with the stream handed back.
+type NextItem<T> = BoxFuture<'static, (Option<Result<T>>, BoxStream<'static, Result<T>>)>;
+
 struct Guarded<T> {
-    inner: BoxStream<'static, Result<T>>,
+    /// The subscription's own stream, while no item is being waited for...
+    inner: Option<BoxStream<'static, Result<T>>>,
+    /// ...and the wait for its next item, kept across changes of rights: dropping it half
+    /// way would lose what it had read (a feed catching up, for one).
+    pending: Option<NextItem<T>>,
     builder: Option<(Uuid, BusSubscription)>,
     app: Arc<App>,
     actor: Actor,
@@ -114,37 +123,61 @@ struct Guarded<T> {
 
 /// What happened first: the subscription's own item, or a change to look at.
 enum Next<T> {
-    Item(Option<Result<T>>),
+    Item(Option<Result<T>>, BoxStream<'static, Result<T>>),
     Recheck,
     Nothing,
     FeedClosed,
 }
 
-impl<T> Guarded<T> {
+/// The wait for the next item of `inner`, started when none is under way.
+fn waiting<'a, T: Send + 'static>(
+    pending: &'a mut Option<NextItem<T>>,
+    inner: &mut Option<BoxStream<'static, Result<T>>>,
+) -> Option<&'a mut NextItem<T>> {
+    if pending.is_none() {
+        let mut stream = inner.take()?;
+        *pending = Some(Box::pin(async move {
+            let item = stream.next().await;
+            (item, stream)
+        }));
+    }
+    pending.as_mut()
+}
+
+impl<T: Send + 'static> Guarded<T> {
     async fn next(&mut self) -> Option<Result<T>> {
         if self.ended {
             return None;
         }
         loop {
-            let Some((user_id, changes)) = &mut self.builder else {
-                return self.inner.next().await;
-            };
-            let user_id = *user_id;
-            let next = tokio::select! {
-                item = self.inner.next() => Next::Item(item),
-                delivery = changes.recv() => match delivery {
-                    Ok(Delivery::Event(event)) => match &*event {
-                        Event::MembershipChanged { user_id: changed, .. } if *changed == user_id => {
-                            Next::Recheck
-                        }
-                        _ => Next::Nothing,
+            let builder = self.builder.as_ref().map(|(user_id, _)| *user_id);
+            let next = {
+                let waiting = waiting(&mut self.pending, &mut self.inner)?;
+                match (builder, &mut self.builder) {
+                    (Some(user_id), Some((_, changes))) => tokio::select! {
+                        (item, stream) = waiting => Next::Item(item, stream),
+                        delivery = changes.recv() => match delivery {
+                            Ok(Delivery::Event(event)) => match &*event {
+                                Event::MembershipChanged { user_id: changed, .. }
+                                    if *changed == user_id => Next::Recheck,
+                                _ => Next::Nothing,
+                            },
+                            Ok(Delivery::Resync) | Err(Missed::Lagged) => Next::Recheck,
+                            Err(Missed::Closed) => Next::FeedClosed,
+                        },
                     },
-                    Ok(Delivery::Resync) | Err(Missed::Lagged) => Next::Recheck,
-                    Err(Missed::Closed) => Next::FeedClosed,
-                },
+                    _ => {
+                        let (item, stream) = waiting.await;
+                        Next::Item(item, stream)
+                    }
+                }
             };
             match next {
-                Next::Item(item) => return item,
+                Next::Item(item, stream) => {
+                    self.pending = None;
+                    self.inner = Some(stream);
+                    return item;
+                }
                 Next::Nothing => {}
                 Next::FeedClosed => self.builder = None,
                 Next::Recheck => match self.watched.check(&self.app, self.actor).await {

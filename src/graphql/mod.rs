@@ -10,6 +10,7 @@ pub mod documents;
 mod enums;
 mod errors;
 mod execution;
+mod feed;
 mod file;
 mod identity;
 mod knowledge;

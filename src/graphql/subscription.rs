@@ -15,12 +15,13 @@ use super::context::{ContextExt, conn};
 use super::conversation::MessageObject;
 use super::dataset::DocumentObject;
 use super::execution::{ExecutionEventObject, ExecutionRecordObject};
+use super::feed::{self, CatchUp};
 use super::live_rights::{RightsWatch, Watched};
 use super::message_event::MessageEventObject;
 use crate::app::App;
 use crate::auth::Action;
 use crate::auth::permissions::authorize_workspace;
-use crate::conversation::lookup::{visible_conversation, visible_message};
+use crate::conversation::lookup::{messages_changed_since, visible_conversation, visible_message};
 use crate::db::models::{ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
 use crate::knowledge::documents::{self, visible_document};
@@ -77,6 +78,9 @@ impl Open {
         }
     }
 }
+
+/// Rows a feed reads back at most after an interruption.
+const CATCH_UP_ROWS: i64 = 500;
 
 fn after_seq(after: Option<i32>) -> AppResult<i64> {
     match after {
@@ -157,12 +161,23 @@ impl SubscriptionRoot {
         let channel = app.realtime.names().workspace_executions(workspace_id);
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
-        let runs = follow_feed(feed, |event| match event {
-            Event::ExecutionChanged { execution } => {
-                Some(ExecutionRecordObject((**execution).clone()))
-            }
-            _ => None,
+        let reader = app.clone();
+        let catch_up: CatchUp<ExecutionRecord> = Box::new(move |since| {
+            let app = reader.clone();
+            Box::pin(async move {
+                let mut conn = conn(&app).await?;
+                executions::changed_since(&mut conn, workspace_id, since, CATCH_UP_ROWS).await
+            })
         });
+        let runs = feed::follow(
+            feed,
+            |event| match event {
+                Event::ExecutionChanged { execution } => Some((**execution).clone()),
+                _ => None,
+            },
+            catch_up,
+        )
+        .map(|run| run.map(|run| ExecutionRecordObject(run.for_events())));
         Ok(watch.guard(
             app,
             actor,
@@ -185,10 +200,23 @@ impl SubscriptionRoot {
         let channel = app.realtime.names().conversation(conversation_id);
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
-        let messages = follow_feed(feed, |event| match event {
-            Event::MessageChanged { message } => Some(MessageObject((**message).clone())),
-            _ => None,
+        let reader = app.clone();
+        let catch_up: CatchUp<Message> = Box::new(move |since| {
+            let app = reader.clone();
+            Box::pin(async move {
+                let mut conn = conn(&app).await?;
+                messages_changed_since(&mut conn, conversation_id, since, CATCH_UP_ROWS).await
+            })
         });
+        let messages = feed::follow(
+            feed,
+            |event| match event {
+                Event::MessageChanged { message } => Some((**message).clone()),
+                _ => None,
+            },
+            catch_up,
+        )
+        .map(|message| message.map(MessageObject));
         let watched = Watched::Conversation(conversation_id);
         Ok(watch.guard(app, actor, watched, held(messages, guard)))
     }
@@ -249,34 +277,6 @@ fn held<S: Stream + Send + 'static>(
     stream.map(move |item| {
         let _ = &guard;
         item
-    })
-}
-
-/// A feed's events of one kind; a subscriber that fell behind is told so and the
-/// subscription ends (it resubscribes and reads the current state), never skipping silently.
-fn follow_feed<T: Send + 'static>(
-    feed: BusSubscription,
-    pick: fn(&Event) -> Option<T>,
-) -> impl Stream<Item = Result<T>> + Send + 'static {
-    futures_util::stream::unfold(Some(feed), move |feed| async move {
-        let mut feed = feed?;
-        loop {
-            match feed.recv().await {
-                Ok(Delivery::Event(event)) => {
-                    if let Some(item) = pick(&event) {
-                        return Some((Ok(item), Some(feed)));
-                    }
-                }
-                Ok(Delivery::Resync) => {}
-                Err(Missed::Lagged) => {
-                    let error = AppError::Conflict(
-                        "this subscriber fell behind the feed; subscribe again".into(),
-                    );
-                    return Some((Err(error.into()), None));
-                }
-                Err(Missed::Closed) => return None,
-            }
-        }
     })
 }
 

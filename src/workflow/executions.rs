@@ -1,6 +1,7 @@
 //! Finding a workflow run for a caller: a builder sees the runs of its workspaces, an
 //! application's API key the runs its application started.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -39,6 +40,25 @@ pub async fn visible_execution(
         .await
         .optional()?
         .ok_or(AppError::NotFound("execution"))
+}
+
+/// The runs of a workspace changed at or after `since`, oldest change first (at most
+/// `limit`): what a `workspaceExecutions` subscriber may have missed while the bus was
+/// away. The subscription checked the workspace; this reads it.
+pub async fn changed_since(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> AppResult<Vec<ExecutionRecord>> {
+    Ok(execution_records::table
+        .filter(execution_records::workspace_id.eq(workspace_id))
+        .filter(execution_records::updated_at.ge(since))
+        .order(execution_records::updated_at.asc())
+        .limit(limit)
+        .select(ExecutionRecord::as_select())
+        .load(conn)
+        .await?)
 }
 
 /// Whether a stored execution status is final.

@@ -94,3 +94,63 @@ async fn a_reply_loses_no_token_when_redis_restarts_with_its_data() {
 async fn a_reply_loses_no_token_when_redis_restarts_empty() {
     a_reply_survives_a_redis_restart(RedisServer::start_without_persistence()).await;
 }
+
+#[tokio::test]
+async fn feeds_deliver_what_changed_while_redis_was_away() {
+    let mut redis = RedisServer::start_without_persistence();
+    let url = redis.url();
+    let server = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Url(url)).await;
+    let (owner, tenant, s) = crate::harness::live::owner_with_subjects(&server).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe(
+        "runs",
+        "subscription($w: UUID!) { workspaceExecutions(workspaceId: $w) { id status } }",
+        json!({ "w": tenant.workspace_id }),
+    )
+    .await;
+    ws.subscribe(
+        "talk",
+        "subscription($c: UUID!) { conversationEvents(conversationId: $c) { id status } }",
+        json!({ "c": s.conversation }),
+    )
+    .await;
+    crate::harness::live::subscribed(&server, 2).await;
+
+    // While Redis is away the run and the reply finish; nobody can announce it.
+    redis.stop();
+    {
+        use diesel_async::RunQueryDsl;
+        let mut conn = server.app.pool.get().await.unwrap();
+        for sql in [
+            format!(
+                "UPDATE execution_records SET status = 'SUCCEEDED', finished_at = now() WHERE id = '{}'",
+                s.execution
+            ),
+            format!(
+                "UPDATE messages SET status = 'COMPLETED', content = 'done' WHERE id = '{}'",
+                s.message
+            ),
+        ] {
+            diesel::sql_query(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+    redis.restart();
+
+    // Back: each feed gives the current state of what changed, once.
+    let mut got = std::collections::BTreeMap::new();
+    while got.len() < 2 {
+        let frame = ws.next_json().await.expect("the feeds go on");
+        assert_eq!(frame["type"], "next", "{frame}");
+        let id = frame["id"].as_str().unwrap().to_string();
+        assert!(
+            got.insert(id, frame["payload"]["data"].clone()).is_none(),
+            "once"
+        );
+    }
+    let run = &got["runs"]["workspaceExecutions"];
+    assert_eq!(run["id"], s.execution.to_string());
+    assert_eq!(run["status"], "SUCCEEDED");
+    let talk = &got["talk"]["conversationEvents"];
+    assert_eq!(talk["id"], s.message.to_string());
+    assert_eq!(talk["status"], "COMPLETED");
+}
