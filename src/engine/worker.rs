@@ -214,13 +214,17 @@ async fn recover(app: &App) -> AppResult<()> {
         match job.execution_id {
             Some(execution_id) => {
                 tracing::warn!(%execution_id, "finishing a run whose instance stopped");
-                finish::finish(
-                    app,
-                    execution_id,
-                    job.message_id,
-                    &Outcome::failed("interrupted: the instance running it stopped"),
-                )
-                .await?;
+                let mut outcome = Outcome::failed("interrupted: the instance running it stopped");
+                // What the reply had streamed is kept as its content.
+                if let Some(message_id) = job.message_id {
+                    match app.realtime.streamed_text(message_id).await {
+                        Ok((text, _)) => outcome.answer = text,
+                        Err(e) => {
+                            tracing::warn!(%message_id, error = ?e, "cannot read what an interrupted reply streamed");
+                        }
+                    }
+                }
+                finish::finish(app, execution_id, job.message_id, &outcome).await?;
             }
             None => crate::knowledge::indexing::recover(app, &job).await?,
         }

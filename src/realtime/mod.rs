@@ -20,6 +20,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::config::{RedisConfig, redact_url};
+use crate::error::AppResult;
 use crate::metrics::Metrics;
 use bus::Bus;
 use streams::{Names, Retention, StreamStore};
@@ -75,6 +76,35 @@ impl Realtime {
 
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// The text a message's retained stream holds so far (its DELTAs applied, REPLACEs
+    /// honoured), and its last `seq`: what a reply had streamed when its instance died.
+    /// Empty when nothing is retained.
+    pub async fn streamed_text(&self, message_id: uuid::Uuid) -> AppResult<(String, i64)> {
+        use events::{Event, MessageEventKind};
+        let key = streams::StreamKey::Message(message_id);
+        let mut text = String::new();
+        let mut last = 0;
+        loop {
+            let retained = self.store.read_after(&self.names, key, last).await?;
+            let full = retained.events.len() >= streams::PAGE;
+            for event in &retained.events {
+                last = event.seq();
+                if let Event::Message(e) = event.as_ref() {
+                    match e.kind {
+                        MessageEventKind::Delta => text.push_str(e.delta.as_deref().unwrap_or("")),
+                        MessageEventKind::Replace => {
+                            text = e.text.clone().unwrap_or_default();
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !full {
+                return Ok((text, last));
+            }
+        }
     }
 
     /// Counts a subscriber caught up from the retained stream (it fell behind the fan-out

@@ -335,7 +335,23 @@ async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
         ))
         .await;
     assert_eq!(leased_by_child, 1, "the child holds the run");
+    // Some of the reply has streamed when the child dies.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server
+        .app
+        .realtime
+        .streamed_text(message)
+        .await
+        .unwrap()
+        .0
+        .len()
+        < 20
+    {
+        assert!(std::time::Instant::now() < deadline, "tokens stream");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     child.kill().await.expect("killed");
+    let (streamed, _) = server.app.realtime.streamed_text(message).await.unwrap();
 
     // The survivor sees the lease run out and finishes the run.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -344,6 +360,9 @@ async fn a_run_whose_instance_was_killed_is_finished_as_interrupted() {
         if row.status != "STREAMING" {
             assert_eq!(row.status, "FAILED");
             assert!(row.error.unwrap().contains("interrupted"));
+            // The partial reply is kept: what had streamed when the instance died.
+            assert_eq!(row.content, streamed);
+            assert!(row.content.starts_with("t0 t1 "), "{}", row.content);
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the run is finished");
