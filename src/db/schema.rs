@@ -281,6 +281,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        stream_seq -> Nullable<Int8>,
     }
 }
 
@@ -422,6 +423,7 @@ diesel::table! {
         metadata -> Jsonb,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        stream_seq -> Nullable<Int8>,
     }
 }
 

@@ -2,6 +2,8 @@
 //! transaction, then the streams ended (END or ERROR for the message, EXECUTION_FINISHED
 //! for the run) and the feeds told.
 
+use std::time::{Duration, Instant};
+
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double};
@@ -13,7 +15,7 @@ use super::run::Outcome;
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
 use crate::db::schema::{conversations, execution_records, message_retriever_resources, messages};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
 
 /// What was written.
@@ -168,24 +170,92 @@ async fn record_resources(
 /// is what an expired or lost stream ends with).
 pub async fn announce(app: &App, ended: &Ended, error: Option<&str>) {
     if let Some(message) = &ended.message {
-        let event = if message.status == "FAILED" {
-            MessageEvent::error(message.id, error.unwrap_or("the reply failed"))
-        } else {
-            MessageEvent::end(message.clone())
-        };
-        if let Err(e) = app.realtime.publish_message_event(event).await {
-            tracing::warn!(message_id = %message.id, error = ?e, "cannot end a message's stream");
+        let ended_at = publish_last(|| {
+            let event = if message.status == "FAILED" {
+                MessageEvent::error(message.id, error.unwrap_or("the reply failed"))
+            } else {
+                MessageEvent::end(message.clone())
+            };
+            app.realtime.publish_message_event(event)
+        })
+        .await;
+        if let Some(seq) = ended_at {
+            record_stream_seq(app, StreamEnd::Message(message.id), seq).await;
         }
         if let Err(e) = app.realtime.message_changed(message).await {
             tracing::warn!(message_id = %message.id, error = ?e, "cannot announce a message");
         }
     }
     if let Some(execution) = &ended.execution {
-        let event =
-            ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
-        if let Err(e) = app.realtime.publish_execution_event(event).await {
-            tracing::warn!(execution_id = %execution.id, error = ?e, "cannot end a run's stream");
+        let ended_at = publish_last(|| {
+            let event =
+                ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
+            app.realtime.publish_execution_event(event)
+        })
+        .await;
+        if let Some(seq) = ended_at {
+            record_stream_seq(app, StreamEnd::Execution(execution.id), seq).await;
         }
+    }
+}
+
+/// How long the last event of a stream is tried again while Redis does not answer.
+const LAST_EVENT_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Publishes the event that ends a stream, trying again while Redis is away (a stream that
+/// ended already is left as it is); its `seq`, when it was kept.
+async fn publish_last<F, Fut>(mut publish: F) -> Option<i64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = AppResult<i64>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match publish().await {
+            Ok(seq) => return Some(seq),
+            Err(AppError::Conflict(_)) => return None,
+            Err(e) if started.elapsed() < LAST_EVENT_PATIENCE => {
+                tracing::warn!(error = ?e, "cannot end a stream; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot end a stream; subscribers read the stored state");
+                return None;
+            }
+        }
+    }
+}
+
+enum StreamEnd {
+    Message(Uuid),
+    Execution(Uuid),
+}
+
+/// Keeps the `seq` that ended a stream with its row: the END that stands for the stream
+/// once Redis no longer retains it carries the same number.
+async fn record_stream_seq(app: &App, end: StreamEnd, seq: i64) {
+    let written = async {
+        let mut conn = app.engine.pool.get().await?;
+        match end {
+            StreamEnd::Message(id) => {
+                diesel::update(messages::table.find(id))
+                    .set(messages::stream_seq.eq(seq))
+                    .execute(&mut conn)
+                    .await?
+            }
+            StreamEnd::Execution(id) => {
+                diesel::update(execution_records::table.find(id))
+                    .set(execution_records::stream_seq.eq(seq))
+                    .execute(&mut conn)
+                    .await?
+            }
+        };
+        Ok::<_, AppError>(())
+    };
+    if let Err(e) = written.await {
+        tracing::warn!(error = ?e, "cannot keep the seq that ended a stream");
     }
 }
 

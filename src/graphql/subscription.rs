@@ -331,18 +331,25 @@ impl DocumentFeed {
     }
 }
 
-/// A finished message as the single END that stands for its expired stream.
+/// A finished message as the single END that stands for its expired stream, with the seq
+/// its stream ended at (when kept).
 fn final_message(message: Message) -> Option<Event> {
     let finished = matches!(message.status.as_str(), "COMPLETED" | "STOPPED" | "FAILED");
-    finished.then(|| Event::Message(MessageEvent::end(message)))
+    finished.then(|| {
+        let seq = message.stream_seq.unwrap_or(0);
+        let mut end = MessageEvent::end(message);
+        end.seq = seq;
+        Event::Message(end)
+    })
 }
 
-/// A finished run as the single EXECUTION_FINISHED that stands for its expired stream.
+/// A finished run as the single EXECUTION_FINISHED that stands for its expired stream,
+/// with the seq its stream ended at (when kept).
 fn final_execution(execution: ExecutionRecord) -> Option<Event> {
     executions::is_finished(&execution.status).then(|| {
-        Event::Execution(ExecutionEvent::of_run(
-            ExecutionEventKind::ExecutionFinished,
-            execution,
-        ))
+        let seq = execution.stream_seq.unwrap_or(0);
+        let mut end = ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution);
+        end.seq = seq;
+        Event::Execution(end)
     })
 }

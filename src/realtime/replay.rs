@@ -78,8 +78,10 @@ impl Replay {
                 Err(e) => return self.fail(e),
             };
             if !known && let Some(mut event) = self.final_state.take() {
-                // Expired (or never retained): one terminal event with the stored state.
-                set_seq(&mut event, self.last + 1);
+                // Expired (or never retained): one terminal event with the stored state, at
+                // the seq the stream ended at when that is known and after `after`.
+                let seq = event.seq().max(self.last + 1);
+                set_seq(&mut event, seq);
                 self.done = true;
                 return Some(Ok(Arc::new(event)));
             }

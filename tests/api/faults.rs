@@ -154,3 +154,39 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
     assert_eq!(talk["id"], s.message.to_string());
     assert_eq!(talk["status"], "COMPLETED");
 }
+
+#[tokio::test]
+async fn the_end_standing_for_an_expired_stream_carries_its_real_last_seq() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let sent = send(&server, &app, "Hello", None).await;
+    let message = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+    let events = follow_resuming(&server, &app.key, &message).await;
+    let last_seq = events.last().unwrap()["data"]["messageStream"]["seq"]
+        .as_i64()
+        .unwrap();
+    let id: uuid::Uuid = message.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_row(&server, id).await.stream_seq.is_none() {
+        assert!(std::time::Instant::now() < deadline, "the seq is kept");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(message_row(&server, id).await.stream_seq, Some(last_seq));
+
+    // What expiry does to the retained stream: its keys are gone.
+    let prefix = server.app.config.redis_prefix.clone();
+    let client = redis::Client::open(crate::harness::server::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("{prefix}stream:message:{message}"))
+        .arg(format!("{prefix}stream:message:{message}:meta"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let again = follow_resuming(&server, &app.key, &message).await;
+    assert_eq!(again.len(), 1, "{again:?}");
+    let end = &again[0]["data"]["messageStream"];
+    assert_eq!(end["kind"], "END");
+    assert_eq!(end["seq"], last_seq, "the seq the stream really ended at");
+}

@@ -61,6 +61,8 @@ pub struct Message {
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The seq of the event that ended its stream, once it has.
+    pub stream_seq: Option<i64>,
 }
 
 /// A row of `message_annotations`.

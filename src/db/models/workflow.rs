@@ -122,6 +122,8 @@ pub struct ExecutionRecord {
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The seq of the event that ended its stream, once it has.
+    pub stream_seq: Option<i64>,
 }
 
 /// A row of `node_execution_results`.
