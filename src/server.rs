@@ -79,8 +79,10 @@ pub async fn serve(
         .copied()
         .unwrap_or_else(|| tokio::time::Instant::now() + grace);
     let _ = tokio::time::timeout_at(at, sessions_closed.recv()).await;
-    // Runs still going here end FAILED ("interrupted") rather than wait for their lease.
-    let _ = workers.await;
+    // Runs in flight finish until the deadline (their streams flow through Redis to the
+    // clients now on other instances); what is left then ends FAILED ("interrupted") with
+    // what it had streamed, rather than wait for its lease to run out.
+    let _ = tokio::time::timeout_at(at, workers).await;
     engine::worker::interrupt_all(&engine_app, std::time::Duration::from_secs(2)).await;
     Ok(())
 }

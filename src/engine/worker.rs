@@ -33,14 +33,18 @@ const POLL: Duration = Duration::from_secs(1);
 /// Runs claimed in one statement at most.
 const CLAIM_BATCH: usize = 32;
 
-/// Runs this instance's workers until `stop` turns true; then runs still going here are
-/// given until `deadline` and the rest end FAILED ("interrupted").
+/// Runs this instance's workers until `stop` turns true; then claims nothing more and lets
+/// the runs in flight finish, their leases still renewed and stops still heard (the handle
+/// resolves when none is left; the server interrupts what is left at its deadline).
 pub fn start(app: Arc<App>, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(app.clone(), stop.clone()));
         tasks.spawn(keep_leases(app.clone(), stop.clone()));
         claim_loop(app.clone(), stop).await;
+        while !app.engine.running().is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         tasks.abort_all();
     })
 }
@@ -140,7 +144,8 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 async fn listen(app: Arc<App>, stop: watch::Receiver<bool>) {
     let channel = app.realtime.names().control();
     let mut subscription = app.realtime.bus.subscribe(&channel).await;
-    while !*stop.borrow() {
+    // Stops keep being heard while runs in flight drain.
+    while !*stop.borrow() || !app.engine.running().is_empty() {
         match subscription.recv().await {
             Ok(Delivery::Event(event)) => match &*event {
                 Event::StopRun { execution_id } => {
@@ -165,7 +170,8 @@ async fn keep_leases(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => {}
             () = tokio::time::sleep(every) => {}
         }
-        if *stop.borrow() {
+        // Shutting down: leases are renewed until the runs in flight have drained.
+        if *stop.borrow() && app.engine.running().is_empty() {
             return;
         }
         if let Err(e) = renew(&app).await {

@@ -190,3 +190,35 @@ async fn the_end_standing_for_an_expired_stream_carries_its_real_last_seq() {
     assert_eq!(end["kind"], "END");
     assert_eq!(end["seq"], last_seq, "the seq the stream really ended at");
 }
+
+#[tokio::test]
+async fn a_reply_running_on_an_instance_told_to_stop_completes_first() {
+    let models = ModelServer::start().await;
+    // The instance that runs the reply, and one that only serves (no workers).
+    let mut runner =
+        TestServer::start_with(|c| c.realtime.shutdown_timeout = Duration::from_secs(30)).await;
+    let server = runner.beside_with(|c| c.engine.workers = 0).await;
+    let app = chat_app(&server, &models.base_url, "slow", None).await;
+    let sent = send(&server, &app, "Count", None).await;
+    let message = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+    let id: uuid::Uuid = message.parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_row(&server, id).await.status != "STREAMING" {
+        assert!(std::time::Instant::now() < deadline, "the reply starts");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // SIGTERM to the runner a moment into the reply: it stops taking work, lets the reply
+    // finish, and only then exits; the client on the other instance sees all of it.
+    let client = follow_resuming(&server, &app.key, &message);
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        runner.shut_down().await.expect("the runner exits");
+    };
+    let (events, ()) = tokio::join!(client, stop);
+    let stored = message_row(&server, id).await;
+    assert_eq!(stored.status, "COMPLETED", "{:?}", stored.error);
+    let expected: String = (0..500).map(|i| format!("t{i} ")).collect();
+    assert_eq!(stored.content, expected);
+    assert_eq!(text_of(&events), expected);
+}
