@@ -179,6 +179,7 @@ pub async fn execute(
         record: execution,
         rows: vec![false; plan.nodes.len()],
         next_index: 0,
+        outage: false,
     };
     let mut vars = Vars::new(sys, start);
     let mut states = vec![NodeState::Waiting; plan.nodes.len()];
@@ -363,7 +364,14 @@ struct Progress<'a> {
     record: ExecutionRecord,
     rows: Vec<bool>,
     next_index: i32,
+    /// An event waited out `NODE_EVENT_PATIENCE` and was not kept: later ones are tried
+    /// once each until one is kept again, so a long outage does not hold the run back.
+    outage: bool,
 }
+
+/// How long a node event is tried again while its stream does not answer (Redis
+/// restarting): in order, before any later event of the run.
+const NODE_EVENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Progress<'_> {
     async fn started(&mut self, index: usize, node: &GraphNode) {
@@ -471,9 +479,39 @@ impl Progress<'_> {
         }
     }
 
-    async fn publish(&self, event: ExecutionEvent) {
-        if let Err(e) = self.app.realtime.publish_execution_event(event).await {
-            tracing::warn!(execution_id = %self.record.id, error = ?e, "cannot publish a node event");
+    /// Publishes a node event, trying again while its stream does not answer, so events
+    /// arrive in order; past `NODE_EVENT_PATIENCE` it is logged and left (the run's final
+    /// EXECUTION_FINISHED, tried again in its turn, states the result).
+    async fn publish(&mut self, event: ExecutionEvent) {
+        let patience = if self.outage {
+            std::time::Duration::ZERO
+        } else {
+            NODE_EVENT_PATIENCE
+        };
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(50);
+        loop {
+            match self
+                .app
+                .realtime
+                .publish_execution_event(event.clone())
+                .await
+            {
+                Ok(_) => {
+                    self.outage = false;
+                    return;
+                }
+                Err(e) if started.elapsed() < patience => {
+                    tracing::debug!(execution_id = %self.record.id, error = ?e, "cannot publish a node event yet");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
+                }
+                Err(e) => {
+                    self.outage = true;
+                    tracing::warn!(execution_id = %self.record.id, error = ?e, "a node event was not published");
+                    return;
+                }
+            }
         }
     }
 }

@@ -222,3 +222,90 @@ async fn a_reply_running_on_an_instance_told_to_stop_completes_first() {
     assert_eq!(stored.content, expected);
     assert_eq!(text_of(&events), expected);
 }
+
+#[tokio::test]
+async fn node_events_published_while_redis_is_away_arrive_in_order() {
+    let models = ModelServer::start().await;
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let server = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Url(url)).await;
+    let app = chat_app(&server, &models.base_url, "slow", None).await;
+    let graph = json!({
+        "nodes": [
+            { "key": "start", "type": "START", "config": { "inputs": [] } },
+            { "key": "llm", "type": "LLM", "config": {
+                "providerId": app.provider, "model": "slow", "prompt": "Count" } },
+            { "key": "end", "type": "END", "config": { "outputs": { "text": "{{llm.text}}" } } }
+        ],
+        "connections": [
+            { "source": "start", "target": "llm" },
+            { "source": "llm", "target": "end" }
+        ]
+    });
+    let flow = crate::harness::chat::workflow(&server, &app.owner, &app.tenant, graph).await;
+    let run = crate::harness::accounts::data(
+        server
+            .graphql_as(
+                app.owner.token(),
+                "mutation($i: RunWorkflowInput!) { runWorkflow(input: $i) { id } }",
+                json!({ "i": { "workflowId": flow, "inputs": {} } }),
+            )
+            .await,
+    )["runWorkflow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, app.owner.token()).await;
+    ws.subscribe(
+        "1",
+        "subscription($e: UUID!) { executionEvents(executionId: $e) { seq kind nodeKey status } }",
+        json!({ "e": run }),
+    )
+    .await;
+    // Until the LLM node starts.
+    let mut events = Vec::new();
+    loop {
+        let event = ws.take("1", 1).await.remove(0);
+        let started = event["data"]["executionEvents"]["kind"] == "NODE_STARTED"
+            && event["data"]["executionEvents"]["nodeKey"] == "llm";
+        events.push(event);
+        if started {
+            break;
+        }
+    }
+    // The node streams for about 10 s; Redis is away from 8 s to 12 s, when it finishes.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    redis.restart();
+    events.extend(ws.until_complete("1").await);
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let e = &e["data"]["executionEvents"];
+            format!(
+                "{} {}",
+                e["kind"].as_str().unwrap_or("?"),
+                e["nodeKey"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["executionEvents"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"NODE_FINISHED llm".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&"NODE_FINISHED end".to_string()),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last().unwrap(), "EXECUTION_FINISHED -");
+}
