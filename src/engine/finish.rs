@@ -168,7 +168,8 @@ async fn record_resources(
 
 /// Ends the streams of what `write` wrote; a failure to publish is logged (the stored state
 /// is what an expired or lost stream ends with).
-pub async fn announce(app: &App, ended: &Ended, error: Option<&str>) {
+/// `known` is the last `seq` the run's stream gave out (0: none known).
+pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, known: i64) {
     if let Some(message) = &ended.message {
         let ended_at = publish_last(|| {
             let event = if message.status == "FAILED" {
@@ -190,7 +191,7 @@ pub async fn announce(app: &App, ended: &Ended, error: Option<&str>) {
         let ended_at = publish_last(|| {
             let event =
                 ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
-            app.realtime.publish_execution_event(event)
+            app.realtime.publish_run_event(event, known)
         })
         .await;
         if let Some(seq) = ended_at {
@@ -269,6 +270,6 @@ pub async fn finish(
     let mut conn = app.engine.pool.get().await?;
     let ended = write(&mut conn, execution_id, message_id, outcome).await?;
     drop(conn);
-    announce(app, &ended, outcome.error.as_deref()).await;
+    announce(app, &ended, outcome.error.as_deref(), outcome.stream_seq).await;
     Ok(ended)
 }

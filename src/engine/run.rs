@@ -39,6 +39,8 @@ pub struct RunInput {
     pub history: Vec<ChatMessage>,
     /// The message the reply streams into (chat).
     pub reply: Option<Reply>,
+    /// The seq its EXECUTION_STARTED got (0: not kept): the run's stream goes on from it.
+    pub stream_seq: i64,
 }
 
 /// How a run ended.
@@ -55,6 +57,8 @@ pub struct Outcome {
     pub steps: i32,
     /// Segments KNOWLEDGE_RETRIEVAL nodes found: (node key, the node's `segments` entry).
     pub retrieved: Vec<(String, Value)>,
+    /// The last `seq` the run's stream gave out here (0: none known), for its last event.
+    pub stream_seq: i64,
 }
 
 impl Outcome {
@@ -76,6 +80,7 @@ impl Outcome {
             model: None,
             steps: 0,
             retrieved: Vec::new(),
+            stream_seq: 0,
         }
     }
 }
@@ -156,6 +161,7 @@ pub async fn execute(
         start,
         history,
         reply,
+        stream_seq,
     } = input;
     let plan = Plan::new(graph);
     let streamable = if reply.is_some() {
@@ -180,6 +186,7 @@ pub async fn execute(
         rows: vec![false; plan.nodes.len()],
         next_index: 0,
         outage: false,
+        known: stream_seq,
     };
     let mut vars = Vars::new(sys, start);
     let mut states = vec![NodeState::Waiting; plan.nodes.len()];
@@ -355,6 +362,7 @@ pub async fn execute(
         model,
         steps: run.record.total_steps,
         retrieved,
+        stream_seq: run.known,
     }
 }
 
@@ -367,6 +375,8 @@ struct Progress<'a> {
     /// An event waited out `NODE_EVENT_PATIENCE` and was not kept: later ones are tried
     /// once each until one is kept again, so a long outage does not hold the run back.
     outage: bool,
+    /// The last `seq` the run's stream gave out.
+    known: i64,
 }
 
 /// How long a node event is tried again while its stream does not answer (Redis
@@ -494,11 +504,12 @@ impl Progress<'_> {
             match self
                 .app
                 .realtime
-                .publish_execution_event(event.clone())
+                .publish_run_event(event.clone(), self.known)
                 .await
             {
-                Ok(_) => {
+                Ok(seq) => {
                     self.outage = false;
+                    self.known = seq;
                     return;
                 }
                 Err(e) if started.elapsed() < patience => {

@@ -242,6 +242,8 @@ struct Started {
     execution: ExecutionRecord,
     graph: Graph,
     history: Vec<ChatMessage>,
+    /// The seq of its EXECUTION_STARTED (0: not kept).
+    stream_seq: i64,
 }
 
 /// Marks the run RUNNING (and its message STREAMING) and reads its graph and history;
@@ -319,13 +321,18 @@ async fn begin(app: &App, job: &Job, execution_id: Uuid) -> AppResult<Option<Sta
     }
     drop(conn);
     let event = ExecutionEvent::of_run(ExecutionEventKind::ExecutionStarted, execution.clone());
-    if let Err(e) = app.realtime.publish_execution_event(event).await {
-        tracing::warn!(execution_id = %execution.id, error = ?e, "cannot announce a run");
-    }
+    let stream_seq = match app.realtime.publish_execution_event(event).await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(execution_id = %execution.id, error = ?e, "cannot announce a run");
+            0
+        }
+    };
     Ok(Some(Started {
         execution,
         graph,
         history,
+        stream_seq,
     }))
 }
 
@@ -363,6 +370,7 @@ async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
                     start,
                     history: started.history,
                     reply,
+                    stream_seq: started.stream_seq,
                 },
                 handle.token.clone(),
             )

@@ -50,6 +50,13 @@ impl Realtime {
     /// (started, finished) are announced on its workspace's feed as well. Inputs and
     /// outputs over 64 KiB travel trimmed (`ExecutionEvent::trimmed`).
     pub async fn publish_execution_event(&self, event: ExecutionEvent) -> AppResult<i64> {
+        self.publish_run_event(event, 0).await
+    }
+
+    /// The same for a run that keeps count: `known` is the last `seq` it saw assigned, so a
+    /// stream Redis lost goes on after it (every event of a run carries its record) instead
+    /// of starting again at 1, which subscribers past it would skip.
+    pub async fn publish_run_event(&self, event: ExecutionEvent, known: i64) -> AppResult<i64> {
         let event = event.trimmed();
         let key = StreamKey::Execution(event.execution.id);
         let announce = matches!(
@@ -57,7 +64,25 @@ impl Realtime {
             ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
         )
         .then(|| event.execution.clone());
-        let seq = self.append(key, Event::Execution(event)).await?;
+        let appended = self
+            .store
+            .append(
+                &self.names,
+                self.retention,
+                &self.bus,
+                key,
+                Event::Execution(event),
+                Some(known),
+            )
+            .await?;
+        let Appended::Seq(seq) = appended else {
+            return Err(AppError::internal(
+                "a run's event was refused by its stream",
+            ));
+        };
+        self.metrics
+            .stream_events_published
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(execution) = announce {
             self.execution_changed(&execution).await?;
         }

@@ -182,7 +182,9 @@ impl StreamStore {
         event: Event,
         known: Option<i64>,
     ) -> AppResult<Appended> {
-        let whole = event.states_everything();
+        // Events that may re-seed a stream Redis lost: those that state everything, and
+        // every event of a run (each carries the run's record as it stands).
+        let whole = event.states_everything() || matches!(event, Event::Execution(_));
         match self {
             StreamStore::Redis { commands, append } => {
                 let body = serde_json::to_string(&event)

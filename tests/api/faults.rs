@@ -223,10 +223,11 @@ async fn a_reply_running_on_an_instance_told_to_stop_completes_first() {
     assert_eq!(text_of(&events), expected);
 }
 
-#[tokio::test]
-async fn node_events_published_while_redis_is_away_arrive_in_order() {
+/// A run whose LLM node streams for about 10 s, Redis away from `away_from` after the node
+/// started for `away_for`, a subscriber following its events throughout: they arrive in
+/// order, numbered 1..n, and the run's end arrives.
+async fn a_run_through_an_outage(mut redis: RedisServer, away_from: Duration, away_for: Duration) {
     let models = ModelServer::start().await;
-    let mut redis = RedisServer::start();
     let url = redis.url();
     let server = TestServer::start_with(|c| c.redis = weft::config::RedisConfig::Url(url)).await;
     let app = chat_app(&server, &models.base_url, "slow", None).await;
@@ -273,10 +274,9 @@ async fn node_events_published_while_redis_is_away_arrive_in_order() {
             break;
         }
     }
-    // The node streams for about 10 s; Redis is away from 8 s to 12 s, when it finishes.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(away_from).await;
     redis.stop();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    tokio::time::sleep(away_for).await;
     redis.restart();
     events.extend(ws.until_complete("1").await);
     let kinds: Vec<String> = events
@@ -308,4 +308,26 @@ async fn node_events_published_while_redis_is_away_arrive_in_order() {
         "{kinds:?}"
     );
     assert_eq!(kinds.last().unwrap(), "EXECUTION_FINISHED -");
+}
+
+#[tokio::test]
+async fn node_events_published_while_redis_is_away_arrive_in_order() {
+    // Away from 8 s to 12 s: when the node finishes.
+    a_run_through_an_outage(
+        RedisServer::start(),
+        Duration::from_secs(8),
+        Duration::from_secs(4),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_run_goes_on_numbering_after_redis_comes_back_empty() {
+    // Away briefly mid-node, back with nothing: the run's stream goes on after its last seq.
+    a_run_through_an_outage(
+        RedisServer::start_without_persistence(),
+        Duration::from_secs(3),
+        Duration::from_millis(500),
+    )
+    .await;
 }
