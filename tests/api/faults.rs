@@ -114,7 +114,20 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
         json!({ "c": s.conversation }),
     )
     .await;
-    crate::harness::live::subscribed(&server, 2).await;
+    ws.subscribe(
+        "doc",
+        "subscription($d: UUID!) { documentIndexing(documentId: $d) { id indexingStatus } }",
+        json!({ "d": s.document }),
+    )
+    .await;
+    crate::harness::live::subscribed(&server, 3).await;
+    // The document's current state comes first.
+    let first = ws.next_json().await.expect("the document's state");
+    assert_eq!(first["id"], "doc", "{first}");
+    assert_eq!(
+        first["payload"]["data"]["documentIndexing"]["indexingStatus"],
+        "WAITING"
+    );
 
     // While Redis is away the run and the reply finish; nobody can announce it.
     redis.stop();
@@ -130,6 +143,10 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
                 "UPDATE messages SET status = 'COMPLETED', content = 'done' WHERE id = '{}'",
                 s.message
             ),
+            format!(
+                "UPDATE documents SET indexing_status = 'COMPLETED', progress = 1 WHERE id = '{}'",
+                s.document
+            ),
         ] {
             diesel::sql_query(sql).execute(&mut conn).await.unwrap();
         }
@@ -138,8 +155,12 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
 
     // Back: each feed gives the current state of what changed, once.
     let mut got = std::collections::BTreeMap::new();
-    while got.len() < 2 {
+    while got.len() < 3 {
         let frame = ws.next_json().await.expect("the feeds go on");
+        if frame["type"] == "complete" && frame["id"] == "doc" {
+            // documentIndexing completes after COMPLETED.
+            continue;
+        }
         assert_eq!(frame["type"], "next", "{frame}");
         let id = frame["id"].as_str().unwrap().to_string();
         assert!(
@@ -153,6 +174,10 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
     let talk = &got["talk"]["conversationEvents"];
     assert_eq!(talk["id"], s.message.to_string());
     assert_eq!(talk["status"], "COMPLETED");
+    assert_eq!(
+        got["doc"]["documentIndexing"]["indexingStatus"],
+        "COMPLETED"
+    );
 }
 
 #[tokio::test]
