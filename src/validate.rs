@@ -3,6 +3,33 @@
 
 use crate::error::{AppError, AppResult};
 
+/// A numeric setting `name` read through `var` (start-up configuration): `default` when
+/// unset; refused, naming the variable, when it is not a whole number, or is 0 where
+/// `zero_ok` is false.
+pub fn setting(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: u64,
+    zero_ok: bool,
+) -> Result<u64, String> {
+    let Some(value) = var(name) else {
+        return Ok(default);
+    };
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| zero_ok || *n > 0)
+        .ok_or_else(|| {
+            let kind = if zero_ok {
+                "a whole number"
+            } else {
+                "a positive number"
+            };
+            format!("{name} must be {kind}, got {value:?}")
+        })
+}
+
 /// A required name: trimmed, not empty, at most `max` characters (the column's limit).
 pub fn name(field: &str, value: &str, max: usize) -> AppResult<String> {
     let value = value.trim();

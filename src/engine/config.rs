@@ -43,23 +43,8 @@ impl Default for EngineConfig {
 impl EngineConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<EngineConfig, String> {
         let defaults = EngineConfig::default();
-        let number = |name: &str, default: u64, zero_ok: bool| -> Result<u64, String> {
-            match var(name) {
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| zero_ok || *n > 0)
-                    .ok_or_else(|| {
-                        let kind = if zero_ok {
-                            "a whole number"
-                        } else {
-                            "a positive number"
-                        };
-                        format!("{name} must be {kind}, got {v:?}")
-                    }),
-                None => Ok(default),
-            }
+        let number = |name: &str, default: u64, zero_ok: bool| {
+            crate::validate::setting(&var, name, default, zero_ok)
         };
         let demo = match var("WEFT_DEMO").as_deref().map(str::trim) {
             None | Some("true") | Some("1") => true,

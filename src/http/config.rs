@@ -39,16 +39,8 @@ impl Default for HttpConfig {
 impl HttpConfig {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<HttpConfig, String> {
         let defaults = HttpConfig::default();
-        let whole = |name: &str, default: u64, zero_ok: bool| -> Result<u64, String> {
-            match var(name) {
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| zero_ok || *n > 0)
-                    .ok_or_else(|| format!("{name} must be a positive number, got {v:?}")),
-                None => Ok(default),
-            }
+        let whole = |name: &str, default: u64, zero_ok: bool| {
+            crate::validate::setting(&var, name, default, zero_ok)
         };
         let number = |name: &str, default: u64| whole(name, default, false);
         Ok(HttpConfig {

@@ -1,8 +1,8 @@
 //! When the rights a live connection opened with end: its access token expired or its
 //! session ended (logout, password reset, a reused refresh token), its API key revoked (or
 //! its application deleted), or its end-user token expired, on whichever instance that
-//! happened. WebSockets close with 4403 and SSE responses end then; a WebSocket also checks
-//! again before each new operation (`still_held`).
+//! happened. WebSockets close with 4403 and SSE responses end then (`RightsWatch`); a
+//! WebSocket also checks again before each new operation (`still_held`).
 
 use std::future::pending;
 use std::time::Duration;
@@ -44,60 +44,79 @@ impl Ended {
     }
 }
 
-/// Resolves when the rights of `held` end.
-pub async fn rights_end(app: &App, held: Held) -> Ended {
-    let expiry = async {
-        match held.expires_at {
-            Some(at) => {
-                let left = at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
-                tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
-            }
-            None => pending::<()>().await,
+/// The announcements that may end one connection's rights, followed from before its
+/// credential was last checked, so no change falls in between.
+pub struct RightsWatch {
+    held: Held,
+    changes: crate::realtime::bus::Subscription,
+}
+
+impl RightsWatch {
+    /// Subscribes to the announcements, then checks the credential in the database once:
+    /// `Err` says why it no longer stands.
+    pub async fn open(app: &App, held: Held) -> Result<RightsWatch, Ended> {
+        if expired(held) {
+            return Err(Ended::Expired);
         }
-    };
-    tokio::select! {
-        () = expiry => Ended::Expired,
-        ended = withdrawn(app, held) => ended,
+        let channel = app.realtime.names().rights();
+        let changes = app.realtime.bus.subscribe(&channel).await;
+        match withdrawn_now(app, held).await {
+            Some(ended) => Err(ended),
+            None => Ok(RightsWatch { held, changes }),
+        }
     }
+
+    /// Resolves when the rights end: the token expires, or an announcement (or, after
+    /// missed ones, the database) says the session or key is gone.
+    pub async fn ended(mut self, app: &App) -> Ended {
+        let held = self.held;
+        let expiry = async {
+            match held.expires_at {
+                Some(at) => {
+                    let left = at.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+                    tokio::time::sleep(Duration::from_secs(left.unsigned_abs())).await;
+                }
+                None => pending::<()>().await,
+            }
+        };
+        let withdrawn = async {
+            loop {
+                match self.changes.recv().await {
+                    Ok(Delivery::Event(event)) => {
+                        if let Some(ended) = ends(&event, held) {
+                            return ended;
+                        }
+                    }
+                    // Announcements may have been missed: ask the database.
+                    Ok(Delivery::Resync) | Err(Missed::Lagged) => {
+                        if let Some(ended) = withdrawn_now(app, held).await {
+                            return ended;
+                        }
+                    }
+                    Err(Missed::Closed) => return pending().await,
+                }
+            }
+        };
+        tokio::select! {
+            () = expiry => Ended::Expired,
+            ended = withdrawn => ended,
+        }
+    }
+}
+
+fn expired(held: Held) -> bool {
+    held.expires_at
+        .is_some_and(|at| at <= chrono::Utc::now().timestamp())
 }
 
 /// Whether `held` still stands now (checked in the database): `Err` says why not.
 pub async fn still_held(app: &App, held: Held) -> Result<(), Ended> {
-    if held
-        .expires_at
-        .is_some_and(|at| at <= chrono::Utc::now().timestamp())
-    {
+    if expired(held) {
         return Err(Ended::Expired);
     }
     match withdrawn_now(app, held).await {
         Some(ended) => Err(ended),
         None => Ok(()),
-    }
-}
-
-/// Resolves when the session or the API key behind `held` is withdrawn.
-async fn withdrawn(app: &App, held: Held) -> Ended {
-    let channel = app.realtime.names().rights();
-    let mut changes = app.realtime.bus.subscribe(&channel).await;
-    // Withdrawn between the credential check and the subscription: nothing would say so.
-    if let Some(ended) = withdrawn_now(app, held).await {
-        return ended;
-    }
-    loop {
-        match changes.recv().await {
-            Ok(Delivery::Event(event)) => {
-                if let Some(ended) = ends(&event, held) {
-                    return ended;
-                }
-            }
-            // Announcements may have been missed: ask the database.
-            Ok(Delivery::Resync) | Err(Missed::Lagged) => {
-                if let Some(ended) = withdrawn_now(app, held).await {
-                    return ended;
-                }
-            }
-            Err(Missed::Closed) => return pending().await,
-        }
     }
 }
 

@@ -15,9 +15,8 @@ use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
 use super::connections::Slot;
-use super::rights::{Ended, Held, rights_end, still_held};
+use super::rights::{Ended, Held, RightsWatch};
 use super::{HttpState, RequestId};
-use crate::auth::Actor;
 use crate::graphql::classify_response;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -32,9 +31,9 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Streams the results of a request, until the caller's rights end (its session ended, its
-/// API key revoked, its token expired: see `rights`). A builder's session already ended
-/// (an access token outlives its logout by up to 15 minutes) ends the stream before anything
-/// runs; an API key was checked just now.
+/// API key revoked, its token expired: see `rights`). A credential that no longer stands (a
+/// builder's access token outlives its logout by up to 15 minutes) ends the stream before
+/// anything runs.
 pub async fn respond(
     state: &HttpState,
     request_id: RequestId,
@@ -44,17 +43,11 @@ pub async fn respond(
 ) -> Response {
     let app = state.app.clone();
     let rights: BoxFuture<'static, Ended> = match held {
-        Some(held) => {
-            let checked = match held.actor {
-                Actor::User { .. } => still_held(&app, held).await,
-                Actor::ApiKey { .. } | Actor::EndUser { .. } => Ok(()),
-            };
-            match checked {
-                // Polled before the responses: nothing runs.
-                Err(ended) => Box::pin(std::future::ready(ended)),
-                Ok(()) => Box::pin(async move { rights_end(&app, held).await }),
-            }
-        }
+        Some(held) => match RightsWatch::open(&app, held).await {
+            // Polled before the responses: nothing runs.
+            Err(ended) => Box::pin(std::future::ready(ended)),
+            Ok(watch) => Box::pin(async move { watch.ended(&app).await }),
+        },
         None => Box::pin(std::future::pending()),
     };
     let events = Events {

@@ -31,10 +31,10 @@ use tokio::sync::{Semaphore, watch};
 
 use super::auth::{client_info, credentials, loader_for};
 use super::connections::Slot;
-use super::rights::{Ended, Held, rights_end, still_held};
+use super::rights::{Ended, Held, RightsWatch, still_held};
 use super::{HttpState, RequestId};
 use crate::app::App;
-use crate::auth::{Actor, Credentials};
+use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
 use crate::graphql::{WeftSchema, classify_response, operation_limits};
 
@@ -234,13 +234,15 @@ impl Session {
         // The caller's place among its live connections, once `connection_init` names it.
         let caller_slot: Arc<std::sync::Mutex<Option<Slot>>> = Arc::default();
         let initialised = Arc::new(AtomicBool::new(false));
-        // What `connection_init` presented, once it has.
+        // What `connection_init` presented, once it has, and the watch on its rights.
         let (caller, mut accepted) = watch::channel(None);
+        let rights_watch: Arc<std::sync::Mutex<Option<RightsWatch>>> = Arc::default();
         let (lost, mut lost_seen) = watch::channel(None);
         let on_init = {
             let refused = refused.clone();
             let crowded = crowded.clone();
             let caller_slot = caller_slot.clone();
+            let rights_watch = rights_watch.clone();
             let live = self.state.live.clone();
             let initialised = initialised.clone();
             let app = app.clone();
@@ -250,21 +252,18 @@ impl Session {
                 initialised.store(true, Ordering::Relaxed);
                 let presented = presented_authorization(&payload).or(fallback);
                 let (credentials, held) = credentials(&app, presented.as_deref()).await;
-                // A builder's access token outlives the session it was issued for.
-                let withdrawn = match held {
-                    Some(
-                        held @ Held {
-                            actor: Actor::User { .. },
-                            ..
-                        },
-                    ) => still_held(&app, held).await.is_err(),
-                    _ => false,
+                // The announcements that may end these rights, followed from a check made
+                // after subscribing (a builder's access token outlives its session).
+                let watched = match held {
+                    Some(held) => Some(RightsWatch::open(&app, held).await),
+                    None => None,
                 };
-                if credentials == Credentials::Invalid || withdrawn {
+                if credentials == Credentials::Invalid || matches!(watched, Some(Err(_))) {
                     refused.store(true, Ordering::Relaxed);
                     return Err("Forbidden".into());
                 }
-                if let Some(held) = held {
+                if let (Some(held), Some(Ok(watched))) = (held, watched) {
+                    *rights_watch.lock().unwrap_or_else(|e| e.into_inner()) = Some(watched);
                     let max = app.config.http.max_connections_per_user;
                     let Some(slot) = live.for_caller(held.actor, max) else {
                         crowded.store(true, Ordering::Relaxed);
@@ -302,7 +301,11 @@ impl Session {
                 Ok(caller) => *caller,
                 Err(_) => None,
             };
-            let Some(held) = caller else {
+            let watched = rights_watch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            let (Some(_), Some(watched)) = (caller, watched) else {
                 return std::future::pending().await;
             };
             let withdrawn = async {
@@ -313,7 +316,7 @@ impl Session {
                 }
             };
             tokio::select! {
-                ended = rights_end(&app, held) => ended,
+                ended = watched.ended(&app) => ended,
                 ended = withdrawn => ended,
             }
         };

@@ -108,14 +108,7 @@ pub async fn refresh(
             let Some((old_id, user_id, family_id)) = consumed else {
                 return Ok::<_, AppError>(None);
             };
-            let user: Option<User> = users::table
-                .find(user_id)
-                .filter(users::is_active.eq(true))
-                .select(User::as_select())
-                .first(conn)
-                .await
-                .optional()?;
-            let Some(user) = user else {
+            let Some(user) = active_user(conn, user_id).await? else {
                 return Ok(None);
             };
             let (session, new_id) = open(app, conn, user, family_id, client).await?;
@@ -167,6 +160,17 @@ pub async fn refresh(
             Err(AppError::Unauthenticated)
         }
     }
+}
+
+/// The account of `user_id`, unless it was deactivated.
+async fn active_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> AppResult<Option<User>> {
+    Ok(users::table
+        .find(user_id)
+        .filter(users::is_active.eq(true))
+        .select(User::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// How long after a refresh token was exchanged the same client may present it again and
@@ -236,14 +240,7 @@ async fn reused_in_grace(
         return Ok(None);
     };
     let refresh_token = String::from_utf8(token).map_err(AppError::internal)?;
-    let user: Option<User> = users::table
-        .find(user_id)
-        .filter(users::is_active.eq(true))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?;
-    let Some(user) = user else {
+    let Some(user) = active_user(conn, user_id).await? else {
         return Ok(None);
     };
     let (access_token, access_token_expires_at) = app.auth.signer.issue(user.id, family_id)?;

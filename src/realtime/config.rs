@@ -44,17 +44,8 @@ impl RealtimeConfig {
     /// Reads the variables above through `var`, refusing values that are not numbers.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<RealtimeConfig, String> {
         let defaults = RealtimeConfig::default();
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            match var(name) {
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("{name} must be a positive number, got {v:?}")),
-                None => Ok(default),
-            }
-        };
+        let number =
+            |name: &str, default: u64| crate::validate::setting(&var, name, default, false);
         Ok(RealtimeConfig {
             stream_retention: Duration::from_secs(number(
                 "WEFT_STREAM_RETENTION_SECS",

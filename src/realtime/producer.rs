@@ -15,7 +15,7 @@ impl Realtime {
     /// Publishes an event of an assistant message's reply; returns its `seq`.
     pub async fn publish_message_event(&self, event: MessageEvent) -> AppResult<i64> {
         let key = StreamKey::Message(event.message_id);
-        self.append(key, Event::Message(event)).await
+        self.append(key, Event::Message(event), None).await
     }
 
     /// Publishes an event of a reply whose producer keeps count: `known` is the last `seq`
@@ -27,23 +27,8 @@ impl Realtime {
         known: i64,
     ) -> AppResult<Appended> {
         let key = StreamKey::Message(event.message_id);
-        let appended = self
-            .store
-            .append(
-                &self.names,
-                self.retention,
-                &self.bus,
-                key,
-                Event::Message(event),
-                Some(known),
-            )
-            .await?;
-        if let Appended::Seq(_) = appended {
-            self.metrics
-                .stream_events_published
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(appended)
+        self.append_counted(key, Event::Message(event), Some(known))
+            .await
     }
 
     /// Publishes an event of a workflow run; returns its `seq`. The run's own events
@@ -64,25 +49,10 @@ impl Realtime {
             ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
         )
         .then(|| event.execution.clone());
-        let appended = self
-            .store
-            .append(
-                &self.names,
-                self.retention,
-                &self.bus,
-                key,
-                Event::Execution(event),
-                Some(known),
-            )
+        // Every run event may re-seed its stream: none is refused as Vanished.
+        let seq = self
+            .append(key, Event::Execution(event), Some(known))
             .await?;
-        let Appended::Seq(seq) = appended else {
-            return Err(AppError::internal(
-                "a run's event was refused by its stream",
-            ));
-        };
-        self.metrics
-            .stream_events_published
-            .fetch_add(1, Ordering::Relaxed);
         if let Some(execution) = announce {
             self.execution_changed(&execution).await?;
         }
@@ -143,18 +113,34 @@ impl Realtime {
         self.announce(&channel, event).await
     }
 
-    async fn append(&self, key: StreamKey, event: Event) -> AppResult<i64> {
-        let Appended::Seq(seq) = self
+    /// Appends to a stream whose appends cannot be refused as Vanished (no count, or an
+    /// event that may re-seed it); its `seq`.
+    async fn append(&self, key: StreamKey, event: Event, known: Option<i64>) -> AppResult<i64> {
+        match self.append_counted(key, event, known).await? {
+            Appended::Seq(seq) => Ok(seq),
+            Appended::Vanished => Err(AppError::internal(
+                "a stream refused an event that re-seeds it",
+            )),
+        }
+    }
+
+    /// Appends to a stream, counting what was kept.
+    async fn append_counted(
+        &self,
+        key: StreamKey,
+        event: Event,
+        known: Option<i64>,
+    ) -> AppResult<Appended> {
+        let appended = self
             .store
-            .append(&self.names, self.retention, &self.bus, key, event, None)
-            .await?
-        else {
-            return Err(AppError::internal("a stream without a count cannot vanish"));
-        };
-        self.metrics
-            .stream_events_published
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(seq)
+            .append(&self.names, self.retention, &self.bus, key, event, known)
+            .await?;
+        if let Appended::Seq(_) = appended {
+            self.metrics
+                .stream_events_published
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(appended)
     }
 
     /// Feed events are not retained: subscribers read the current state from PostgreSQL

@@ -55,18 +55,53 @@ async fn document(server: &TestServer, owner: &Account, dataset: &str, name: &st
 }
 
 async fn wait_indexed(server: &TestServer, id: &str) {
-    let id: uuid::Uuid = id.parse().expect("uuid");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let row = wait_finished(server, id.parse().expect("uuid")).await;
+    assert_eq!(
+        row.indexing_status, "COMPLETED",
+        "indexing failed: {:?}",
+        row.error
+    );
+}
+
+/// Waits until the document's indexing ends (COMPLETED or ERROR); its row.
+async fn wait_finished(server: &TestServer, id: uuid::Uuid) -> weft::db::models::Document {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let row = crate::harness::live::document_row(server, id).await;
-        match row.indexing_status.as_str() {
-            "COMPLETED" => return,
-            "ERROR" => panic!("indexing failed: {:?}", row.error),
-            _ => {}
+        if matches!(row.indexing_status.as_str(), "COMPLETED" | "ERROR") {
+            return row;
         }
-        assert!(std::time::Instant::now() < deadline, "indexed in time");
+        assert!(std::time::Instant::now() < deadline, "finished in time");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A provider on `models` and a HIGH_QUALITY dataset embedded with its `model`.
+async fn embedded_dataset(
+    server: &TestServer,
+    owner: &Account,
+    tenant: &Tenant,
+    models: &ModelServer,
+    model: &str,
+) -> (String, String) {
+    let provider = crate::harness::chat::provider(
+        server,
+        owner,
+        tenant,
+        &models.base_url,
+        crate::harness::model_server::KEY,
+        None,
+    )
+    .await;
+    let set = dataset(
+        server,
+        owner,
+        tenant,
+        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
+                "embeddingModel": model, "vectorSimilarityWeight": 0.7 }),
+    )
+    .await;
+    (provider, set)
 }
 
 const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
@@ -324,23 +359,7 @@ async fn vector_search_finds_by_meaning_and_replies_keep_the_segments_they_used(
     let server = TestServer::start().await;
     let owner = register(&server, "owner@example.com").await;
     let tenant = create_organization(&server, &owner, "Org").await;
-    let provider = crate::harness::chat::provider(
-        &server,
-        &owner,
-        &tenant,
-        &models.base_url,
-        crate::harness::model_server::KEY,
-        None,
-    )
-    .await;
-    let set = dataset(
-        &server,
-        &owner,
-        &tenant,
-        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
-                "embeddingModel": "topics", "vectorSimilarityWeight": 0.7 }),
-    )
-    .await;
+    let (provider, set) = embedded_dataset(&server, &owner, &tenant, &models, "topics").await;
     for name in ["harbour", "bakery", "observatory"] {
         let id = document(&server, &owner, &set, name).await;
         wait_indexed(&server, &id).await;
@@ -876,23 +895,7 @@ async fn searches_waiting_on_a_slow_embedding_provider_hold_no_database_connecti
     .await;
     let owner = register(&server, "owner@example.com").await;
     let tenant = create_organization(&server, &owner, "Org").await;
-    let provider = crate::harness::chat::provider(
-        &server,
-        &owner,
-        &tenant,
-        &models.base_url,
-        crate::harness::model_server::KEY,
-        None,
-    )
-    .await;
-    let set = dataset(
-        &server,
-        &owner,
-        &tenant,
-        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
-                "embeddingModel": "topics", "vectorSimilarityWeight": 0.7 }),
-    )
-    .await;
+    let (_, set) = embedded_dataset(&server, &owner, &tenant, &models, "topics").await;
     let id = document(&server, &owner, &set, "harbour").await;
     wait_indexed(&server, &id).await;
     let segment = data(
@@ -1070,20 +1073,20 @@ async fn a_pdf_that_inflates_to_400_mb_ends_its_document_in_error_and_the_server
     )
     .await;
     let id: uuid::Uuid = id.parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let row = loop {
-        let row = crate::harness::live::document_row(&server, id).await;
-        if matches!(row.indexing_status.as_str(), "COMPLETED" | "ERROR") {
-            break row;
+    // The server answers all along.
+    let answering = async {
+        loop {
+            data(
+                server
+                    .graphql_as(owner.token(), "{ me { id } }", json!({}))
+                    .await,
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(std::time::Instant::now() < deadline, "finished in time");
-        // The server answers all along.
-        data(
-            server
-                .graphql_as(owner.token(), "{ me { id } }", json!({}))
-                .await,
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let row = tokio::select! {
+        row = wait_finished(&server, id) => row,
+        () = answering => unreachable!(),
     };
     assert_eq!(row.indexing_status, "ERROR");
     let error = row.error.unwrap_or_default();
@@ -1096,36 +1099,12 @@ async fn an_embeddings_answer_larger_than_its_vectors_need_ends_the_indexing_wit
     let server = TestServer::start().await;
     let owner = register(&server, "owner@example.com").await;
     let tenant = create_organization(&server, &owner, "Org").await;
-    let provider = crate::harness::chat::provider(
-        &server,
-        &owner,
-        &tenant,
-        &models.base_url,
-        crate::harness::model_server::KEY,
-        None,
-    )
-    .await;
-    let set = dataset(
-        &server,
-        &owner,
-        &tenant,
-        json!({ "indexingTechnique": "HIGH_QUALITY", "embeddingProviderId": provider,
-                "embeddingModel": "bloated" }),
-    )
-    .await;
+    let (_, set) = embedded_dataset(&server, &owner, &tenant, &models, "bloated").await;
     let id: uuid::Uuid = document(&server, &owner, &set, "harbour")
         .await
         .parse()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let row = loop {
-        let row = crate::harness::live::document_row(&server, id).await;
-        if matches!(row.indexing_status.as_str(), "COMPLETED" | "ERROR") {
-            break row;
-        }
-        assert!(std::time::Instant::now() < deadline, "finished in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let row = wait_finished(&server, id).await;
     assert_eq!(row.indexing_status, "ERROR");
     let error = row.error.unwrap_or_default();
     assert!(
