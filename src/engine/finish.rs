@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::queue;
 use super::run::Outcome;
+use super::run_stream::RunStream;
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
 use crate::db::schema::{conversations, execution_records, message_retriever_resources, messages};
@@ -168,8 +169,9 @@ async fn record_resources(
 
 /// Ends the streams of what `write` wrote; a failure to publish is logged (the stored state
 /// is what an expired or lost stream ends with).
-/// `known` is the last `seq` the run's stream gave out (0: none known).
-pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, known: i64) {
+/// `events` is the run's own publisher, when it ran here: its last event goes after the
+/// others it holds.
+pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, events: Option<RunStream>) {
     if let Some(message) = &ended.message {
         let ended_at = publish_last(|| {
             let event = if message.status == "FAILED" {
@@ -188,15 +190,17 @@ pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, known: i64)
         }
     }
     if let Some(execution) = &ended.execution {
-        let ended_at = publish_last(|| {
-            let event =
-                ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
-            app.realtime.publish_run_event(event, known)
-        })
-        .await;
+        let last = ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
+        let ended_at = match events {
+            Some(events) => events.end(last).await,
+            None => publish_last(|| app.realtime.publish_execution_event(last.clone())).await,
+        };
         if let Some(seq) = ended_at {
             record_stream_seq(app, StreamEnd::Execution(execution.id), seq).await;
         }
+    } else if let Some(events) = events {
+        // Ended elsewhere meanwhile: its stream has its end already.
+        events.abandon();
     }
 }
 
@@ -266,10 +270,11 @@ pub async fn finish(
     execution_id: Uuid,
     message_id: Option<Uuid>,
     outcome: &Outcome,
+    events: Option<RunStream>,
 ) -> AppResult<Ended> {
     let mut conn = app.engine.pool.get().await?;
     let ended = write(&mut conn, execution_id, message_id, outcome).await?;
     drop(conn);
-    announce(app, &ended, outcome.error.as_deref(), outcome.stream_seq).await;
+    announce(app, &ended, outcome.error.as_deref(), events).await;
     Ok(ended)
 }

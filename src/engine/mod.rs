@@ -4,7 +4,8 @@
 //! - `worker`: the workers of this instance: claim runs, renew leases, obey stops, finish
 //!   runs whose instance died.
 //! - `run`: one run of a graph; `plan` its order; `nodes` what each node does (`condition`,
-//!   `http_node`, `template`); `reply` the streamed reply of a chat run.
+//!   `http_node`, `template`); `reply` the streamed reply of a chat run; `run_stream` the
+//!   run's events, in order, surviving Redis outages and data loss.
 //! - `finish`: a run's end written (execution, message, job) and announced.
 
 pub mod condition;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod queue;
 pub mod reply;
 pub mod run;
+pub mod run_stream;
 pub mod template;
 pub mod worker;
 

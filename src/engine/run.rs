@@ -18,6 +18,7 @@ use super::config::EngineConfig;
 use super::nodes::{self, NodeContext, NodeOutput};
 use super::plan::{NodeState, Plan};
 use super::reply::Reply;
+use super::run_stream::RunStream;
 use super::template::Vars;
 use crate::app::App;
 use crate::db::models::ExecutionRecord;
@@ -39,8 +40,6 @@ pub struct RunInput {
     pub history: Vec<ChatMessage>,
     /// The message the reply streams into (chat).
     pub reply: Option<Reply>,
-    /// The seq its EXECUTION_STARTED got (0: not kept): the run's stream goes on from it.
-    pub stream_seq: i64,
 }
 
 /// How a run ended.
@@ -57,8 +56,6 @@ pub struct Outcome {
     pub steps: i32,
     /// Segments KNOWLEDGE_RETRIEVAL nodes found: (node key, the node's `segments` entry).
     pub retrieved: Vec<(String, Value)>,
-    /// The last `seq` the run's stream gave out here (0: none known), for its last event.
-    pub stream_seq: i64,
 }
 
 impl Outcome {
@@ -80,7 +77,6 @@ impl Outcome {
             model: None,
             steps: 0,
             retrieved: Vec::new(),
-            stream_seq: 0,
         }
     }
 }
@@ -152,6 +148,7 @@ pub async fn execute(
     config: &EngineConfig,
     http: reqwest::Client,
     input: RunInput,
+    events: &RunStream,
     cancel: CancellationToken,
 ) -> Outcome {
     let RunInput {
@@ -161,7 +158,6 @@ pub async fn execute(
         start,
         history,
         reply,
-        stream_seq,
     } = input;
     let plan = Plan::new(graph);
     let streamable = if reply.is_some() {
@@ -185,8 +181,7 @@ pub async fn execute(
         record: execution,
         rows: vec![false; plan.nodes.len()],
         next_index: 0,
-        outage: false,
-        known: stream_seq,
+        events,
     };
     let mut vars = Vars::new(sys, start);
     let mut states = vec![NodeState::Waiting; plan.nodes.len()];
@@ -362,7 +357,6 @@ pub async fn execute(
         model,
         steps: run.record.total_steps,
         retrieved,
-        stream_seq: run.known,
     }
 }
 
@@ -372,16 +366,9 @@ struct Progress<'a> {
     record: ExecutionRecord,
     rows: Vec<bool>,
     next_index: i32,
-    /// An event waited out `NODE_EVENT_PATIENCE` and was not kept: later ones are tried
-    /// once each until one is kept again, so a long outage does not hold the run back.
-    outage: bool,
-    /// The last `seq` the run's stream gave out.
-    known: i64,
+    /// Where its events go, in order.
+    events: &'a RunStream,
 }
-
-/// How long a node event is tried again while its stream does not answer (Redis
-/// restarting): in order, before any later event of the run.
-const NODE_EVENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Progress<'_> {
     async fn started(&mut self, index: usize, node: &GraphNode) {
@@ -396,8 +383,7 @@ impl Progress<'_> {
             &self.record,
             node,
             "RUNNING",
-        ))
-        .await;
+        ));
     }
 
     async fn skipped(&mut self, node: &GraphNode) {
@@ -409,8 +395,7 @@ impl Progress<'_> {
             &self.record,
             node,
             "SKIPPED",
-        ))
-        .await;
+        ));
     }
 
     async fn insert(
@@ -475,7 +460,7 @@ impl Progress<'_> {
         event.error = end.error;
         event.elapsed_ms = Some(end.elapsed_ms);
         event.total_tokens = Some(end.tokens);
-        self.publish(event).await;
+        self.publish(event);
     }
 
     /// A failed write is logged; the run goes on (its end is written by the worker).
@@ -489,41 +474,9 @@ impl Progress<'_> {
         }
     }
 
-    /// Publishes a node event, trying again while its stream does not answer, so events
-    /// arrive in order; past `NODE_EVENT_PATIENCE` it is logged and left (the run's final
-    /// EXECUTION_FINISHED, tried again in its turn, states the result).
-    async fn publish(&mut self, event: ExecutionEvent) {
-        let patience = if self.outage {
-            std::time::Duration::ZERO
-        } else {
-            NODE_EVENT_PATIENCE
-        };
-        let started = std::time::Instant::now();
-        let mut pause = std::time::Duration::from_millis(50);
-        loop {
-            match self
-                .app
-                .realtime
-                .publish_run_event(event.clone(), self.known)
-                .await
-            {
-                Ok(seq) => {
-                    self.outage = false;
-                    self.known = seq;
-                    return;
-                }
-                Err(e) if started.elapsed() < patience => {
-                    tracing::debug!(execution_id = %self.record.id, error = ?e, "cannot publish a node event yet");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_secs(1));
-                }
-                Err(e) => {
-                    self.outage = true;
-                    tracing::warn!(execution_id = %self.record.id, error = ?e, "a node event was not published");
-                    return;
-                }
-            }
-        }
+    /// Publishes a node event after those before it; the run does not wait for Redis.
+    fn publish(&self, event: ExecutionEvent) {
+        self.events.send(event);
     }
 }
 

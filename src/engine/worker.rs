@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::queue::{self, Job};
 use super::reply::Reply;
 use super::run::{self, Outcome, RunInput};
+use super::run_stream::RunStream;
 use super::{Cancel, finish};
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
@@ -230,7 +231,7 @@ async fn recover(app: &App) -> AppResult<()> {
                         }
                     }
                 }
-                finish::finish(app, execution_id, job.message_id, &outcome).await?;
+                finish::finish(app, execution_id, job.message_id, &outcome, None).await?;
             }
             None => crate::knowledge::indexing::recover(app, &job).await?,
         }
@@ -242,8 +243,6 @@ struct Started {
     execution: ExecutionRecord,
     graph: Graph,
     history: Vec<ChatMessage>,
-    /// The seq of its EXECUTION_STARTED (0: not kept).
-    stream_seq: i64,
 }
 
 /// Marks the run RUNNING (and its message STREAMING) and reads its graph and history;
@@ -320,19 +319,10 @@ async fn begin(app: &App, job: &Job, execution_id: Uuid) -> AppResult<Option<Sta
         }
     }
     drop(conn);
-    let event = ExecutionEvent::of_run(ExecutionEventKind::ExecutionStarted, execution.clone());
-    let stream_seq = match app.realtime.publish_execution_event(event).await {
-        Ok(seq) => seq,
-        Err(e) => {
-            tracing::warn!(execution_id = %execution.id, error = ?e, "cannot announce a run");
-            0
-        }
-    };
     Ok(Some(Started {
         execution,
         graph,
         history,
-        stream_seq,
     }))
 }
 
@@ -348,12 +338,18 @@ async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
     if job.stop_requested {
         handle.cancel(Cancel::Stop);
     }
+    let mut events = None;
     let outcome = match begin(app, &job, execution_id).await {
         Ok(None) => {
             app.engine.unregister(execution_id);
             return;
         }
         Ok(Some(started)) => {
+            let stream = events.insert(RunStream::start(app.realtime.clone(), execution_id));
+            stream.send(ExecutionEvent::of_run(
+                ExecutionEventKind::ExecutionStarted,
+                started.execution.clone(),
+            ));
             let sys = job.context.get("sys").cloned().unwrap_or_else(|| json!({}));
             let start = started.execution.inputs.clone();
             let reply = job
@@ -370,8 +366,8 @@ async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
                     start,
                     history: started.history,
                     reply,
-                    stream_seq: started.stream_seq,
                 },
+                stream,
                 handle.token.clone(),
             )
             .await
@@ -383,6 +379,9 @@ async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
     };
     let outcome = match handle.reason() {
         Some(Cancel::LeaseLost) => {
+            if let Some(events) = events {
+                events.abandon();
+            }
             app.engine.unregister(execution_id);
             return;
         }
@@ -393,7 +392,7 @@ async fn run_execution(app: &App, job: Job, execution_id: Uuid) {
         },
         _ => outcome,
     };
-    if let Err(e) = finish::finish(app, execution_id, job.message_id, &outcome).await {
+    if let Err(e) = finish::finish(app, execution_id, job.message_id, &outcome, events).await {
         tracing::error!(execution_id = %execution_id, error = ?e, "cannot record the end of a run");
     }
     app.engine.unregister(execution_id);

@@ -241,6 +241,15 @@ impl ExecutionEvent {
         self
     }
 
+    /// Whether the run's workspace feed (`workspaceExecutions`) hears of it too: the run's
+    /// start and end.
+    pub fn announced(&self) -> bool {
+        matches!(
+            self.kind,
+            ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
+        )
+    }
+
     /// An event about the run itself (started, finished), with its current status.
     pub fn of_run(kind: ExecutionEventKind, execution: ExecutionRecord) -> ExecutionEvent {
         ExecutionEvent {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Realtime;
-use super::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
+use super::events::{Event, ExecutionEvent, MessageEvent};
 use super::streams::{Appended, StreamKey};
 use crate::db::models::{Document, ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
@@ -15,7 +15,7 @@ impl Realtime {
     /// Publishes an event of an assistant message's reply; returns its `seq`.
     pub async fn publish_message_event(&self, event: MessageEvent) -> AppResult<i64> {
         let key = StreamKey::Message(event.message_id);
-        self.append(key, Event::Message(event), None).await
+        self.append(key, Event::Message(event), None, false).await
     }
 
     /// Publishes an event of a reply whose producer keeps count: `known` is the last `seq`
@@ -27,7 +27,7 @@ impl Realtime {
         known: i64,
     ) -> AppResult<Appended> {
         let key = StreamKey::Message(event.message_id);
-        self.append_counted(key, Event::Message(event), Some(known))
+        self.append_counted(key, Event::Message(event), Some(known), false)
             .await
     }
 
@@ -44,19 +44,52 @@ impl Realtime {
     pub async fn publish_run_event(&self, event: ExecutionEvent, known: i64) -> AppResult<i64> {
         let event = event.trimmed();
         let key = StreamKey::Execution(event.execution.id);
-        let announce = matches!(
-            event.kind,
-            ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
-        )
-        .then(|| event.execution.clone());
+        let announce = event.announced().then(|| event.execution.clone());
         // Every run event may re-seed its stream: none is refused as Vanished.
         let seq = self
-            .append(key, Event::Execution(event), Some(known))
+            .append(key, Event::Execution(event), Some(known), true)
             .await?;
         if let Some(execution) = announce {
             self.execution_changed(&execution).await?;
         }
         Ok(seq)
+    }
+
+    /// Appends an event of a run whose producer keeps its stream's history (see
+    /// `engine::run_stream`): `Appended::Vanished` when the stream lost its data, which the
+    /// producer then restores (`restore_run_stream`) before appending again. The event is
+    /// not announced on the workspace's feed: the producer does that once it is kept.
+    pub async fn append_run_event(
+        &self,
+        event: ExecutionEvent,
+        known: i64,
+    ) -> AppResult<(Appended, Arc<Event>)> {
+        let event = event.trimmed();
+        let key = StreamKey::Execution(event.execution.id);
+        let mut kept = event.clone();
+        let appended = self
+            .append_counted(key, Event::Execution(event), Some(known), false)
+            .await?;
+        if let Appended::Seq(seq) = appended {
+            kept.seq = seq;
+        }
+        Ok((appended, Arc::new(Event::Execution(kept))))
+    }
+
+    /// Puts back the events a run's stream held before Redis lost it (numbered as they were).
+    pub async fn restore_run_stream(
+        &self,
+        execution_id: uuid::Uuid,
+        events: &[Arc<Event>],
+    ) -> AppResult<()> {
+        self.store
+            .restore(
+                &self.names,
+                self.retention,
+                StreamKey::Execution(execution_id),
+                events,
+            )
+            .await
     }
 
     /// Announces an execution's new status on its workspace's feed (`workspaceExecutions`).
@@ -115,8 +148,14 @@ impl Realtime {
 
     /// Appends to a stream whose appends cannot be refused as Vanished (no count, or an
     /// event that may re-seed it); its `seq`.
-    async fn append(&self, key: StreamKey, event: Event, known: Option<i64>) -> AppResult<i64> {
-        match self.append_counted(key, event, known).await? {
+    async fn append(
+        &self,
+        key: StreamKey,
+        event: Event,
+        known: Option<i64>,
+        reseed: bool,
+    ) -> AppResult<i64> {
+        match self.append_counted(key, event, known, reseed).await? {
             Appended::Seq(seq) => Ok(seq),
             Appended::Vanished => Err(AppError::internal(
                 "a stream refused an event that re-seeds it",
@@ -130,10 +169,19 @@ impl Realtime {
         key: StreamKey,
         event: Event,
         known: Option<i64>,
+        reseed: bool,
     ) -> AppResult<Appended> {
         let appended = self
             .store
-            .append(&self.names, self.retention, &self.bus, key, event, known)
+            .append(
+                &self.names,
+                self.retention,
+                &self.bus,
+                key,
+                event,
+                known,
+                reseed,
+            )
             .await?;
         if let Appended::Seq(_) = appended {
             self.metrics

@@ -90,11 +90,33 @@ redis.call('PUBLISH', ARGV[1], body)
 return seq
 "#;
 
+/// Puts back events of a stream that lost its data: ARGV[1] the cap, ARGV[2] the expiry,
+/// then pairs of `seq` and body, in order. Only events past what the stream holds are
+/// added; returns the stream's last `seq`.
+const RESTORE: &str = r#"
+local current = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local last = current
+for i = 3, #ARGV, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '0-' .. seq, 'e', ARGV[i + 1])
+    last = seq
+  end
+end
+if last > current then
+  redis.call('HSET', KEYS[2], 'seq', last)
+end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return last
+"#;
+
 /// Where streams are kept.
 pub enum StreamStore {
     Redis {
         commands: ConnectionManager,
         append: redis::Script,
+        restore: redis::Script,
     },
     Memory(Mutex<MemoryStreams>),
 }
@@ -162,6 +184,7 @@ impl StreamStore {
         StreamStore::Redis {
             commands,
             append: redis::Script::new(APPEND),
+            restore: redis::Script::new(RESTORE),
         }
     }
 
@@ -172,7 +195,8 @@ impl StreamStore {
     /// Numbers `event`, keeps it and publishes it. A stream that ended takes nothing more
     /// (CONFLICT). `known` is the last `seq` its producer saw assigned, when it keeps count:
     /// a stream behind it lost its data (`Appended::Vanished`, unless `event` states
-    /// everything, which re-seeds it).
+    /// everything or `reseed` says it may re-seed the stream anyway).
+    #[allow(clippy::too_many_arguments)]
     pub async fn append(
         &self,
         names: &Names,
@@ -181,12 +205,13 @@ impl StreamStore {
         key: StreamKey,
         event: Event,
         known: Option<i64>,
+        reseed: bool,
     ) -> AppResult<Appended> {
-        // Events that may re-seed a stream Redis lost: those that state everything, and
-        // every event of a run (each carries the run's record as it stands).
-        let whole = event.states_everything() || matches!(event, Event::Execution(_));
+        let whole = event.states_everything() || reseed;
         match self {
-            StreamStore::Redis { commands, append } => {
+            StreamStore::Redis {
+                commands, append, ..
+            } => {
                 let body = serde_json::to_string(&event)
                     .map_err(|e| AppError::internal(format!("cannot encode an event: {e}")))?;
                 let mut conn = commands.clone();
@@ -272,6 +297,64 @@ impl StreamStore {
                 // Delivered under the lock: subscribers see events in `seq` order.
                 bus.deliver(&names.channel(key), event);
                 Ok(Appended::Seq(seq))
+            }
+        }
+    }
+
+    /// Puts back the events of a stream that lost its data, as they were numbered (`events`
+    /// in `seq` order, each with its `seq`), so that subscribers reading it from the start
+    /// get its whole history; what the stream still holds is left as it is. Nothing is
+    /// published: live subscribers past these events have them, the others read them when
+    /// the next event shows them a gap.
+    pub async fn restore(
+        &self,
+        names: &Names,
+        retention: Retention,
+        key: StreamKey,
+        events: &[Arc<Event>],
+    ) -> AppResult<()> {
+        match self {
+            StreamStore::Redis {
+                commands, restore, ..
+            } => {
+                let mut script = restore.prepare_invoke();
+                script
+                    .key(names.events(key))
+                    .key(names.meta(key))
+                    .arg(retention.max_events)
+                    .arg(retention.ttl.as_secs().max(1));
+                for event in events {
+                    let body = serde_json::to_string(event.as_ref())
+                        .map_err(|e| AppError::internal(format!("cannot encode an event: {e}")))?;
+                    script.arg(event.seq()).arg(body);
+                }
+                let mut conn = commands.clone();
+                script
+                    .invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(|e| AppError::internal(format!("cannot restore a stream: {e}")))?;
+                Ok(())
+            }
+            StreamStore::Memory(streams) => {
+                let mut memory = streams.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                let stream = memory.streams.entry(key).or_insert_with(|| MemoryStream {
+                    last_seq: 0,
+                    end_seq: None,
+                    events: VecDeque::new(),
+                    expires: now,
+                });
+                for event in events {
+                    if event.seq() > stream.last_seq {
+                        stream.last_seq = event.seq();
+                        stream.events.push_back(event.clone());
+                    }
+                }
+                while stream.events.len() > retention.max_events {
+                    stream.events.pop_front();
+                }
+                stream.expires = now + retention.ttl;
+                Ok(())
             }
         }
     }

@@ -250,7 +250,8 @@ async fn a_reply_running_on_an_instance_told_to_stop_completes_first() {
 
 /// A run whose LLM node streams for about 10 s, Redis away from `away_from` after the node
 /// started for `away_for`, a subscriber following its events throughout: they arrive in
-/// order, numbered 1..n, and the run's end arrives.
+/// order, numbered 1..n, and the run's end arrives. A subscriber from the start afterwards
+/// gets the same history, whatever Redis kept.
 async fn a_run_through_an_outage(mut redis: RedisServer, away_from: Duration, away_for: Duration) {
     let models = ModelServer::start().await;
     let url = redis.url();
@@ -333,6 +334,24 @@ async fn a_run_through_an_outage(mut redis: RedisServer, away_from: Duration, aw
         "{kinds:?}"
     );
     assert_eq!(kinds.last().unwrap(), "EXECUTION_FINISHED -");
+    let mut again = Ws::connect(&server, TRANSPORT_WS, app.owner.token()).await;
+    again
+        .subscribe(
+            "2",
+            "subscription($e: UUID!) { executionEvents(executionId: $e) { seq kind nodeKey status } }",
+            json!({ "e": run }),
+        )
+        .await;
+    let replayed = again.until_complete("2").await;
+    let replayed: Vec<&Value> = replayed
+        .iter()
+        .map(|e| &e["data"]["executionEvents"])
+        .collect();
+    let followed: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["data"]["executionEvents"])
+        .collect();
+    assert_eq!(replayed, followed);
 }
 
 #[tokio::test]
@@ -342,6 +361,18 @@ async fn node_events_published_while_redis_is_away_arrive_in_order() {
         RedisServer::start(),
         Duration::from_secs(8),
         Duration::from_secs(4),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn node_events_wait_out_a_long_outage() {
+    // Away from 8 s for 15 s: the node and the run end while Redis is away; every event
+    // arrives once it is back.
+    a_run_through_an_outage(
+        RedisServer::start(),
+        Duration::from_secs(8),
+        Duration::from_secs(15),
     )
     .await;
 }

@@ -1,0 +1,187 @@
+//! The events of a run as they stream into `executionEvents`: published in order by one
+//! task per run, so a run never waits on Redis. An event that cannot be appended (Redis
+//! away) is kept and tried again before any later one; a stream that lost its data (Redis
+//! back without it) is put back as it was from what this task published, and goes on at
+//! the same number. The run's last event (EXECUTION_FINISHED) goes through here too, after
+//! everything before it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::error::AppError;
+use crate::realtime::Realtime;
+use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
+use crate::realtime::streams::Appended;
+
+/// The publisher of one run's events.
+pub struct RunStream {
+    tx: mpsc::UnboundedSender<ExecutionEvent>,
+    task: JoinHandle<Option<i64>>,
+}
+
+impl RunStream {
+    pub fn start(realtime: Realtime, execution_id: Uuid) -> RunStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(publish(realtime, execution_id, rx));
+        RunStream { tx, task }
+    }
+
+    /// Queues an event after those already given.
+    pub fn send(&self, event: ExecutionEvent) {
+        let _ = self.tx.send(event);
+    }
+
+    /// Queues the run's last event and waits until everything is published (or Redis has
+    /// not answered for `GIVE_UP_AFTER`); the `seq` the last event got, when it was kept.
+    pub async fn end(self, last: ExecutionEvent) -> Option<i64> {
+        let _ = self.tx.send(last);
+        drop(self.tx);
+        self.task.await.ok().flatten()
+    }
+
+    /// Stops publishing at once: another instance carries the run on.
+    pub fn abandon(self) {
+        self.task.abort();
+    }
+}
+
+/// How long a finished run keeps trying to reach a stream that does not answer (Redis
+/// away) before it gives up; subscribers then read its stored state.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+
+/// Queued events past which a node's NODE_STARTED is dropped when its NODE_FINISHED is
+/// queued too (the latter states the node's result), so a long outage holds at most a
+/// couple of events per node.
+const PENDING_LIMIT: usize = 256;
+
+/// The published events kept to restore a stream Redis lost, in encoded bytes; past it the
+/// oldest are let go (the stream is then restored from a later event, as a trimmed one).
+const HISTORY_BYTES: usize = 8 << 20;
+
+/// What was published, to put back if the stream loses its data.
+#[derive(Default)]
+struct History {
+    events: VecDeque<(Arc<Event>, usize)>,
+    bytes: usize,
+}
+
+impl History {
+    fn push(&mut self, event: Arc<Event>) {
+        let size = serde_json::to_vec(event.as_ref()).map_or(0, |b| b.len());
+        self.bytes += size;
+        self.events.push_back((event, size));
+        while self.bytes > HISTORY_BYTES && self.events.len() > 1 {
+            if let Some((_, size)) = self.events.pop_front() {
+                self.bytes -= size;
+            }
+        }
+    }
+
+    fn events(&self) -> Vec<Arc<Event>> {
+        self.events.iter().map(|(e, _)| e.clone()).collect()
+    }
+}
+
+/// Publishes the run's events in order until its channel closes and everything queued is
+/// out; returns the `seq` of its terminal event when that was kept.
+async fn publish(
+    realtime: Realtime,
+    execution_id: Uuid,
+    mut rx: mpsc::UnboundedReceiver<ExecutionEvent>,
+) -> Option<i64> {
+    let mut pending: VecDeque<ExecutionEvent> = VecDeque::new();
+    let mut history = History::default();
+    let mut known = 0;
+    let mut closed_at: Option<Instant> = None;
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if closed_at.is_none() && pending.is_empty() {
+            match rx.recv().await {
+                Some(event) => pending.push_back(event),
+                None => closed_at = Some(Instant::now()),
+            }
+        }
+        while closed_at.is_none() {
+            match rx.try_recv() {
+                Ok(event) => pending.push_back(event),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => closed_at = Some(Instant::now()),
+            }
+        }
+        if pending.len() > PENDING_LIMIT {
+            coalesce(&mut pending);
+        }
+        let Some(event) = pending.front().cloned() else {
+            if closed_at.is_some() {
+                return None;
+            }
+            continue;
+        };
+        let terminal = event.kind == ExecutionEventKind::ExecutionFinished;
+        let failure = match realtime.append_run_event(event, known).await {
+            Ok((Appended::Seq(seq), kept)) => {
+                pending.pop_front();
+                known = seq;
+                pause = Duration::from_millis(50);
+                if let Event::Execution(e) = kept.as_ref()
+                    && e.announced()
+                    && let Err(err) = realtime.execution_changed(&e.execution).await
+                {
+                    // The feed's subscribers read the current state when their bus resyncs.
+                    tracing::warn!(%execution_id, error = ?err, "cannot announce a run's status");
+                }
+                history.push(kept);
+                if terminal {
+                    return Some(seq);
+                }
+                continue;
+            }
+            Ok((Appended::Vanished, _)) => {
+                tracing::warn!(%execution_id, "a run's stream lost its data; putting it back");
+                match realtime
+                    .restore_run_stream(execution_id, &history.events())
+                    .await
+                {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                }
+            }
+            Err(AppError::Conflict(_)) => {
+                // The stream was ended elsewhere (the run stopped while queued, or ended by
+                // another instance): nothing more belongs in it.
+                tracing::debug!(%execution_id, "a run's stream has ended; dropping its events");
+                pending.clear();
+                if closed_at.is_some() {
+                    return None;
+                }
+                continue;
+            }
+            Err(e) => e,
+        };
+        tracing::warn!(%execution_id, error = ?failure, "cannot publish a run's event; trying again");
+        if closed_at.is_some_and(|at| at.elapsed() >= GIVE_UP_AFTER) {
+            tracing::error!(%execution_id, "the run's stream did not answer; its stored state says the rest");
+            return None;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Drops each NODE_STARTED whose node's NODE_FINISHED is queued after it.
+fn coalesce(pending: &mut VecDeque<ExecutionEvent>) {
+    let finished: std::collections::HashSet<String> = pending
+        .iter()
+        .filter(|e| e.kind == ExecutionEventKind::NodeFinished)
+        .filter_map(|e| e.node_key.clone())
+        .collect();
+    pending.retain(|e| {
+        e.kind != ExecutionEventKind::NodeStarted
+            || e.node_key.as_ref().is_none_or(|k| !finished.contains(k))
+    });
+}
