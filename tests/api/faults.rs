@@ -2,6 +2,7 @@
 //! persistence, two instances sharing it, and a chat client on the other instance that
 //! resumes with `after` whenever its subscription ends. It gets every token exactly once.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,14 +15,35 @@ use crate::harness::{RedisServer, TestServer};
 /// What a chat UI does: follow the reply, and subscribe again after the last `seq` seen
 /// whenever the subscription or the socket ends before END.
 async fn follow_resuming(server: &TestServer, key: &str, message: &str) -> Vec<Value> {
+    let instances = Mutex::new(vec![server.ws_url("/graphql")]);
+    follow_through(&instances, key, message).await
+}
+
+/// The same behind a load balancer: each connection goes to the next of `instances` (the
+/// WebSocket URLs of those in service) that accepts it.
+async fn follow_through(instances: &Mutex<Vec<String>>, key: &str, message: &str) -> Vec<Value> {
     let mut events: Vec<Value> = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let mut attempt = 0;
     'connections: loop {
         assert!(
             std::time::Instant::now() < deadline,
             "the reply ends in time"
         );
-        let mut ws = Ws::connect(server, TRANSPORT_WS, Some(key)).await;
+        attempt += 1;
+        let url = {
+            let urls = instances.lock().unwrap();
+            urls[attempt % urls.len()].clone()
+        };
+        let Ok(mut ws) = Ws::open_url(&url, TRANSPORT_WS, &[]).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue 'connections;
+        };
+        ws.init(Some(key)).await;
+        match ws.next_json().await {
+            Some(ack) if ack["type"] == "connection_ack" => {}
+            _ => continue 'connections,
+        }
         let after = events
             .last()
             .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
@@ -386,4 +408,65 @@ async fn a_run_goes_on_numbering_after_redis_comes_back_empty() {
         Duration::from_millis(500),
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_rolling_deploy_of_two_instances_loses_no_reply() {
+    let models = ModelServer::start().await;
+    // Two workers an instance, five replies of about 10 s: one waits in the queue.
+    let adjust = |c: &mut weft::config::Config| {
+        c.engine.workers = 2;
+        c.realtime.shutdown_timeout = Duration::from_secs(40);
+    };
+    let mut a = TestServer::start_with(adjust).await;
+    let mut b = a.beside().await;
+    let instances = Mutex::new(vec![a.ws_url("/graphql"), b.ws_url("/graphql")]);
+    let app = chat_app(&a, &models.base_url, "slow", None).await;
+    let mut messages = Vec::new();
+    for i in 0..5 {
+        let sent = send(if i % 2 == 0 { &a } else { &b }, &app, "Count", None).await;
+        messages.push(sent["assistantMessage"]["id"].as_str().unwrap().to_string());
+    }
+    let clients = futures_util::future::join_all(
+        messages
+            .iter()
+            .map(|m| follow_through(&instances, &app.key, m)),
+    );
+    // The deploy: a new instance comes up, the old one leaves the balancer and gets SIGTERM
+    // (its replies finish, its clients move), then the same for the other one.
+    let deploy = async {
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let a2 = b.beside_with(adjust).await;
+        {
+            let mut urls = instances.lock().unwrap();
+            urls.retain(|u| *u != a.ws_url("/graphql"));
+            urls.push(a2.ws_url("/graphql"));
+        }
+        a.shut_down().await.expect("the first instance exits");
+        let b2 = a2.beside_with(adjust).await;
+        {
+            let mut urls = instances.lock().unwrap();
+            urls.retain(|u| *u != b.ws_url("/graphql"));
+            urls.push(b2.ws_url("/graphql"));
+        }
+        b.shut_down().await.expect("the second instance exits");
+        (a2, b2)
+    };
+    let (followed, (a2, _b2)) = tokio::join!(clients, deploy);
+    let expected: String = (0..500).map(|i| format!("t{i} ")).collect();
+    for (message, events) in messages.iter().zip(&followed) {
+        let stored = message_row(&a2, message.parse().unwrap()).await;
+        assert_eq!(stored.status, "COMPLETED", "{:?}", stored.error);
+        assert_eq!(stored.content, expected);
+        assert_eq!(
+            text_of(events),
+            expected,
+            "what the client of {message} saw"
+        );
+        let seqs: Vec<i64> = events
+            .iter()
+            .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    }
 }

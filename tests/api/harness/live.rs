@@ -39,7 +39,16 @@ impl Ws {
         protocol: &str,
         headers: &[(&str, &str)],
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
-        let mut request = server.ws_url("/graphql").into_client_request()?;
+        Ws::open_url(&server.ws_url("/graphql"), protocol, headers).await
+    }
+
+    /// Opens a socket to `url` (`ws://…/graphql`), without `connection_init`.
+    pub async fn open_url(
+        url: &str,
+        protocol: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let mut request = url.into_client_request()?;
         request.headers_mut().insert(
             "sec-websocket-protocol",
             HeaderValue::from_str(protocol).expect("header"),
