@@ -43,8 +43,13 @@ pub struct Api {
 impl Api {
     /// `WEFT_URL`, or the default address.
     pub fn from_env() -> Api {
+        Api::at(&std::env::var("WEFT_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()))
+    }
+
+    /// The server at `base` (`http://host:port`).
+    pub fn at(base: &str) -> Api {
         Api {
-            base: std::env::var("WEFT_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+            base: base.to_string(),
             http: reqwest::Client::new(),
         }
     }

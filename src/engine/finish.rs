@@ -173,7 +173,7 @@ async fn record_resources(
 /// others it holds.
 pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, events: Option<RunStream>) {
     if let Some(message) = &ended.message {
-        let ended_at = publish_last(|| {
+        let ended_at = publish_last(app, || {
             let event = if message.status == "FAILED" {
                 MessageEvent::error(message.id, error.unwrap_or("the reply failed"))
             } else {
@@ -193,7 +193,7 @@ pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, events: Opt
         let last = ExecutionEvent::of_run(ExecutionEventKind::ExecutionFinished, execution.clone());
         let ended_at = match events {
             Some(events) => events.end(last).await,
-            None => publish_last(|| app.realtime.publish_execution_event(last.clone())).await,
+            None => publish_last(app, || app.realtime.publish_execution_event(last.clone())).await,
         };
         if let Some(seq) = ended_at {
             record_stream_seq(app, StreamEnd::Execution(execution.id), seq).await;
@@ -204,12 +204,10 @@ pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, events: Opt
     }
 }
 
-/// How long the last event of a stream is tried again while Redis does not answer.
-const LAST_EVENT_PATIENCE: Duration = Duration::from_secs(10);
-
-/// Publishes the event that ends a stream, trying again while Redis is away (a stream that
-/// ended already is left as it is); its `seq`, when it was kept.
-async fn publish_last<F, Fut>(mut publish: F) -> Option<i64>
+/// Publishes the event that ends a stream, trying again while Redis is away, for
+/// `Realtime::publish_patience` (a stream that ended already is left as it is); its `seq`,
+/// when it was kept. One left without its end is ended later by `end_unannounced`.
+async fn publish_last<F, Fut>(app: &App, mut publish: F) -> Option<i64>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = AppResult<i64>>,
@@ -220,7 +218,7 @@ where
         match publish().await {
             Ok(seq) => return Some(seq),
             Err(AppError::Conflict(_)) => return None,
-            Err(e) if started.elapsed() < LAST_EVENT_PATIENCE => {
+            Err(e) if started.elapsed() < app.realtime.publish_patience => {
                 tracing::warn!(error = ?e, "cannot end a stream; trying again");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
@@ -233,14 +231,14 @@ where
     }
 }
 
-enum StreamEnd {
+pub(super) enum StreamEnd {
     Message(Uuid),
     Execution(Uuid),
 }
 
 /// Keeps the `seq` that ended a stream with its row: the END that stands for the stream
 /// once Redis no longer retains it carries the same number.
-async fn record_stream_seq(app: &App, end: StreamEnd, seq: i64) {
+pub(super) async fn record_stream_seq(app: &App, end: StreamEnd, seq: i64) {
     let written = async {
         let mut conn = app.engine.pool.get().await?;
         match end {

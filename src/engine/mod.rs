@@ -6,12 +6,14 @@
 //! - `run`: one run of a graph; `plan` its order; `nodes` what each node does (`condition`,
 //!   `http_node`, `template`); `reply` the streamed reply of a chat run; `run_stream` the
 //!   run's events, in order, surviving Redis outages and data loss.
-//! - `finish`: a run's end written (execution, message, job) and announced.
+//! - `finish`: a run's end written (execution, message, job) and announced; `late_ends`
+//!   the streams of runs that ended while Redis did not answer, ended once it does.
 
 pub mod condition;
 pub mod config;
 pub mod finish;
 pub mod http_node;
+pub mod late_ends;
 pub mod nodes;
 pub mod plan;
 pub mod queue;

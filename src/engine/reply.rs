@@ -47,16 +47,13 @@ impl Reply {
     }
 
     /// Waits until everything given is published (or its stream stopped answering for
-    /// `GIVE_UP_AFTER`); returns the whole reply.
+    /// `Realtime::publish_patience`; its END, with the stored message, says the rest);
+    /// returns the whole reply.
     pub async fn finish(self) -> String {
         drop(self.tx);
         self.task.await.unwrap_or_default()
     }
 }
-
-/// How long a finished reply keeps trying to reach a stream that does not answer (Redis
-/// away) before it gives up; its END, with the stored message, says the rest.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 /// The reply as it should stand, and what its stream holds of it.
 struct Published {
@@ -110,29 +107,27 @@ async fn publish(
         known: 0,
         uncertain: false,
     };
-    let mut open = true;
+    // When the run gave its last piece (the channel closed).
+    let mut closed_at: Option<Instant> = None;
     let mut pause = Duration::from_millis(50);
-    let mut failing_since: Option<Instant> = None;
     loop {
+        let open = closed_at.is_none();
         if open && !reply.behind() {
             match rx.recv().await {
                 Some(op) => reply.apply(op),
-                None => open = false,
+                None => closed_at = Some(Instant::now()),
             }
         }
         // What arrived meanwhile goes in the same event.
-        loop {
+        while closed_at.is_none() {
             match rx.try_recv() {
                 Ok(op) => reply.apply(op),
                 Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    open = false;
-                    break;
-                }
+                Err(mpsc::error::TryRecvError::Disconnected) => closed_at = Some(Instant::now()),
             }
         }
         if !reply.behind() {
-            if open {
+            if closed_at.is_none() {
                 continue;
             }
             return reply.target;
@@ -145,7 +140,6 @@ async fn publish(
                 reply.known = seq;
                 reply.uncertain = false;
                 pause = Duration::from_millis(50);
-                failing_since = None;
             }
             Ok(Appended::Vanished) => {
                 tracing::warn!(%message_id, "a reply's stream lost its data; sending it whole");
@@ -154,8 +148,7 @@ async fn publish(
             Err(e) => {
                 tracing::warn!(%message_id, error = ?e, "cannot publish a piece of a reply; trying again");
                 reply.uncertain = true;
-                let since = *failing_since.get_or_insert_with(Instant::now);
-                if !open && since.elapsed() >= GIVE_UP_AFTER {
+                if closed_at.is_some_and(|at| at.elapsed() >= realtime.publish_patience) {
                     tracing::error!(%message_id, "the reply's stream did not answer; its END says the rest");
                     return reply.target;
                 }

@@ -37,7 +37,8 @@ impl RunStream {
     }
 
     /// Queues the run's last event and waits until everything is published (or Redis has
-    /// not answered for `GIVE_UP_AFTER`); the `seq` the last event got, when it was kept.
+    /// not answered for `Realtime::publish_patience`: the stream is then ended later by
+    /// `finish::end_unannounced`); the `seq` the last event got, when it was kept.
     pub async fn end(self, last: ExecutionEvent) -> Option<i64> {
         let _ = self.tx.send(last);
         drop(self.tx);
@@ -49,10 +50,6 @@ impl RunStream {
         self.task.abort();
     }
 }
-
-/// How long a finished run keeps trying to reach a stream that does not answer (Redis
-/// away) before it gives up; subscribers then read its stored state.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 /// Queued events past which a node's NODE_STARTED is dropped when its NODE_FINISHED is
 /// queued too (the latter states the node's result), so a long outage holds at most a
@@ -164,7 +161,7 @@ async fn publish(
             Err(e) => e,
         };
         tracing::warn!(%execution_id, error = ?failure, "cannot publish a run's event; trying again");
-        if closed_at.is_some_and(|at| at.elapsed() >= GIVE_UP_AFTER) {
+        if closed_at.is_some_and(|at| at.elapsed() >= realtime.publish_patience) {
             tracing::error!(%execution_id, "the run's stream did not answer; its stored state says the rest");
             return None;
         }

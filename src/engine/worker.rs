@@ -181,6 +181,9 @@ async fn keep_leases(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         if let Err(e) = recover(&app).await {
             tracing::warn!(error = ?e, "cannot finish interrupted runs");
         }
+        if let Err(e) = super::late_ends::end_streams(&app).await {
+            tracing::debug!(error = ?e, "cannot end streams left without their end");
+        }
     }
 }
 

@@ -7,6 +7,9 @@
 //! - `WEFT_SEND_TIMEOUT_SECS` (30): a connection that takes longer to accept one frame is
 //!   closed; the client resumes with `after`.
 //! - `WEFT_SHUTDOWN_TIMEOUT` (10): seconds given to connections to close on SIGTERM/SIGINT.
+//! - `WEFT_PUBLISH_PATIENCE_SECS` (30): how long a finished reply or run keeps trying to
+//!   publish its last events while Redis does not answer; a stream left without its end then
+//!   is ended from PostgreSQL by any instance once Redis answers (after twice this).
 
 use std::time::Duration;
 
@@ -18,6 +21,7 @@ pub struct RealtimeConfig {
     pub max_subscriptions_per_connection: usize,
     pub send_timeout: Duration,
     pub shutdown_timeout: Duration,
+    pub publish_patience: Duration,
     /// A WebSocket that has not sent `connection_init` within this is closed with 4408.
     pub init_timeout: Duration,
     /// Events buffered per stream in this process for subscribers that are behind; one
@@ -34,6 +38,7 @@ impl Default for RealtimeConfig {
             max_subscriptions_per_connection: 100,
             send_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            publish_patience: Duration::from_secs(30),
             init_timeout: Duration::from_secs(10),
             fanout_buffer: 256,
         }
@@ -64,6 +69,10 @@ impl RealtimeConfig {
             shutdown_timeout: Duration::from_secs(number(
                 "WEFT_SHUTDOWN_TIMEOUT",
                 defaults.shutdown_timeout.as_secs(),
+            )?),
+            publish_patience: Duration::from_secs(number(
+                "WEFT_PUBLISH_PATIENCE_SECS",
+                defaults.publish_patience.as_secs(),
             )?),
             init_timeout: defaults.init_timeout,
             fanout_buffer: defaults.fanout_buffer,

@@ -37,6 +37,8 @@ pub struct Realtime {
     /// Publishes feed events (Redis), `None` in memory.
     commands: Option<ConnectionManager>,
     metrics: Arc<Metrics>,
+    /// How long a producer's last events are tried while Redis does not answer.
+    pub publish_patience: Duration,
 }
 
 impl Realtime {
@@ -71,6 +73,7 @@ impl Realtime {
             },
             commands,
             metrics,
+            publish_patience: config.publish_patience,
         }
     }
 
@@ -105,6 +108,19 @@ impl Realtime {
                 return Ok((text, last));
             }
         }
+    }
+
+    /// What the stream of `key` holds: its last `seq` (`None`: nothing retained) and its
+    /// final one, once it ended.
+    pub async fn stream_state(
+        &self,
+        key: streams::StreamKey,
+    ) -> AppResult<(Option<i64>, Option<i64>)> {
+        let retained = self
+            .store
+            .read_after(&self.names, key, i64::MAX / 2)
+            .await?;
+        Ok((retained.last_seq, retained.end_seq))
     }
 
     /// Counts a subscriber caught up from the retained stream (it fell behind the fan-out

@@ -470,3 +470,55 @@ async fn a_rolling_deploy_of_two_instances_loses_no_reply() {
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
     }
 }
+
+#[tokio::test]
+async fn a_reply_that_ends_while_redis_is_away_too_long_still_gets_its_end() {
+    let models = ModelServer::start().await;
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    // Its publishers wait 2 s for Redis; leases (and the round that ends such streams) every
+    // second.
+    let server = TestServer::start_with(|c| {
+        c.redis = weft::config::RedisConfig::Url(url);
+        c.realtime.publish_patience = Duration::from_secs(2);
+        c.engine.lease = Duration::from_secs(3);
+    })
+    .await;
+    let app = chat_app(&server, &models.base_url, "slow", None).await;
+    let sent = send(&server, &app, "Count", None).await;
+    let message = sent["assistantMessage"]["id"].as_str().unwrap().to_string();
+    let id: uuid::Uuid = message.parse().unwrap();
+    let client = follow_resuming(&server, &app.key, &message);
+    let outage = async {
+        // Away from 8 s into the 10 s reply until well after it ended and gave up.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        redis.stop();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while message_row(&server, id).await.status == "STREAMING" {
+            assert!(std::time::Instant::now() < deadline, "the reply ends");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        redis.restart();
+    };
+    let (events, ()) = tokio::join!(client, outage);
+    let expected: String = (0..500).map(|i| format!("t{i} ")).collect();
+    let end = &events.last().unwrap()["data"]["messageStream"];
+    assert_eq!(end["kind"], "END", "{end}");
+    assert_eq!(end["message"]["status"], "COMPLETED");
+    assert_eq!(end["message"]["content"], expected.as_str());
+    let seqs: Vec<i64> = events
+        .iter()
+        .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    // The number it ended at is kept for the END that stands for it after expiry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_row(&server, id).await.stream_seq != Some(*seqs.last().unwrap()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "its stream_seq is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,2 @@
+DROP INDEX execution_records_stream_end_pending;
+DROP INDEX messages_stream_end_pending;
