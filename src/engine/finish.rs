@@ -18,6 +18,7 @@ use crate::db::models::{ExecutionRecord, Message};
 use crate::db::schema::{conversations, execution_records, message_retriever_resources, messages};
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
+use crate::realtime::streams::{AppendAs, Appended, Reseed};
 
 /// What was written.
 pub struct Ended {
@@ -169,17 +170,35 @@ async fn record_resources(
 
 /// Ends the streams of what `write` wrote; a failure to publish is logged (the stored state
 /// is what an expired or lost stream ends with).
-/// `events` is the run's own publisher, when it ran here: its last event goes after the
-/// others it holds.
-pub async fn announce(app: &App, ended: &Ended, error: Option<&str>, events: Option<RunStream>) {
+/// `reply_seq` is the last `seq` the reply's stream gave out (0: not known): a stream Redis
+/// lost is re-seeded by the END after it. `events` is the run's own publisher, when it ran
+/// here: its last event goes after the others it holds.
+pub async fn announce(
+    app: &App,
+    ended: &Ended,
+    error: Option<&str>,
+    reply_seq: i64,
+    events: Option<RunStream>,
+) {
     if let Some(message) = &ended.message {
+        let how = AppendAs {
+            known: Some(reply_seq),
+            reseed: Reseed::Whole,
+            attempt: Some(Uuid::new_v4()),
+        };
         let ended_at = publish_last(app, || {
             let event = if message.status == "FAILED" {
                 MessageEvent::error(message.id, error.unwrap_or("the reply failed"))
             } else {
                 MessageEvent::end(message.clone())
             };
-            app.realtime.publish_message_event(event)
+            async move {
+                match app.realtime.publish_reply_event(event, how).await? {
+                    (Appended::Seq(seq), _) => Ok(seq),
+                    // An END states everything: it re-seeds a stream that lost its data.
+                    (Appended::Vanished, _) => Err(AppError::internal("a stream refused an END")),
+                }
+            }
         })
         .await;
         if let Some(seq) = ended_at {
@@ -273,6 +292,13 @@ pub async fn finish(
     let mut conn = app.engine.pool.get().await?;
     let ended = write(&mut conn, execution_id, message_id, outcome).await?;
     drop(conn);
-    announce(app, &ended, outcome.error.as_deref(), events).await;
+    announce(
+        app,
+        &ended,
+        outcome.error.as_deref(),
+        outcome.reply_seq,
+        events,
+    )
+    .await;
     Ok(ended)
 }

@@ -2,8 +2,9 @@
 //! in order, from one task per message (tokens queued meanwhile go out as one delta), and
 //! the ANSWER nodes' final text — the rest of it as a DELTA when it continues what was
 //! streamed, a REPLACE when it does not. A stream that cannot be appended to (Redis away)
-//! or lost its data (Redis back without it) loses nothing: the publisher tries again and
-//! then sends the whole reply as one REPLACE.
+//! loses nothing: the publisher tries again, and an append that was kept though its answer
+//! was lost is not kept twice. A stream that lost its data (Redis back without it) is put
+//! back as it was numbered and goes on.
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,8 @@ use uuid::Uuid;
 
 use crate::realtime::Realtime;
 use crate::realtime::events::MessageEvent;
-use crate::realtime::streams::Appended;
+use crate::realtime::history::History;
+use crate::realtime::streams::{AppendAs, Appended, Reseed, StreamKey};
 
 enum Op {
     Delta(String),
@@ -24,7 +26,7 @@ enum Op {
 /// The publisher of one message's reply.
 pub struct Reply {
     tx: mpsc::UnboundedSender<Op>,
-    task: JoinHandle<String>,
+    task: JoinHandle<Streamed>,
 }
 
 impl Reply {
@@ -49,10 +51,18 @@ impl Reply {
     /// Waits until everything given is published (or its stream stopped answering for
     /// `Realtime::publish_patience`; its END, with the stored message, says the rest);
     /// returns the whole reply.
-    pub async fn finish(self) -> String {
+    pub async fn finish(self) -> Streamed {
         drop(self.tx);
         self.task.await.unwrap_or_default()
     }
+}
+
+/// What a reply's publisher leaves: the whole reply, and the last `seq` its stream gave
+/// out (0: none), after which the END goes.
+#[derive(Debug, Default)]
+pub struct Streamed {
+    pub text: String,
+    pub seq: i64,
 }
 
 /// The reply as it should stand, and what its stream holds of it.
@@ -64,9 +74,17 @@ struct Published {
     sent: String,
     /// The last `seq` assigned to one of this reply's events.
     known: i64,
-    /// An append failed: it may or may not have been kept, so the next event restates the
-    /// whole reply (a REPLACE) rather than add to what may already be there.
+    /// What the stream holds may not be `sent` (a stream put back only in part, or not at
+    /// all): the next event restates the whole reply (a REPLACE).
     uncertain: bool,
+}
+
+/// An event being published: tried again as it is, under the same name, until kept.
+struct InFlight {
+    event: MessageEvent,
+    /// The reply once it is kept.
+    text: String,
+    attempt: Uuid,
 }
 
 impl Published {
@@ -74,6 +92,13 @@ impl Published {
         match op {
             Op::Delta(text) => self.target.push_str(&text),
             Op::Answer(full) => self.target = full,
+        }
+    }
+
+    fn streamed(self) -> Streamed {
+        Streamed {
+            text: self.target,
+            seq: self.known,
         }
     }
 
@@ -91,15 +116,16 @@ impl Published {
     }
 }
 
-/// Publishes the reply's events in order. Nothing is dropped: an append that fails is
-/// tried again (with what arrived meanwhile joined to it) until the stream takes it, and
-/// after a failure or a stream that lost its data (`Appended::Vanished`) the whole reply
-/// goes as one REPLACE. Returns the whole reply.
+/// Publishes the reply's events in order. Nothing is dropped and nothing is kept twice: an
+/// append that fails is tried again as it was, under the same name, until the stream takes
+/// it (what arrived meanwhile goes in the next event); a stream that lost its data
+/// (`Appended::Vanished`) is put back from what was published, or, failing that, re-seeded
+/// by the whole reply as one REPLACE. Returns the whole reply.
 async fn publish(
     realtime: Realtime,
     message_id: Uuid,
     mut rx: mpsc::UnboundedReceiver<Op>,
-) -> String {
+) -> Streamed {
     let mut reply = Published {
         message_id,
         target: String::new(),
@@ -107,12 +133,14 @@ async fn publish(
         known: 0,
         uncertain: false,
     };
+    let mut history = History::default();
+    let mut in_flight: Option<InFlight> = None;
     // When the run gave its last piece (the channel closed).
     let mut closed_at: Option<Instant> = None;
     let mut pause = Duration::from_millis(50);
     loop {
         let open = closed_at.is_none();
-        if open && !reply.behind() {
+        if open && in_flight.is_none() && !reply.behind() {
             match rx.recv().await {
                 Some(op) => reply.apply(op),
                 None => closed_at = Some(Instant::now()),
@@ -126,31 +154,70 @@ async fn publish(
                 Err(mpsc::error::TryRecvError::Disconnected) => closed_at = Some(Instant::now()),
             }
         }
-        if !reply.behind() {
+        if in_flight.is_none() && !reply.behind() {
             if closed_at.is_none() {
                 continue;
             }
-            return reply.target;
+            return reply.streamed();
         }
-        let event = reply.next_event();
-        let text = reply.target.clone();
-        match realtime.publish_reply_event(event, reply.known).await {
-            Ok(Appended::Seq(seq)) => {
+        let InFlight {
+            event,
+            text,
+            attempt,
+        } = in_flight.take().unwrap_or_else(|| InFlight {
+            event: reply.next_event(),
+            text: reply.target.clone(),
+            attempt: Uuid::new_v4(),
+        });
+        // With the whole of what was published at hand, a stream Redis lost is put back
+        // rather than re-seeded by a REPLACE.
+        let reseed = if history.whole() && !history.is_empty() {
+            Reseed::Never
+        } else {
+            Reseed::Whole
+        };
+        let how = AppendAs {
+            known: Some(reply.known),
+            reseed,
+            attempt: Some(attempt),
+        };
+        match realtime.publish_reply_event(event.clone(), how).await {
+            Ok((Appended::Seq(seq), kept)) => {
                 reply.sent = text;
                 reply.known = seq;
                 reply.uncertain = false;
+                history.push(kept);
                 pause = Duration::from_millis(50);
             }
-            Ok(Appended::Vanished) => {
-                tracing::warn!(%message_id, "a reply's stream lost its data; sending it whole");
-                reply.uncertain = true;
+            Ok((Appended::Vanished, _)) => {
+                tracing::warn!(%message_id, "a reply's stream lost its data; putting it back");
+                let key = StreamKey::Message(message_id);
+                match realtime.restore_stream(key, &history).await {
+                    // As it was: the same event goes next.
+                    Ok(()) => {
+                        in_flight = Some(InFlight {
+                            event,
+                            text,
+                            attempt,
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(%message_id, error = ?e, "cannot put a reply's stream back; sending it whole");
+                        reply.uncertain = true;
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(%message_id, error = ?e, "cannot publish a piece of a reply; trying again");
-                reply.uncertain = true;
+                // Whether it was kept or not, trying it again under its name keeps it once.
+                in_flight = Some(InFlight {
+                    event,
+                    text,
+                    attempt,
+                });
                 if closed_at.is_some_and(|at| at.elapsed() >= realtime.publish_patience) {
                     tracing::error!(%message_id, "the reply's stream did not answer; its END says the rest");
-                    return reply.target;
+                    return reply.streamed();
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::EngineConfig;
 use super::nodes::{self, NodeContext, NodeOutput};
 use super::plan::{NodeState, Plan};
-use super::reply::Reply;
+use super::reply::{Reply, Streamed};
 use super::run_stream::RunStream;
 use super::template::Vars;
 use crate::app::App;
@@ -56,6 +56,8 @@ pub struct Outcome {
     pub steps: i32,
     /// Segments KNOWLEDGE_RETRIEVAL nodes found: (node key, the node's `segments` entry).
     pub retrieved: Vec<(String, Value)>,
+    /// The last `seq` the reply's stream gave out here (0: none known): its END goes after.
+    pub reply_seq: i64,
 }
 
 impl Outcome {
@@ -77,6 +79,7 @@ impl Outcome {
             model: None,
             steps: 0,
             retrieved: Vec::new(),
+            reply_seq: 0,
         }
     }
 }
@@ -335,12 +338,13 @@ pub async fn execute(
     }
     let streamed = match reply {
         Some(reply) => reply.finish().await,
-        None => String::new(),
+        None => Streamed::default(),
     };
+    let reply_seq = streamed.seq;
     let (status, answer) = if stopped {
-        ("STOPPED", streamed)
+        ("STOPPED", streamed.text)
     } else if failure.is_some() {
-        ("FAILED", streamed)
+        ("FAILED", streamed.text)
     } else {
         ("SUCCEEDED", answers.concat())
     };
@@ -357,6 +361,7 @@ pub async fn execute(
         model,
         steps: run.record.total_steps,
         retrieved,
+        reply_seq,
     }
 }
 

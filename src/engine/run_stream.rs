@@ -6,7 +6,6 @@
 //! everything before it.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -16,7 +15,8 @@ use uuid::Uuid;
 use crate::error::AppError;
 use crate::realtime::Realtime;
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
-use crate::realtime::streams::Appended;
+use crate::realtime::history::History;
+use crate::realtime::streams::{Appended, StreamKey};
 
 /// The publisher of one run's events.
 pub struct RunStream {
@@ -56,34 +56,6 @@ impl RunStream {
 /// couple of events per node.
 const PENDING_LIMIT: usize = 256;
 
-/// The published events kept to restore a stream Redis lost, in encoded bytes; past it the
-/// oldest are let go (the stream is then restored from a later event, as a trimmed one).
-const HISTORY_BYTES: usize = 8 << 20;
-
-/// What was published, to put back if the stream loses its data.
-#[derive(Default)]
-struct History {
-    events: VecDeque<(Arc<Event>, usize)>,
-    bytes: usize,
-}
-
-impl History {
-    fn push(&mut self, event: Arc<Event>) {
-        let size = serde_json::to_vec(event.as_ref()).map_or(0, |b| b.len());
-        self.bytes += size;
-        self.events.push_back((event, size));
-        while self.bytes > HISTORY_BYTES && self.events.len() > 1 {
-            if let Some((_, size)) = self.events.pop_front() {
-                self.bytes -= size;
-            }
-        }
-    }
-
-    fn events(&self) -> Vec<Arc<Event>> {
-        self.events.iter().map(|(e, _)| e.clone()).collect()
-    }
-}
-
 /// Publishes the run's events in order until its channel closes and everything queued is
 /// out; returns the `seq` of its terminal event when that was kept.
 async fn publish(
@@ -92,6 +64,8 @@ async fn publish(
     mut rx: mpsc::UnboundedReceiver<ExecutionEvent>,
 ) -> Option<i64> {
     let mut pending: VecDeque<ExecutionEvent> = VecDeque::new();
+    // The name of the append of `pending`'s first event, the same while it is tried again.
+    let mut attempt = Uuid::new_v4();
     let mut history = History::default();
     let mut known = 0;
     let mut closed_at: Option<Instant> = None;
@@ -120,9 +94,10 @@ async fn publish(
             continue;
         };
         let terminal = event.kind == ExecutionEventKind::ExecutionFinished;
-        let failure = match realtime.append_run_event(event, known).await {
+        let failure = match realtime.append_run_event(event, known, attempt).await {
             Ok((Appended::Seq(seq), kept)) => {
                 pending.pop_front();
+                attempt = Uuid::new_v4();
                 known = seq;
                 pause = Duration::from_millis(50);
                 if let Event::Execution(e) = kept.as_ref()
@@ -141,7 +116,7 @@ async fn publish(
             Ok((Appended::Vanished, _)) => {
                 tracing::warn!(%execution_id, "a run's stream lost its data; putting it back");
                 match realtime
-                    .restore_run_stream(execution_id, &history.events())
+                    .restore_stream(StreamKey::Execution(execution_id), &history)
                     .await
                 {
                     Ok(()) => continue,
@@ -170,15 +145,80 @@ async fn publish(
     }
 }
 
-/// Drops each NODE_STARTED whose node's NODE_FINISHED is queued after it.
+/// Drops each NODE_STARTED whose node's NODE_FINISHED is queued after it, except the first
+/// event, which may be in flight.
 fn coalesce(pending: &mut VecDeque<ExecutionEvent>) {
     let finished: std::collections::HashSet<String> = pending
         .iter()
         .filter(|e| e.kind == ExecutionEventKind::NodeFinished)
         .filter_map(|e| e.node_key.clone())
         .collect();
+    let mut index = 0;
     pending.retain(|e| {
-        e.kind != ExecutionEventKind::NodeStarted
+        index += 1;
+        index == 1
+            || e.kind != ExecutionEventKind::NodeStarted
             || e.node_key.as_ref().is_none_or(|k| !finished.contains(k))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::models::ExecutionRecord;
+
+    fn event(kind: ExecutionEventKind, node: &str) -> ExecutionEvent {
+        let now = chrono::Utc::now();
+        let record = ExecutionRecord {
+            id: Uuid::nil(),
+            workspace_id: Uuid::nil(),
+            workflow_id: Uuid::nil(),
+            version_id: Uuid::nil(),
+            status: "RUNNING".into(),
+            inputs: serde_json::json!({}),
+            outputs: None,
+            error: None,
+            elapsed_ms: None,
+            total_tokens: 0,
+            total_steps: 0,
+            triggered_by_user_id: None,
+            triggered_by_application_id: None,
+            triggered_by_end_user_id: None,
+            started_at: Some(now),
+            finished_at: None,
+            created_at: now,
+            updated_at: now,
+            stream_seq: None,
+        };
+        let mut event = ExecutionEvent::of_run(kind, record);
+        event.node_key = Some(node.to_string());
+        event
+    }
+
+    #[test]
+    fn a_long_queue_keeps_each_node_s_last_word_and_the_event_in_flight() {
+        use ExecutionEventKind::{NodeFinished, NodeStarted};
+        let mut pending: VecDeque<ExecutionEvent> = [
+            event(NodeStarted, "a"),
+            event(NodeFinished, "a"),
+            event(NodeStarted, "b"),
+            event(NodeStarted, "c"),
+            event(NodeFinished, "b"),
+        ]
+        .into();
+        coalesce(&mut pending);
+        let left: Vec<(ExecutionEventKind, String)> = pending
+            .iter()
+            .map(|e| (e.kind, e.node_key.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            left,
+            vec![
+                (NodeStarted, "a".into()),
+                (NodeFinished, "a".into()),
+                (NodeStarted, "c".into()),
+                (NodeFinished, "b".into()),
+            ]
+        );
+    }
 }

@@ -228,7 +228,10 @@ async fn recover(app: &App) -> AppResult<()> {
                 // What the reply had streamed is kept as its content.
                 if let Some(message_id) = job.message_id {
                     match app.realtime.streamed_text(message_id).await {
-                        Ok((text, _)) => outcome.answer = text,
+                        Ok((text, seq)) => {
+                            outcome.answer = text;
+                            outcome.reply_seq = seq;
+                        }
                         Err(e) => {
                             tracing::warn!(%message_id, error = ?e, "cannot read what an interrupted reply streamed");
                         }

@@ -6,10 +6,12 @@
 //! - `streams`: numbering, retention and publication of stream events (one Lua script).
 //! - `replay`: a subscriber's view of a stream from `after`, with no gap and no repeat.
 //! - `events`: what travels.
+//! - `history`: what a producer published, to put back a stream Redis lost.
 
 pub mod bus;
 pub mod config;
 pub mod events;
+pub mod history;
 mod producer;
 pub mod replay;
 pub mod streams;

@@ -7,28 +7,37 @@ use std::sync::atomic::Ordering;
 
 use super::Realtime;
 use super::events::{Event, ExecutionEvent, MessageEvent};
-use super::streams::{Appended, StreamKey};
+use super::history::History;
+use super::streams::{AppendAs, Appended, Reseed, StreamKey};
 use crate::db::models::{Document, ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
+use uuid::Uuid;
 
 impl Realtime {
     /// Publishes an event of an assistant message's reply; returns its `seq`.
     pub async fn publish_message_event(&self, event: MessageEvent) -> AppResult<i64> {
         let key = StreamKey::Message(event.message_id);
-        self.append(key, Event::Message(event), None, false).await
+        self.append(key, Event::Message(event), AppendAs::UNCOUNTED)
+            .await
     }
 
     /// Publishes an event of a reply whose producer keeps count: `known` is the last `seq`
     /// it saw assigned. `Appended::Vanished` says the stream lost its data and was not
-    /// appended to: the producer sends the whole reply (a REPLACE), which re-seeds it.
+    /// appended to (unless `reseed` let the event re-seed it): the producer puts it back
+    /// (`restore_stream`), or sends the whole reply (a REPLACE). The event as kept (with its
+    /// `seq`) comes back too.
     pub async fn publish_reply_event(
         &self,
         event: MessageEvent,
-        known: i64,
-    ) -> AppResult<Appended> {
+        how: AppendAs,
+    ) -> AppResult<(Appended, Arc<Event>)> {
         let key = StreamKey::Message(event.message_id);
-        self.append_counted(key, Event::Message(event), Some(known), false)
-            .await
+        let mut kept = event.clone();
+        let appended = self.append_counted(key, Event::Message(event), how).await?;
+        if let Appended::Seq(seq) = appended {
+            kept.seq = seq;
+        }
+        Ok((appended, Arc::new(Event::Message(kept))))
     }
 
     /// Publishes an event of a workflow run; returns its `seq`. The run's own events
@@ -47,7 +56,15 @@ impl Realtime {
         let announce = event.announced().then(|| event.execution.clone());
         // Every run event may re-seed its stream: none is refused as Vanished.
         let seq = self
-            .append(key, Event::Execution(event), Some(known), true)
+            .append(
+                key,
+                Event::Execution(event),
+                AppendAs {
+                    known: Some(known),
+                    reseed: Reseed::Any,
+                    attempt: None,
+                },
+            )
             .await?;
         if let Some(execution) = announce {
             self.execution_changed(&execution).await?;
@@ -57,18 +74,27 @@ impl Realtime {
 
     /// Appends an event of a run whose producer keeps its stream's history (see
     /// `engine::run_stream`): `Appended::Vanished` when the stream lost its data, which the
-    /// producer then restores (`restore_run_stream`) before appending again. The event is
+    /// producer then restores (`restore_stream`) before appending again. The event is
     /// not announced on the workspace's feed: the producer does that once it is kept.
     pub async fn append_run_event(
         &self,
         event: ExecutionEvent,
         known: i64,
+        attempt: Uuid,
     ) -> AppResult<(Appended, Arc<Event>)> {
         let event = event.trimmed();
         let key = StreamKey::Execution(event.execution.id);
         let mut kept = event.clone();
         let appended = self
-            .append_counted(key, Event::Execution(event), Some(known), false)
+            .append_counted(
+                key,
+                Event::Execution(event),
+                AppendAs {
+                    known: Some(known),
+                    reseed: Reseed::Never,
+                    attempt: Some(attempt),
+                },
+            )
             .await?;
         if let Appended::Seq(seq) = appended {
             kept.seq = seq;
@@ -76,19 +102,10 @@ impl Realtime {
         Ok((appended, Arc::new(Event::Execution(kept))))
     }
 
-    /// Puts back the events a run's stream held before Redis lost it (numbered as they were).
-    pub async fn restore_run_stream(
-        &self,
-        execution_id: uuid::Uuid,
-        events: &[Arc<Event>],
-    ) -> AppResult<()> {
+    /// Puts back the events a stream held before Redis lost it (numbered as they were).
+    pub async fn restore_stream(&self, key: StreamKey, history: &History) -> AppResult<()> {
         self.store
-            .restore(
-                &self.names,
-                self.retention,
-                StreamKey::Execution(execution_id),
-                events,
-            )
+            .restore(&self.names, self.retention, key, &history.events())
             .await
     }
 
@@ -148,14 +165,8 @@ impl Realtime {
 
     /// Appends to a stream whose appends cannot be refused as Vanished (no count, or an
     /// event that may re-seed it); its `seq`.
-    async fn append(
-        &self,
-        key: StreamKey,
-        event: Event,
-        known: Option<i64>,
-        reseed: bool,
-    ) -> AppResult<i64> {
-        match self.append_counted(key, event, known, reseed).await? {
+    async fn append(&self, key: StreamKey, event: Event, how: AppendAs) -> AppResult<i64> {
+        match self.append_counted(key, event, how).await? {
             Appended::Seq(seq) => Ok(seq),
             Appended::Vanished => Err(AppError::internal(
                 "a stream refused an event that re-seeds it",
@@ -168,20 +179,11 @@ impl Realtime {
         &self,
         key: StreamKey,
         event: Event,
-        known: Option<i64>,
-        reseed: bool,
+        how: AppendAs,
     ) -> AppResult<Appended> {
         let appended = self
             .store
-            .append(
-                &self.names,
-                self.retention,
-                &self.bus,
-                key,
-                event,
-                known,
-                reseed,
-            )
+            .append(&self.names, self.retention, &self.bus, key, event, how)
             .await?;
         if let Appended::Seq(_) = appended {
             self.metrics

@@ -54,6 +54,37 @@ pub enum Appended {
     Vanished,
 }
 
+/// Which events may re-seed a stream found behind its producer's count (Redis lost it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reseed {
+    /// One that states everything before it (a REPLACE, an END).
+    Whole,
+    /// Any: each carries what a subscriber needs (a run's record).
+    Any,
+    /// None: the producer puts the stream back itself (`Appended::Vanished`, then
+    /// `StreamStore::restore`).
+    Never,
+}
+
+/// What a producer says with an append.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendAs {
+    /// The last `seq` it saw assigned, when it keeps count.
+    pub known: Option<i64>,
+    pub reseed: Reseed,
+    /// The append's name, the same when it is tried again.
+    pub attempt: Option<Uuid>,
+}
+
+impl AppendAs {
+    /// A producer that keeps no count: the stream numbers what comes.
+    pub const UNCOUNTED: AppendAs = AppendAs {
+        known: None,
+        reseed: Reseed::Whole,
+        attempt: None,
+    };
+}
+
 /// Events read from Redis per round trip while catching up.
 pub const PAGE: usize = 500;
 
@@ -63,7 +94,14 @@ pub const PAGE: usize = 500;
 /// persistence, a failover to an empty replica). It is then re-seeded at the producer's
 /// number by an event that states everything, and refused (VANISHED) for any other, so
 /// `seq` never goes backwards and never repeats.
+///
+/// ARGV[8] names this append (empty: unnamed): a producer trying again an append whose
+/// answer it did not get sends the same name, and if that append was kept its `seq` comes
+/// back instead of a second copy.
 const APPEND: &str = r#"
+if ARGV[8] ~= '' and redis.call('HGET', KEYS[2], 'attempt') == ARGV[8] then
+  return tonumber(redis.call('HGET', KEYS[2], 'seq'))
+end
 local ended = redis.call('HGET', KEYS[2], 'end')
 if ended then
   return redis.error_reply('ENDED the stream ended at ' .. ended)
@@ -79,6 +117,9 @@ if known > 0 then
   end
 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+if ARGV[8] ~= '' then
+  redis.call('HSET', KEYS[2], 'attempt', ARGV[8])
+end
 local body = '{"seq":' .. seq .. ',' .. string.sub(ARGV[2], 2)
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '0-' .. seq, 'e', body)
 if ARGV[5] == '1' then
@@ -193,10 +234,11 @@ impl StreamStore {
     }
 
     /// Numbers `event`, keeps it and publishes it. A stream that ended takes nothing more
-    /// (CONFLICT). `known` is the last `seq` its producer saw assigned, when it keeps count:
+    /// (CONFLICT). `attempt` names the append, so that trying it again after an unanswered
+    /// try cannot keep it twice (see `APPEND`). `known` is the last `seq` its producer saw
+    /// assigned, when it keeps count:
     /// a stream behind it lost its data (`Appended::Vanished`, unless `event` states
-    /// everything or `reseed` says it may re-seed the stream anyway).
-    #[allow(clippy::too_many_arguments)]
+    /// everything or `reseed` says otherwise).
     pub async fn append(
         &self,
         names: &Names,
@@ -204,10 +246,18 @@ impl StreamStore {
         bus: &Bus,
         key: StreamKey,
         event: Event,
-        known: Option<i64>,
-        reseed: bool,
+        how: AppendAs,
     ) -> AppResult<Appended> {
-        let whole = event.states_everything() || reseed;
+        let AppendAs {
+            known,
+            reseed,
+            attempt,
+        } = how;
+        let whole = match reseed {
+            Reseed::Whole => event.states_everything(),
+            Reseed::Any => true,
+            Reseed::Never => false,
+        };
         match self {
             StreamStore::Redis {
                 commands, append, ..
@@ -225,6 +275,7 @@ impl StreamStore {
                     .arg(if event.is_terminal() { "1" } else { "0" })
                     .arg(known.unwrap_or(-1))
                     .arg(if whole { "1" } else { "0" })
+                    .arg(attempt.map(|a| a.simple().to_string()).unwrap_or_default())
                     .invoke_async(&mut conn)
                     .await;
                 match seq {

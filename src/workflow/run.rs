@@ -326,7 +326,7 @@ pub async fn stop(
         .await?;
     drop(conn);
     if let Some(ended) = ended {
-        finish::announce(app, &ended, Some("stopped"), None).await;
+        finish::announce(app, &ended, Some("stopped"), 0, None).await;
     }
     if found == StopFound::Running {
         crate::engine::worker::cancel_everywhere(app, id).await?;

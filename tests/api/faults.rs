@@ -94,9 +94,10 @@ async fn a_reply_survives_a_redis_restart(mut redis: RedisServer) {
         .iter()
         .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
         .collect();
-    assert!(
-        seqs.windows(2).all(|w| w[1] > w[0]),
-        "in order, none twice: {seqs:?}"
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as i64).collect::<Vec<_>>(),
+        "in order, none twice, no gap"
     );
     let stored = message_row(&a, message.parse().unwrap()).await;
     assert_eq!(stored.status, "COMPLETED");
@@ -105,6 +106,15 @@ async fn a_reply_survives_a_redis_restart(mut redis: RedisServer) {
     assert_eq!(text_of(&events), expected, "every token, once");
     let last = &events.last().unwrap()["data"]["messageStream"];
     assert_eq!(last["kind"], "END");
+    // Read again from the start, the stream is the one the client followed, whatever Redis
+    // kept.
+    let again = follow_resuming(&a, &app.key, &message).await;
+    let seqs_again: Vec<i64> = again
+        .iter()
+        .map(|e| e["data"]["messageStream"]["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs_again, seqs);
+    assert_eq!(text_of(&again), expected);
 }
 
 #[tokio::test]
@@ -521,4 +531,41 @@ async fn a_reply_that_ends_while_redis_is_away_too_long_still_gets_its_end() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn an_append_tried_again_under_its_name_is_kept_once() {
+    use weft::realtime::events::MessageEvent;
+    use weft::realtime::streams::{AppendAs, Appended, Reseed};
+    let server = TestServer::start().await;
+    let realtime = &server.app.realtime;
+    let message = uuid::Uuid::new_v4();
+    let named = |attempt| AppendAs {
+        known: Some(0),
+        reseed: Reseed::Never,
+        attempt: Some(attempt),
+    };
+    let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let seq = |appended: (Appended, _)| match appended.0 {
+        Appended::Seq(seq) => seq,
+        Appended::Vanished => panic!("not vanished"),
+    };
+    let kept = seq(realtime
+        .publish_reply_event(MessageEvent::delta(message, "a "), named(first))
+        .await
+        .unwrap());
+    // Its answer was lost: the same append again.
+    let again = seq(realtime
+        .publish_reply_event(MessageEvent::delta(message, "a "), named(first))
+        .await
+        .unwrap());
+    let next = seq(realtime
+        .publish_reply_event(MessageEvent::delta(message, "b "), named(second))
+        .await
+        .unwrap());
+    assert_eq!((kept, again, next), (1, 1, 2));
+    assert_eq!(
+        realtime.streamed_text(message).await.unwrap(),
+        ("a b ".to_string(), 2)
+    );
 }
