@@ -13,7 +13,7 @@ use super::enums::{ApplicationMode, ApplicationStatus, parse};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use super::workflow::WorkflowObject;
 use crate::app::App;
@@ -265,12 +265,6 @@ pub async fn workspace_applications(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| ApplicationsOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |a| Cursor::at(a.created_at, a.id),
         ApplicationObject,
     )
     .await

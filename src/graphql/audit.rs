@@ -9,7 +9,7 @@ use super::context::ContextExt;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use super::tenancy::UserProfileObject;
 use crate::auth::Action;
 use crate::db::models::{AuditLog, Workspace};
@@ -100,12 +100,6 @@ pub async fn workspace_audit_logs(
         workspace.id,
         page,
         filter,
-        |parent, page, filter| AuditLogsOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |a| Cursor::at(a.created_at, a.id),
         AuditLogObject,
     )
     .await

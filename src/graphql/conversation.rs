@@ -12,8 +12,9 @@ use super::enums::{
     AnnotationType, ConversationStatus, FeedbackRating, MessageRole, MessageStatus, parse,
 };
 use super::lists::{ListFilter, ListName};
+use super::loaders::ListRow;
 use super::loaders::*;
-use super::pages::child_page;
+use super::pages::{child_page, child_rows};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::tenancy::UserProfileObject;
 use crate::conversation::service;
@@ -77,21 +78,20 @@ impl ConversationObject {
         before: Option<String>,
     ) -> Result<Conn<MessageObject>> {
         let page = PageArgs::new(first, after, last, before).page()?;
-        let key = MessagesOfConversation {
-            parent: self.0.id,
+        let rows: Vec<Message> = child_rows(
+            ctx,
+            ListName::ConversationMessages,
+            self.0.id,
             page,
-            filter: ListFilter::default(),
-        };
-        let rows = ctx.loader()?.load_one(key).await?.unwrap_or_default();
+            ListFilter::default(),
+        )
+        .await?;
         // Kept by the chat pipeline: no count query needed.
         let totals = Totals::known(i64::from(self.0.message_count));
         Ok(connection(
             &page,
             rows,
-            |m| Cursor {
-                key: i64::from(m.sequence_number),
-                id: m.id,
-            },
+            ListRow::cursor,
             MessageObject,
             totals,
         ))
@@ -348,42 +348,7 @@ pub async fn conversations_of(
         created_before: f.created_before,
         application_id: None,
     };
-    match list {
-        ListName::ApplicationConversations => {
-            child_page(
-                ctx,
-                list,
-                parent,
-                page,
-                filter,
-                |parent, page, filter| ConversationsOfApplication {
-                    parent,
-                    page,
-                    filter,
-                },
-                |c| Cursor::at(c.updated_at, c.id),
-                ConversationObject,
-            )
-            .await
-        }
-        _ => {
-            child_page(
-                ctx,
-                list,
-                parent,
-                page,
-                filter,
-                |parent, page, filter| ConversationsOfWorkspace {
-                    parent,
-                    page,
-                    filter,
-                },
-                |c| Cursor::at(c.updated_at, c.id),
-                ConversationObject,
-            )
-            .await
-        }
-    }
+    child_page(ctx, list, parent, page, filter, ConversationObject).await
 }
 
 /// `Workspace.endUsers`, newest first.
@@ -408,12 +373,6 @@ pub async fn workspace_end_users(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| EndUsersOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |e| Cursor::at(e.created_at, e.id),
         EndUserObject,
     )
     .await
@@ -501,12 +460,6 @@ impl ConversationQuery {
             end_user.id,
             page,
             filter,
-            |parent, page, filter| ConversationsOfEndUser {
-                parent,
-                page,
-                filter,
-            },
-            cursor,
             ConversationObject,
         )
         .await

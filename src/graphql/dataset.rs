@@ -13,7 +13,7 @@ use super::knowledge::{DocumentSegmentObject, SegmentFilter};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use crate::db::models::{Dataset, Document};
 use crate::knowledge::datasets::{self, DatasetSettings};
 
@@ -132,12 +132,6 @@ impl DatasetObject {
             self.0.id,
             page,
             filter,
-            |parent, page, filter| DocumentsOfDataset {
-                parent,
-                page,
-                filter,
-            },
-            |d| Cursor::at(d.created_at, d.id),
             DocumentObject,
         )
         .await
@@ -239,16 +233,6 @@ impl DocumentObject {
             self.0.id,
             page,
             filter.unwrap_or_default().into_list(),
-            |parent, page, filter| SegmentsOfDocument {
-                parent,
-                page,
-                filter,
-            },
-            // The list is in ascending position: its cursors carry the negated key.
-            |s| Cursor {
-                key: -i64::from(s.position),
-                id: s.id,
-            },
             DocumentSegmentObject,
         )
         .await
@@ -325,12 +309,6 @@ pub async fn workspace_datasets(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| DatasetsOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |d| Cursor::at(d.created_at, d.id),
         DatasetObject,
     )
     .await

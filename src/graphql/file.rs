@@ -9,7 +9,7 @@ use super::context::{ContextExt, conn};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use crate::db::models::FileReference;
 use crate::error::{AppError, AppResult};
@@ -90,12 +90,6 @@ pub async fn workspace_files(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| FilesOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |f| Cursor::at(f.created_at, f.id),
         FileObject,
     )
     .await

@@ -3,15 +3,17 @@
 //! viewer, and every statement filters by what that viewer may see.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use super::lists::{self, ListFilter, ListName};
-use super::pagination::Page;
+use super::pagination::{Cursor, Page};
 use super::viewer::Viewer;
 use crate::auth::Role;
 use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
@@ -359,52 +361,190 @@ impl Loader<ViewerRoleInOrganization> for DbLoader {
     }
 }
 
-/// A page of a child list of one parent.
-macro_rules! list_loader {
-    ($(#[$doc:meta])* $key:ident, $row:ty, $list:expr, $parent:expr) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        pub struct $key {
-            pub parent: Uuid,
-            pub page: Page,
-            pub filter: ListFilter,
-        }
-
-        impl Loader<$key> for DbLoader {
-            type Value = Vec<$row>;
-            type Error = Arc<AppError>;
-
-            async fn load(&self, keys: &[$key]) -> LoadResult<$key, Vec<$row>> {
-                if self.viewer == Viewer::Nobody { return Ok(HashMap::new()) }
-                let mut conn = self.pool.get().await.map_err(fail)?;
-                // One statement per distinct page and filter; all parents share it.
-                let mut groups: HashMap<(Page, ListFilter), Vec<Uuid>> = HashMap::new();
-                for key in keys {
-                    groups.entry((key.page, key.filter.clone())).or_default().push(key.parent);
-                }
-                let mut out = HashMap::new();
-                for ((page, filter), parents) in groups {
-                    let rows: Vec<$row> = lists::load_pages(&mut conn, $list, &parents, &self.viewer, &page, &filter)
-                        .await
-                        .map_err(fail)?;
-                    let mut by_parent: HashMap<Uuid, Vec<$row>> = parents.iter().map(|p| (*p, Vec::new())).collect();
-                    for row in rows {
-                        by_parent.entry($parent(&row)).or_default().push(row);
-                    }
-                    for (parent, rows) in by_parent {
-                        out.insert($key { parent, page, filter: filter.clone() }, rows);
-                    }
-                }
-                Ok(out)
-            }
-        }
-    };
+/// A row of a child list: the parent it is listed under, and its place in the list's order.
+pub trait ListRow: QueryableByName<Pg> + Clone + Send + Sync + 'static {
+    fn parent(&self, list: ListName) -> Uuid;
+    fn cursor(&self) -> Cursor;
 }
 
-list_loader!(/// The workflows of a workspace.
-    WorkflowsOfWorkspace, Workflow, ListName::WorkspaceWorkflows, |w: &Workflow| w.workspace_id);
-list_loader!(/// The versions of a workflow.
-    VersionsOfWorkflow, WorkflowVersion, ListName::WorkflowVersions, |v: &WorkflowVersion| v.workflow_id);
+/// A page of a child list of one parent: the loader key of every child list (`R`, the row).
+pub struct PageOf<R> {
+    pub list: ListName,
+    pub parent: Uuid,
+    pub page: Page,
+    pub filter: ListFilter,
+    row: PhantomData<fn() -> R>,
+}
+
+impl<R> PageOf<R> {
+    pub fn new(list: ListName, parent: Uuid, page: Page, filter: ListFilter) -> PageOf<R> {
+        PageOf {
+            list,
+            parent,
+            page,
+            filter,
+            row: PhantomData,
+        }
+    }
+
+    fn group(&self) -> (ListName, Page, ListFilter) {
+        (self.list, self.page, self.filter.clone())
+    }
+}
+
+impl<R> Clone for PageOf<R> {
+    fn clone(&self) -> Self {
+        PageOf::new(self.list, self.parent, self.page, self.filter.clone())
+    }
+}
+
+impl<R> PartialEq for PageOf<R> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.parent, self.group()) == (other.parent, other.group())
+    }
+}
+
+impl<R> Eq for PageOf<R> {}
+
+impl<R> std::hash::Hash for PageOf<R> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.list, self.parent, self.page, &self.filter).hash(state);
+    }
+}
+
+impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
+    type Value = Vec<R>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[PageOf<R>]) -> LoadResult<PageOf<R>, Vec<R>> {
+        if self.viewer == Viewer::Nobody {
+            return Ok(HashMap::new());
+        }
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        // One statement per list, page and filter; all parents share it.
+        let mut groups: HashMap<(ListName, Page, ListFilter), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            groups.entry(key.group()).or_default().push(key.parent);
+        }
+        let mut out = HashMap::new();
+        for ((list, page, filter), parents) in groups {
+            let rows: Vec<R> =
+                lists::load_pages(&mut conn, list, &parents, &self.viewer, &page, &filter)
+                    .await
+                    .map_err(fail)?;
+            let mut by_parent: HashMap<Uuid, Vec<R>> =
+                parents.iter().map(|p| (*p, Vec::new())).collect();
+            for row in rows {
+                by_parent.entry(row.parent(list)).or_default().push(row);
+            }
+            for (parent, rows) in by_parent {
+                out.insert(PageOf::new(list, parent, page, filter.clone()), rows);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Rows listed by creation time, under their workspace.
+macro_rules! workspace_rows {
+    ($($row:ty),*) => {$(
+        impl ListRow for $row {
+            fn parent(&self, _: ListName) -> Uuid {
+                self.workspace_id
+            }
+            fn cursor(&self) -> Cursor {
+                Cursor::at(self.created_at, self.id)
+            }
+        }
+    )*};
+}
+
+workspace_rows!(
+    Workflow,
+    Application,
+    EndUser,
+    PromptTemplate,
+    Dataset,
+    FileReference
+);
+
+impl ListRow for WorkflowVersion {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.workflow_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            key: i64::from(self.sequence_number),
+            id: self.id,
+        }
+    }
+}
+
+impl ListRow for Conversation {
+    fn parent(&self, list: ListName) -> Uuid {
+        match list {
+            ListName::ApplicationConversations => self.application_id,
+            ListName::EndUserConversations => self.end_user_id.unwrap_or_default(),
+            _ => self.workspace_id,
+        }
+    }
+    /// Most recently active first.
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.updated_at, self.id)
+    }
+}
+
+impl ListRow for Message {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.conversation_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            key: i64::from(self.sequence_number),
+            id: self.id,
+        }
+    }
+}
+
+impl ListRow for AuditLog {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.workspace_id.unwrap_or_default()
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.created_at, self.id)
+    }
+}
+
+impl ListRow for Document {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.dataset_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.created_at, self.id)
+    }
+}
+
+impl ListRow for DocumentSegment {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.document_id
+    }
+    /// In order: the list reads positions ascending, as descending negated keys.
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            key: -i64::from(self.position),
+            id: self.id,
+        }
+    }
+}
+
+impl ListRow for InstalledPlugin {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.workspace_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.installed_at, self.id)
+    }
+}
 
 /// The size of a child list of one parent, with a filter.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -587,19 +727,6 @@ impl Loader<ConnectionsOfVersion> for DbLoader {
     }
 }
 
-list_loader!(/// The applications of a workspace.
-    ApplicationsOfWorkspace, Application, ListName::WorkspaceApplications, |a: &Application| a.workspace_id);
-list_loader!(/// The conversations of a workspace.
-    ConversationsOfWorkspace, Conversation, ListName::WorkspaceConversations, |c: &Conversation| c.workspace_id);
-list_loader!(/// The conversations of an application.
-    ConversationsOfApplication, Conversation, ListName::ApplicationConversations, |c: &Conversation| c.application_id);
-list_loader!(/// The messages of a conversation.
-    MessagesOfConversation, Message, ListName::ConversationMessages, |m: &Message| m.conversation_id);
-list_loader!(/// One end user's conversations (of the application the filter names).
-    ConversationsOfEndUser, Conversation, ListName::EndUserConversations, |c: &Conversation| c.end_user_id.unwrap_or_default());
-list_loader!(/// The end users of a workspace.
-    EndUsersOfWorkspace, EndUser, ListName::WorkspaceEndUsers, |e: &EndUser| e.workspace_id);
-
 /// A by-id loader of a tenant-owned table, filtered by the viewer's workspaces (and, for
 /// soft-deletable tables, by `deleted_at IS NULL`).
 macro_rules! by_id_loader {
@@ -667,23 +794,13 @@ children_loader!(/// The model providers of a workspace.
     (llm_providers::name.asc(), llm_providers::id.asc()));
 by_id_loader!(/// A model provider the viewer can see.
     ProviderById, LlmProvider, llm_providers);
-list_loader!(/// The audit log of a workspace.
-    AuditLogsOfWorkspace, AuditLog, ListName::WorkspaceAuditLogs, |a: &AuditLog| a.workspace_id.unwrap_or_default());
-list_loader!(/// The prompt templates of a workspace.
-    PromptTemplatesOfWorkspace, PromptTemplate, ListName::WorkspacePromptTemplates, |p: &PromptTemplate| p.workspace_id);
 children_loader!(/// The versions of a prompt template, newest first.
     VersionsOfPromptTemplate, PromptTemplateVersion, prompt_template_versions, prompt_template_id,
     (prompt_template_versions::version_number.desc(), prompt_template_versions::id.desc()));
-list_loader!(/// The datasets of a workspace.
-    DatasetsOfWorkspace, Dataset, ListName::WorkspaceDatasets, |d: &Dataset| d.workspace_id);
-list_loader!(/// The documents of a dataset.
-    DocumentsOfDataset, Document, ListName::DatasetDocuments, |d: &Document| d.dataset_id);
 by_id_loader!(/// A dataset the viewer can see.
     DatasetById, Dataset, datasets, deleted_at);
 by_id_loader!(/// A document the viewer can see.
     DocumentById, Document, documents, deleted_at);
-list_loader!(/// The segments of a document, in order.
-    SegmentsOfDocument, DocumentSegment, ListName::DocumentSegments, |s: &DocumentSegment| s.document_id);
 
 key!(/// The datasets an application retrieves from.
     DatasetsOfApplication);
@@ -724,12 +841,6 @@ impl Loader<DatasetsOfApplication> for DbLoader {
     }
 }
 
-list_loader!(/// The plugins installed in a workspace.
-    InstalledPluginsOfWorkspace, InstalledPlugin, ListName::WorkspaceInstalledPlugins,
-    |p: &InstalledPlugin| p.workspace_id);
-
-list_loader!(/// The files uploaded to a workspace.
-    FilesOfWorkspace, FileReference, ListName::WorkspaceFiles, |f: &FileReference| f.workspace_id);
 by_id_loader!(/// A file the viewer can see.
     FileById, FileReference, file_references);
 

@@ -1,7 +1,6 @@
 //! One page of a parent's child list as a connection: the rows through the request's loader,
 //! `totalCount` through the count loader (only when selected).
 
-use std::hash::Hash;
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
@@ -10,8 +9,8 @@ use uuid::Uuid;
 
 use super::context::ContextExt;
 use super::lists::{ListFilter, ListName};
-use super::loaders::{CountOf, DbLoader};
-use super::pagination::{Conn, Cursor, Page, Totals, connection};
+use super::loaders::{CountOf, DbLoader, ListRow, PageOf};
+use super::pagination::{Conn, Page, Totals, connection};
 use crate::error::AppError;
 
 /// The `totalCount` of a child list, counted through the loader when asked for.
@@ -39,29 +38,42 @@ pub fn count_totals(
     }))
 }
 
-/// A page of `list` under `parent`: `key` names the loader key of the list's rows.
-#[allow(clippy::too_many_arguments)]
-pub async fn child_page<K, R, T>(
+/// A page of `list` under `parent`, as a connection of `node`s: the rows through the
+/// request's loader (one statement for every parent asking for the same page), the
+/// `totalCount` through the count loader when selected.
+pub async fn child_page<R, T>(
     ctx: &Context<'_>,
     list: ListName,
     parent: Uuid,
     page: Page,
     filter: ListFilter,
-    key: impl FnOnce(Uuid, Page, ListFilter) -> K,
-    cursor: impl Fn(&R) -> Cursor,
     node: impl Fn(R) -> T,
 ) -> Result<Conn<T>>
 where
-    DbLoader: Loader<K, Value = Vec<R>, Error = Arc<AppError>>,
-    K: Send + Sync + Hash + Eq + Clone + 'static,
-    R: Send + Sync + Clone + 'static,
+    R: ListRow,
+    DbLoader: Loader<PageOf<R>, Value = Vec<R>, Error = Arc<AppError>>,
     T: OutputType,
 {
-    let rows = ctx
-        .loader()?
-        .load_one(key(parent, page, filter.clone()))
-        .await?
-        .unwrap_or_default();
+    let rows = child_rows(ctx, list, parent, page, filter.clone()).await?;
     let totals = count_totals(ctx, list, parent, filter)?;
-    Ok(connection(&page, rows, cursor, node, totals))
+    Ok(connection(&page, rows, R::cursor, node, totals))
+}
+
+/// The rows of one page of `list` under `parent`.
+pub async fn child_rows<R>(
+    ctx: &Context<'_>,
+    list: ListName,
+    parent: Uuid,
+    page: Page,
+    filter: ListFilter,
+) -> Result<Vec<R>>
+where
+    R: ListRow,
+    DbLoader: Loader<PageOf<R>, Value = Vec<R>, Error = Arc<AppError>>,
+{
+    Ok(ctx
+        .loader()?
+        .load_one(PageOf::new(list, parent, page, filter))
+        .await?
+        .unwrap_or_default())
 }

@@ -12,7 +12,7 @@ use super::enums::{PluginType, parse};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs, contains_pattern, positioned};
+use super::pagination::{Conn, PageArgs, contains_pattern, positioned};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use crate::db::models::{InstalledPlugin, Plugin};
 use crate::db::schema::plugins;
@@ -318,12 +318,6 @@ pub async fn workspace_installed_plugins(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| InstalledPluginsOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |p| Cursor::at(p.installed_at, p.id),
         InstalledPluginObject,
     )
     .await

@@ -8,7 +8,7 @@ use super::context::{ContextExt, conn};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use super::tenancy::UserProfileObject;
 use crate::db::models::{PromptTemplate, PromptTemplateVersion};
 use crate::error::AppError;
@@ -138,12 +138,6 @@ pub async fn workspace_prompt_templates(
         workspace_id,
         page,
         filter,
-        |parent, page, filter| PromptTemplatesOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |p| Cursor::at(p.created_at, p.id),
         PromptTemplateObject,
     )
     .await

@@ -10,7 +10,7 @@ use super::context::{ContextExt, conn};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
-use super::pagination::{Conn, Cursor, PageArgs};
+use super::pagination::{Conn, PageArgs};
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use crate::db::models::{Connection as ConnectionRow, Node, Workflow, WorkflowVersion};
 use crate::error::AppError;
@@ -94,15 +94,6 @@ impl WorkflowObject {
             self.0.id,
             page,
             ListFilter::default(),
-            |parent, page, filter| VersionsOfWorkflow {
-                parent,
-                page,
-                filter,
-            },
-            |v| Cursor {
-                key: i64::from(v.sequence_number),
-                id: v.id,
-            },
             WorkflowVersionObject,
         )
         .await
@@ -348,12 +339,6 @@ pub async fn workspace_workflows(
         workspace_id,
         args.page()?,
         ListFilter::from(filter),
-        |parent, page, filter| WorkflowsOfWorkspace {
-            parent,
-            page,
-            filter,
-        },
-        |w| Cursor::at(w.created_at, w.id),
         WorkflowObject,
     )
     .await
