@@ -23,6 +23,7 @@ pub enum Bind {
     Int(i32),
     Id(Uuid),
     Ids(Vec<Uuid>),
+    Texts(Vec<String>),
 }
 
 /// SQL text with its binds, in placeholder order.
@@ -63,6 +64,7 @@ impl QueryFragment<Pg> for Statement {
                 Bind::Int(v) => out.push_bind_param_value_only::<Integer, _>(v)?,
                 Bind::Id(v) => out.push_bind_param_value_only::<SqlUuid, _>(v)?,
                 Bind::Ids(v) => out.push_bind_param_value_only::<Array<SqlUuid>, _>(v)?,
+                Bind::Texts(v) => out.push_bind_param_value_only::<Array<Text>, _>(v)?,
             }
         }
         Ok(())

@@ -93,6 +93,7 @@ pub async fn workspace_audit_logs(
         created_after: f.created_after,
         created_before: f.created_before,
         application_id: None,
+        ..ListFilter::default()
     };
     child_page(
         ctx,

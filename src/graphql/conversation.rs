@@ -11,9 +11,10 @@ use super::context::{ContextExt, conn};
 use super::enums::{
     AnnotationType, ConversationStatus, FeedbackRating, MessageRole, MessageStatus, parse,
 };
+use super::execution::ExecutionRecordObject;
 use super::lists::{ListFilter, ListName};
-use super::loaders::ListRow;
 use super::loaders::*;
+use super::loaders::{ExecutionRecordById, ListRow};
 use super::pages::{child_page, child_rows};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::tenancy::UserProfileObject;
@@ -163,6 +164,17 @@ impl MessageObject {
     }
     async fn execution_id(&self) -> Option<Uuid> {
         self.0.execution_id
+    }
+    /// The run that produced this reply (builders only; null for API keys and end users).
+    async fn execution(&self, ctx: &Context<'_>) -> Result<Option<ExecutionRecordObject>> {
+        let Some(id) = self.0.execution_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(ExecutionRecordById(id))
+            .await?
+            .map(ExecutionRecordObject))
     }
     async fn conversation(&self, ctx: &Context<'_>) -> Result<Option<ConversationObject>> {
         Ok(ctx
@@ -347,6 +359,7 @@ pub async fn conversations_of(
         created_after: f.created_after,
         created_before: f.created_before,
         application_id: None,
+        ..ListFilter::default()
     };
     child_page(ctx, list, parent, page, filter, ConversationObject).await
 }
@@ -366,6 +379,7 @@ pub async fn workspace_end_users(
         created_after: f.created_after,
         created_before: f.created_before,
         application_id: None,
+        ..ListFilter::default()
     };
     child_page(
         ctx,

@@ -125,6 +125,7 @@ impl DatasetObject {
             created_after: f.created_after,
             created_before: f.created_before,
             application_id: None,
+            ..ListFilter::default()
         };
         child_page(
             ctx,
@@ -302,6 +303,7 @@ pub async fn workspace_datasets(
         created_after: f.created_after,
         created_before: f.created_before,
         application_id: None,
+        ..ListFilter::default()
     };
     child_page(
         ctx,

@@ -1,5 +1,5 @@
-//! Workflow runs in GraphQL: `ExecutionRecord`, `execution(id:)`, and the events of a run's
-//! stream (`ExecutionEvent`).
+//! Workflow runs in GraphQL: `ExecutionRecord`, `execution(id:)`, run histories, and the
+//! events of a run's stream (`ExecutionEvent`).
 
 use std::sync::Arc;
 
@@ -8,13 +8,76 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::application::ApplicationObject;
 use super::context::ContextExt;
+use super::conversation::MessageObject;
 use super::enums::{ExecutionStatus, parse};
-use super::loaders::{ExecutionRecordById, NodeResultsOfExecution, WorkflowById};
-use super::workflow::WorkflowObject;
+use super::lists::{ListFilter, ListName};
+use super::loaders::{
+    ApplicationById, ExecutionRecordById, MessageOfExecution, NodeResultsOfExecution,
+    UserProfileById, VersionById, WorkflowById,
+};
+use super::pages::child_page;
+use super::pagination::{Conn, PageArgs};
+use super::tenancy::UserProfileObject;
+use super::workflow::{WorkflowObject, WorkflowVersionObject};
 use crate::db::models::{ExecutionRecord, NodeExecutionResult};
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
 use crate::workflow::NodeType;
+
+/// Which runs a run history shows.
+#[derive(InputObject, Default)]
+pub struct ExecutionFilter {
+    /// Runs in any of these states (omitted or empty: any).
+    status: Option<Vec<ExecutionStatus>>,
+    workflow_id: Option<Uuid>,
+    /// Runs an application started (its API key or end users).
+    application_id: Option<Uuid>,
+    /// Runs created at or after this time.
+    since: Option<DateTime<Utc>>,
+    /// Runs created before this time.
+    until: Option<DateTime<Utc>>,
+}
+
+impl From<Option<ExecutionFilter>> for ListFilter {
+    fn from(filter: Option<ExecutionFilter>) -> ListFilter {
+        let f = filter.unwrap_or_default();
+        ListFilter {
+            statuses: f
+                .status
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|s| serde_json::to_value(s).ok())
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            workflow_id: f.workflow_id,
+            application_id: f.application_id,
+            // `created_after` is exclusive: one microsecond earlier makes `since` inclusive.
+            created_after: f.since.map(|t| t - chrono::Duration::microseconds(1)),
+            created_before: f.until,
+            ..ListFilter::default()
+        }
+    }
+}
+
+/// A run history (`Workspace.executions`, `Workflow.executions`): newest first.
+pub async fn executions_of(
+    ctx: &Context<'_>,
+    list: ListName,
+    parent: Uuid,
+    args: PageArgs,
+    filter: Option<ExecutionFilter>,
+) -> Result<Conn<ExecutionRecordObject>> {
+    child_page(
+        ctx,
+        list,
+        parent,
+        args.page()?,
+        ListFilter::from(filter),
+        ExecutionRecordObject,
+    )
+    .await
+}
 
 /// A run of a workflow version.
 pub struct ExecutionRecordObject(pub ExecutionRecord);
@@ -73,6 +136,44 @@ impl ExecutionRecordObject {
             .load_one(WorkflowById(self.0.workflow_id))
             .await?
             .map(WorkflowObject))
+    }
+    /// The version of the workflow that ran.
+    async fn workflow_version(&self, ctx: &Context<'_>) -> Result<Option<WorkflowVersionObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(VersionById(self.0.version_id))
+            .await?
+            .map(WorkflowVersionObject))
+    }
+    /// The builder who started it (null when an application's API key or end user did).
+    async fn triggered_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
+        let Some(id) = self.0.triggered_by_user_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(UserProfileById(id))
+            .await?
+            .map(Into::into))
+    }
+    /// The application it ran for, when an application started it.
+    async fn application(&self, ctx: &Context<'_>) -> Result<Option<ApplicationObject>> {
+        let Some(id) = self.0.triggered_by_application_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(ApplicationById(id))
+            .await?
+            .map(ApplicationObject))
+    }
+    /// The reply it produced, for a chat run.
+    async fn message(&self, ctx: &Context<'_>) -> Result<Option<MessageObject>> {
+        Ok(ctx
+            .loader()?
+            .load_one(MessageOfExecution(self.0.id))
+            .await?
+            .map(MessageObject))
     }
     /// The result of each node that started or was skipped, in that order.
     async fn node_results(&self, ctx: &Context<'_>) -> Result<Vec<NodeExecutionResultObject>> {

@@ -44,6 +44,9 @@ pub enum ListName {
     DocumentSegments,
     WorkspaceInstalledPlugins,
     WorkspaceFiles,
+    /// Run history, newest first.
+    WorkspaceExecutions,
+    WorkflowExecutions,
 }
 
 impl ListName {
@@ -187,6 +190,20 @@ impl ListName {
                 name_column: None,
                 status_column: "action",
             },
+            ListName::WorkspaceExecutions => ListSpec {
+                table: "execution_records",
+                parent: "workspace_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                ascending: false,
+                soft_delete: false,
+                name_column: None,
+                status_column: "status",
+            },
+            ListName::WorkflowExecutions => ListSpec {
+                parent: "workflow_id",
+                ..ListName::WorkspaceExecutions.spec()
+            },
             ListName::WorkflowVersions => ListSpec {
                 table: "workflow_versions",
                 parent: "workflow_id",
@@ -220,6 +237,16 @@ impl ListName {
             _ => None,
         }
     }
+
+    /// The column naming a row's application, for the `applicationId` filter.
+    fn application_column(self) -> &'static str {
+        match self {
+            ListName::WorkspaceExecutions | ListName::WorkflowExecutions => {
+                "triggered_by_application_id"
+            }
+            _ => "application_id",
+        }
+    }
 }
 
 /// One kind of child list.
@@ -247,8 +274,12 @@ pub struct ListFilter {
     pub status: Option<String>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
-    /// Rows of this application only (lists whose table has `application_id`).
+    /// Rows of this application only (lists whose rows name one).
     pub application_id: Option<Uuid>,
+    /// Rows with any of these statuses (empty: any status).
+    pub statuses: Vec<String>,
+    /// Rows of this workflow only (runs).
+    pub workflow_id: Option<Uuid>,
 }
 
 /// A count per parent.
@@ -316,8 +347,18 @@ fn conditions(list: ListName, viewer: &Viewer, filter: &ListFilter) -> Option<(S
         n += 1;
     }
     if let Some(application_id) = filter.application_id {
-        sql.push_str(&format!(" AND t.application_id = ${n}"));
+        sql.push_str(&format!(" AND t.{} = ${n}", list.application_column()));
         binds.push(Bind::Id(application_id));
+        n += 1;
+    }
+    if !filter.statuses.is_empty() {
+        sql.push_str(&format!(" AND t.{} = ANY(${n})", spec.status_column));
+        binds.push(Bind::Texts(filter.statuses.clone()));
+        n += 1;
+    }
+    if let Some(workflow_id) = filter.workflow_id {
+        sql.push_str(&format!(" AND t.workflow_id = ${n}"));
+        binds.push(Bind::Id(workflow_id));
     }
     Some((sql, binds))
 }

@@ -537,6 +537,18 @@ impl ListRow for DocumentSegment {
     }
 }
 
+impl ListRow for ExecutionRecord {
+    fn parent(&self, list: ListName) -> Uuid {
+        match list {
+            ListName::WorkflowExecutions => self.workflow_id,
+            _ => self.workspace_id,
+        }
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.created_at, self.id)
+    }
+}
+
 impl ListRow for InstalledPlugin {
     fn parent(&self, _: ListName) -> Uuid {
         self.workspace_id
@@ -753,6 +765,33 @@ macro_rules! by_id_loader {
 
 by_id_loader!(/// A workflow run the viewer can see.
     ExecutionRecordById, ExecutionRecord, execution_records);
+
+key!(/// The reply a run produced (a chat run's assistant message), for a builder.
+    MessageOfExecution);
+
+impl Loader<MessageOfExecution> for DbLoader {
+    type Value = Message;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[MessageOfExecution]) -> LoadResult<MessageOfExecution, Message> {
+        let Some(viewer) = self.viewer.user() else {
+            return Ok(HashMap::new());
+        };
+        let mut conn = self.pool.get().await.map_err(fail)?;
+        let rows: Vec<Message> = messages::table
+            .filter(messages::execution_id.eq_any(ids(keys, |k| k.0)))
+            .filter(messages::role.eq("ASSISTANT"))
+            .filter(messages::workspace_id.eq_any(visible_workspace_ids(viewer)))
+            .select(Message::as_select())
+            .load(&mut conn)
+            .await
+            .map_err(fail)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|m| Some((MessageOfExecution(m.execution_id?), m)))
+            .collect())
+    }
+}
 
 /// A small child list of a tenant-owned table, filtered by the viewer's workspaces.
 macro_rules! children_loader {

@@ -131,6 +131,7 @@ pub async fn workspace_prompt_templates(
         created_after: f.created_after,
         created_before: f.created_before,
         application_id: None,
+        ..ListFilter::default()
     };
     child_page(
         ctx,

@@ -12,6 +12,7 @@ use super::conversation::{
     workspace_end_users,
 };
 use super::dataset::{DatasetFilter, DatasetObject, workspace_datasets};
+use super::execution::{ExecutionFilter, ExecutionRecordObject, executions_of};
 use super::file::{FileFilter, FileObject, workspace_files};
 use super::lists::ListName;
 use super::loaders::*;
@@ -158,6 +159,28 @@ impl WorkspaceObject {
     async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
         let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
         Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+    /// Runs of every workflow here, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn executions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ExecutionFilter>,
+    ) -> Result<Conn<ExecutionRecordObject>> {
+        executions_of(
+            ctx,
+            ListName::WorkspaceExecutions,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
     }
     /// The workspace's workflows, newest first.
     #[graphql(

@@ -7,6 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
+use super::execution::{ExecutionFilter, ExecutionRecordObject, executions_of};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
@@ -74,6 +75,28 @@ impl WorkflowObject {
         Ok(WorkflowVersionObject(
             found.ok_or(AppError::NotFound("workflow version"))?,
         ))
+    }
+    /// Its runs, newest first.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn executions(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<ExecutionFilter>,
+    ) -> Result<Conn<ExecutionRecordObject>> {
+        executions_of(
+            ctx,
+            ListName::WorkflowExecutions,
+            self.0.id,
+            PageArgs::new(first, after, last, before),
+            filter,
+        )
+        .await
     }
     /// Every version, newest first.
     #[graphql(
@@ -322,6 +345,7 @@ impl From<Option<WorkflowFilter>> for ListFilter {
             created_after: f.created_after,
             created_before: f.created_before,
             application_id: None,
+            ..ListFilter::default()
         }
     }
 }

@@ -26,6 +26,7 @@ mod plugins;
 mod prompts;
 mod providers;
 mod rights;
+mod run_history;
 mod schema_sdl;
 mod startup;
 mod streams;

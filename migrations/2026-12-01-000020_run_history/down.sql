@@ -1,0 +1,7 @@
+DROP INDEX execution_records_triggered_by_application_id_idx;
+DROP INDEX execution_records_workflow_created_idx;
+DROP INDEX execution_records_workspace_status_created_idx;
+DROP INDEX execution_records_workspace_created_idx;
+CREATE INDEX execution_records_workspace_created_idx ON execution_records (workspace_id, created_at DESC);
+CREATE INDEX execution_records_workflow_created_idx ON execution_records (workflow_id, created_at DESC);
+CREATE INDEX execution_records_triggered_by_application_id_idx ON execution_records (triggered_by_application_id);

@@ -1,0 +1,224 @@
+//! Run history: `Workspace.executions` and `Workflow.executions`, newest first, with
+//! filters, cursors and counts; what each run belongs to (version, who started it, the
+//! application and the reply), and the run behind a reply.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::TestServer;
+use crate::harness::accounts::{create_organization, data, register};
+use crate::harness::chat::{chat_app, send, workflow};
+use crate::harness::live::message_row;
+use crate::harness::model_server::ModelServer;
+
+const HISTORY: &str = "query($w: UUID!, $n: Int!, $a: String, $f: ExecutionFilter) {
+  workspace(id: $w) { executions(first: $n, after: $a, filter: $f) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { id status createdAt workflowVersion { sequenceNumber } triggeredBy { name }
+                   application { id } message { id } } } } } }";
+
+fn statuses(answer: &Value) -> Vec<String> {
+    answer["workspace"]["executions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn created(answer: &Value) -> Vec<String> {
+    answer["workspace"]["executions"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["createdAt"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn run_history_is_newest_first_with_filters_cursors_and_what_each_run_belongs_to() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let owner = &app.owner;
+    let w = app.tenant.workspace_id;
+
+    // A chat reply: a run started by the application, with its message.
+    let sent = send(&server, &app, "Hello", None).await;
+    let reply: uuid::Uuid = sent["assistantMessage"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while message_row(&server, reply).await.status != "COMPLETED" {
+        assert!(std::time::Instant::now() < deadline, "the reply completes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Thirty runs of another workflow a minute apart, started by the owner: SUCCEEDED,
+    // FAILED, RUNNING in turn (the oldest is 0).
+    let graph = json!({
+        "nodes": [
+            { "key": "start", "type": "START", "config": { "inputs": [] } },
+            { "key": "end", "type": "END", "config": { "outputs": {} } }
+        ],
+        "connections": [{ "source": "start", "target": "end" }]
+    });
+    let flow = workflow(&server, owner, &app.tenant, graph).await;
+    let seeded = {
+        use diesel_async::RunQueryDsl;
+        let mut conn = server.app.pool.get().await.expect("a connection");
+        diesel::sql_query(format!(
+            "INSERT INTO execution_records
+               (workspace_id, workflow_id, version_id, status, inputs, triggered_by_user_id,
+                created_at, started_at, finished_at)
+             SELECT '{w}', '{flow}', v.id, (ARRAY['SUCCEEDED','FAILED','RUNNING'])[n % 3 + 1],
+                    '{{}}', '{owner}', '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 minute',
+                    '2026-01-01T00:00:00Z'::timestamptz + n * interval '1 minute',
+                    CASE WHEN n % 3 = 2 THEN NULL
+                         ELSE '2026-01-01T00:00:30Z'::timestamptz + n * interval '1 minute' END
+             FROM generate_series(0, 29) n, workflow_versions v WHERE v.workflow_id = '{flow}'",
+            owner = owner.id
+        ))
+        .execute(&mut conn)
+        .await
+        .expect("runs seeded")
+    };
+    assert_eq!(seeded, 30);
+    let query = |n: i64, after: Option<&str>, filter: Value| {
+        let (server, token) = (&server, owner.token());
+        let after = after.map(str::to_string);
+        async move {
+            data(
+                server
+                    .graphql_as(
+                        token,
+                        HISTORY,
+                        json!({ "w": w, "n": n, "a": after, "f": filter }),
+                    )
+                    .await,
+            )
+        }
+    };
+
+    // Everything: the chat run is the newest (created now), then the seeded ones newest first.
+    let all = query(4, None, json!(null)).await;
+    assert_eq!(all["workspace"]["executions"]["totalCount"], 31);
+    let newest = &all["workspace"]["executions"]["edges"][0]["node"];
+    assert_eq!(newest["application"]["id"], app.application.as_str());
+    assert_eq!(newest["message"]["id"], reply.to_string());
+    assert_eq!(newest["triggeredBy"], Value::Null);
+    assert_eq!(newest["status"], "SUCCEEDED");
+    assert_eq!(
+        statuses(&all)[1..],
+        ["RUNNING", "FAILED", "SUCCEEDED"],
+        "runs 29, 28, 27"
+    );
+    let seeded_run = &all["workspace"]["executions"]["edges"][1]["node"];
+    assert_eq!(seeded_run["triggeredBy"]["name"], "Test User");
+    assert_eq!(seeded_run["workflowVersion"]["sequenceNumber"], 1);
+    assert_eq!(seeded_run["application"], Value::Null);
+
+    // One workflow's runs, page by page: 30 runs in pages of 7, each run once, in order.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = query(7, after.as_deref(), json!({ "workflowId": flow })).await;
+        assert_eq!(page["workspace"]["executions"]["totalCount"], 30);
+        seen.extend(created(&page));
+        let info = &page["workspace"]["executions"]["pageInfo"];
+        if info["hasNextPage"] != true {
+            break;
+        }
+        after = Some(info["endCursor"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 30);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first, none twice");
+
+    // Filters: statuses, the application, a time range (since inclusive, until exclusive).
+    let failed = query(50, None, json!({ "status": ["FAILED"] })).await;
+    assert_eq!(failed["workspace"]["executions"]["totalCount"], 10);
+    assert!(statuses(&failed).iter().all(|s| s == "FAILED"));
+    let open = query(50, None, json!({ "status": ["FAILED", "RUNNING"] })).await;
+    assert_eq!(open["workspace"]["executions"]["totalCount"], 20);
+    let of_app = query(50, None, json!({ "applicationId": app.application })).await;
+    assert_eq!(of_app["workspace"]["executions"]["totalCount"], 1);
+    let window = query(
+        50,
+        None,
+        json!({ "since": "2026-01-01T00:10:00Z", "until": "2026-01-01T00:20:00Z" }),
+    )
+    .await;
+    assert_eq!(window["workspace"]["executions"]["totalCount"], 10);
+    assert!(
+        created(&window)
+            .last()
+            .unwrap()
+            .starts_with("2026-01-01T00:10:00")
+    );
+    assert!(created(&window)[0].starts_with("2026-01-01T00:19:00"));
+
+    // Workflow.executions: the same runs under their workflow.
+    let under_workflow = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($id: UUID!) { workflow(id: $id) { executions(first: 3, filter: { status: [RUNNING] }) {
+                   totalCount edges { node { status } } } } }",
+                json!({ "id": flow }),
+            )
+            .await,
+    );
+    assert_eq!(under_workflow["workflow"]["executions"]["totalCount"], 10);
+
+    // The run behind a reply, for a builder; an application's key does not see runs.
+    let behind =
+        "query($id: UUID!) { message(id: $id) { execution { id status message { id } } } }";
+    let for_builder = data(
+        server
+            .graphql_as(owner.token(), behind, json!({ "id": reply }))
+            .await,
+    );
+    assert_eq!(for_builder["message"]["execution"]["status"], "SUCCEEDED");
+    assert_eq!(
+        for_builder["message"]["execution"]["message"]["id"],
+        reply.to_string()
+    );
+    let for_key = data(
+        server
+            .graphql_as(Some(&app.key), behind, json!({ "id": reply }))
+            .await,
+    );
+    assert_eq!(for_key["message"]["execution"], Value::Null);
+
+    // Another organization's builder sees none of it.
+    let stranger = register(&server, "stranger@example.com").await;
+    create_organization(&server, &stranger, "Other").await;
+    let theirs = server
+        .graphql_as(
+            stranger.token(),
+            HISTORY,
+            json!({ "w": w, "n": 10, "a": null, "f": null }),
+        )
+        .await;
+    assert!(
+        theirs["data"]["workspace"].is_null(),
+        "another workspace's runs are not listed: {theirs}"
+    );
+    let their_workflow = server
+        .graphql_as(
+            stranger.token(),
+            "query($id: UUID!) { workflow(id: $id) { executions { totalCount } } }",
+            json!({ "id": flow }),
+        )
+        .await;
+    assert!(
+        their_workflow["data"]["workflow"].is_null(),
+        "{their_workflow}"
+    );
+}
