@@ -1,8 +1,10 @@
 //! Following a feed (a workspace's runs, a conversation's messages): changes as the bus
 //! delivers them and, when the bus reconnected (Redis restarted, a failover) or this
 //! subscriber fell behind, what changed meanwhile read from PostgreSQL, so a dashboard never
-//! keeps a stale status. Each change is delivered once: a row whose `updated_at` is not
-//! newer than the one already delivered for it is skipped.
+//! keeps a stale status. A feed may start with the current state of what it follows (a
+//! workspace's active runs), read after the live side is in place. Each change is delivered
+//! once and in order: a row whose `updated_at` is not newer than the one already delivered
+//! for it is skipped, live or read back.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -61,20 +63,28 @@ struct Follower<T> {
     since: DateTime<Utc>,
 }
 
-/// The feed's rows of one kind, live, caught up from PostgreSQL after each interruption.
+/// The feed's rows of one kind: `start` first (read after `feed` was subscribed, so nothing
+/// falls between them), then live, caught up from PostgreSQL after each interruption.
 pub fn follow<T: FeedItem>(
     feed: BusSubscription,
     pick: fn(&Event) -> Option<T>,
     catch_up: CatchUp<T>,
+    start: Vec<T>,
+    since: DateTime<Utc>,
 ) -> impl Stream<Item = Result<T>> + Send + 'static {
-    let follower = Follower {
+    let mut follower = Follower {
         feed,
         pick,
         catch_up,
         delivered: HashMap::new(),
         queue: VecDeque::new(),
-        since: Utc::now() - MARGIN,
+        since: since - MARGIN,
     };
+    for row in start {
+        if follower.fresh(&row) {
+            follower.queue.push_back(row);
+        }
+    }
     futures_util::stream::unfold(follower, |mut follower| async move {
         let item = follower.next().await?;
         Some((Ok(item), follower))
@@ -89,9 +99,11 @@ impl<T: FeedItem> Follower<T> {
             }
             match self.feed.recv().await {
                 Ok(Delivery::Event(event)) => {
-                    // The bus delivers each announcement once: remembered, not filtered.
-                    if let Some(item) = (self.pick)(&event) {
-                        self.remember(&item);
+                    // A change the start (or a catch-up) already showed, or an older state
+                    // announced late, is not shown again.
+                    if let Some(item) = (self.pick)(&event)
+                        && self.fresh(&item)
+                    {
                         return Some(item);
                     }
                 }

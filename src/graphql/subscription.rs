@@ -81,6 +81,8 @@ impl Open {
 
 /// Rows a feed reads back at most after an interruption.
 const CATCH_UP_ROWS: i64 = 500;
+/// Active runs a workspace feed starts with, at most.
+const ACTIVE_ROWS: i64 = 1_000;
 
 fn after_seq(after: Option<i32>) -> AppResult<i64> {
     match after {
@@ -152,6 +154,10 @@ impl SubscriptionRoot {
         &self,
         ctx: &Context<'_>,
         workspace_id: Uuid,
+        #[graphql(
+            desc = "First one event per execution QUEUED or RUNNING now (default true), then every change."
+        )]
+        include_active: Option<bool>,
     ) -> Result<impl Stream<Item = Result<ExecutionRecordObject>> + use<>> {
         let actor = ctx.actor()?;
         let app = ctx.app()?.clone();
@@ -159,7 +165,15 @@ impl SubscriptionRoot {
         authorize_workspace(&mut *conn(&app).await?, actor, workspace_id, Action::Read).await?;
         let permit = reserve(ctx, &app)?;
         let channel = app.realtime.names().workspace_executions(workspace_id);
+        let since = chrono::Utc::now();
         let feed = app.realtime.bus.subscribe(&channel).await;
+        // Read once the live side is in place: a run that changes meanwhile is in one or the
+        // other (or both, shown once).
+        let active = if include_active.unwrap_or(true) {
+            executions::active(&mut *conn(&app).await?, workspace_id, ACTIVE_ROWS).await?
+        } else {
+            Vec::new()
+        };
         let guard = Open::new(permit, &app);
         let reader = app.clone();
         let catch_up: CatchUp<ExecutionRecord> = Box::new(move |since| {
@@ -176,6 +190,8 @@ impl SubscriptionRoot {
                 _ => None,
             },
             catch_up,
+            active,
+            since,
         )
         .map(|run| run.map(|run| ExecutionRecordObject(run.for_events())));
         Ok(watch.guard(
@@ -198,6 +214,7 @@ impl SubscriptionRoot {
         visible_conversation(&mut *conn(&app).await?, actor, conversation_id).await?;
         let permit = reserve(ctx, &app)?;
         let channel = app.realtime.names().conversation(conversation_id);
+        let since = chrono::Utc::now();
         let feed = app.realtime.bus.subscribe(&channel).await;
         let guard = Open::new(permit, &app);
         let reader = app.clone();
@@ -215,6 +232,8 @@ impl SubscriptionRoot {
                 _ => None,
             },
             catch_up,
+            Vec::new(),
+            since,
         )
         .map(|message| message.map(MessageObject));
         let watched = Watched::Conversation(conversation_id);

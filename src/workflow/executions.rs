@@ -61,6 +61,25 @@ pub async fn changed_since(
         .await?)
 }
 
+/// The executions of a workspace QUEUED or RUNNING now, oldest first (at most `limit`).
+pub async fn active(
+    conn: &mut AsyncPgConnection,
+    workspace_id: Uuid,
+    limit: i64,
+) -> AppResult<Vec<ExecutionRecord>> {
+    Ok(execution_records::table
+        .filter(execution_records::workspace_id.eq(workspace_id))
+        .filter(execution_records::status.eq_any(["QUEUED", "RUNNING"]))
+        .order((
+            execution_records::created_at.asc(),
+            execution_records::id.asc(),
+        ))
+        .limit(limit)
+        .select(ExecutionRecord::as_select())
+        .load(conn)
+        .await?)
+}
+
 /// Whether a stored execution status is final.
 pub fn is_finished(status: &str) -> bool {
     matches!(status, "SUCCEEDED" | "FAILED" | "STOPPED")

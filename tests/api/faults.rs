@@ -136,7 +136,7 @@ async fn feeds_deliver_what_changed_while_redis_was_away() {
     let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
     ws.subscribe(
         "runs",
-        "subscription($w: UUID!) { workspaceExecutions(workspaceId: $w) { id status } }",
+        "subscription($w: UUID!) { workspaceExecutions(workspaceId: $w, includeActive: false) { id status } }",
         json!({ "w": tenant.workspace_id }),
     )
     .await;

@@ -222,3 +222,105 @@ async fn run_history_is_newest_first_with_filters_cursors_and_what_each_run_belo
         "{their_workflow}"
     );
 }
+
+#[tokio::test]
+async fn a_workspace_feed_starts_with_the_runs_in_progress_then_each_change_once() {
+    use crate::harness::live::{TRANSPORT_WS, Ws, subscribed};
+    let models = ModelServer::start().await;
+    // One worker: the first reply runs, the second waits in the queue.
+    let server = TestServer::start_with(|c| c.engine.workers = 1).await;
+    let app = chat_app(&server, &models.base_url, "slow", None).await;
+    let first = send(&server, &app, "One", None).await;
+    let second = send(&server, &app, "Two", None).await;
+    let reply = |sent: &Value| -> uuid::Uuid {
+        sent["assistantMessage"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (first, second) = (reply(&first), reply(&second));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while message_row(&server, first).await.status != "STREAMING" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first reply starts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let runs = |m: uuid::Uuid| {
+        let server = &server;
+        async move {
+            server
+                .scalar(&format!(
+                    "SELECT count(*) FROM messages WHERE id = '{m}' AND execution_id IS NOT NULL"
+                ))
+                .await
+        }
+    };
+    assert_eq!((runs(first).await, runs(second).await), (1, 1));
+
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, app.owner.token()).await;
+    let feed = "subscription($w: UUID!, $a: Boolean) { workspaceExecutions(workspaceId: $w, includeActive: $a) { id status } }";
+    ws.subscribe("all", feed, json!({ "w": app.tenant.workspace_id }))
+        .await;
+    ws.subscribe(
+        "changes",
+        feed,
+        json!({ "w": app.tenant.workspace_id, "a": false }),
+    )
+    .await;
+    subscribed(&server, 2).await;
+    // The start: both runs as they stand, oldest first.
+    let start = ws.take("all", 2).await;
+    let status = |p: &Value| {
+        p["data"]["workspaceExecutions"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        start.iter().map(status).collect::<Vec<_>>(),
+        ["RUNNING", "QUEUED"]
+    );
+
+    // Both stopped: each change comes once, on both subscriptions; the one without the start
+    // begins with a change.
+    for m in [second, first] {
+        let stopped = server
+            .graphql_as(
+                Some(&app.key),
+                "mutation($m: UUID!) { stopMessage(messageId: $m) { status } }",
+                json!({ "m": m }),
+            )
+            .await;
+        assert_eq!(data(stopped)["stopMessage"]["status"], "STOPPED");
+    }
+    let mut seen: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let done = |seen: &std::collections::HashMap<String, Vec<Value>>, id: &str| {
+        seen.get(id).is_some_and(|events| {
+            events
+                .iter()
+                .filter(|e| e["data"]["workspaceExecutions"]["status"] == "STOPPED")
+                .count()
+                == 2
+        })
+    };
+    while !(done(&seen, "all") && done(&seen, "changes")) {
+        let frame = ws.next_json().await.expect("more changes");
+        if frame["type"] == "next" {
+            seen.entry(frame["id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(frame["payload"].clone());
+        }
+    }
+    assert_eq!(
+        seen["changes"].iter().map(status).collect::<Vec<_>>(),
+        ["STOPPED", "STOPPED"]
+    );
+    assert_eq!(
+        seen["all"].iter().map(status).collect::<Vec<_>>(),
+        ["STOPPED", "STOPPED"],
+        "after the start, each change once"
+    );
+}
