@@ -77,6 +77,42 @@ pub async fn rename_conversation(
     .await
 }
 
+/// Archives a conversation (status ARCHIVED: kept, out of the active lists); one already
+/// archived is returned as it is.
+pub async fn archive_conversation(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    id: Uuid,
+) -> AppResult<Conversation> {
+    conn.transaction(async |conn| {
+        let current = conversation_to_change(conn, actor, id).await?;
+        if current.status == "ARCHIVED" {
+            return Ok(current);
+        }
+        let updated: Conversation = diesel::update(conversations::table.find(current.id))
+            .set(conversations::status.eq("ARCHIVED"))
+            .returning(Conversation::as_returning())
+            .get_result(conn)
+            .await?;
+        audit::record(
+            conn,
+            actor,
+            client,
+            AuditEntry {
+                workspace_id: Some(current.workspace_id),
+                action: "conversation.archive",
+                resource_type: "conversation",
+                resource_id: Some(current.id),
+                metadata: json!({}),
+            },
+        )
+        .await?;
+        Ok(updated)
+    })
+    .await
+}
+
 pub async fn delete_conversation(
     conn: &mut AsyncPgConnection,
     actor: Actor,

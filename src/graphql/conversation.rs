@@ -331,6 +331,8 @@ pub struct ConversationFilter {
     status: Option<ConversationStatus>,
     created_after: Option<DateTime<Utc>>,
     created_before: Option<DateTime<Utc>>,
+    /// One end user's conversations (the id of their EndUser row).
+    end_user_id: Option<Uuid>,
 }
 
 #[derive(InputObject, Default)]
@@ -358,7 +360,7 @@ pub async fn conversations_of(
         }),
         created_after: f.created_after,
         created_before: f.created_before,
-        application_id: None,
+        end_user_id: f.end_user_id,
         ..ListFilter::default()
     };
     child_page(ctx, list, parent, page, filter, ConversationObject).await
@@ -513,6 +515,19 @@ impl ConversationMutation {
         )
         .await?;
         Ok(ConversationObject(renamed))
+    }
+
+    /// Archives a conversation (status ARCHIVED): builders (EDITOR and up), the
+    /// application's API key, or its end user.
+    async fn archive_conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> Result<ConversationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let archived = service::archive_conversation(&mut conn, actor, &ctx.client(), id).await?;
+        Ok(ConversationObject(archived))
     }
 
     /// Annotates a reply with a better answer (EDITOR and up).

@@ -280,6 +280,8 @@ pub struct ListFilter {
     pub statuses: Vec<String>,
     /// Rows of this workflow only (runs).
     pub workflow_id: Option<Uuid>,
+    /// Rows of this end user only (conversations).
+    pub end_user_id: Option<Uuid>,
 }
 
 /// A count per parent.
@@ -359,6 +361,11 @@ fn conditions(list: ListName, viewer: &Viewer, filter: &ListFilter) -> Option<(S
     if let Some(workflow_id) = filter.workflow_id {
         sql.push_str(&format!(" AND t.workflow_id = ${n}"));
         binds.push(Bind::Id(workflow_id));
+        n += 1;
+    }
+    if let Some(end_user_id) = filter.end_user_id {
+        sql.push_str(&format!(" AND t.end_user_id = ${n}"));
+        binds.push(Bind::Id(end_user_id));
     }
     Some((sql, binds))
 }

@@ -20,6 +20,7 @@ mod knowledge;
 mod limits;
 mod live;
 mod llm;
+mod log_screens;
 mod migrations;
 mod outbound;
 mod plugins;
