@@ -412,6 +412,23 @@ impl WorkflowMutation {
         ))
     }
 
+    /// Copies a workflow (its current graph as the copy's first version) in its workspace;
+    /// the copy's `sourceWorkflowId` names the original. EDITOR and up.
+    async fn duplicate_workflow(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+        #[graphql(desc = "The copy's name (default: the original's with \" (copy)\").")]
+        name: Option<String>,
+    ) -> Result<WorkflowObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        Ok(WorkflowObject(
+            service::duplicate_workflow(&mut conn, actor, &ctx.client(), id, name.as_deref())
+                .await?,
+        ))
+    }
+
     /// Saves a graph as a new current version.
     async fn update_workflow_graph(
         &self,

@@ -204,6 +204,57 @@ async fn workflow_for_building(
     Ok(workflow)
 }
 
+/// Copies a workflow into its own workspace: a new workflow (SOURCE WORKFLOW, the original
+/// recorded as `source_workflow_id`) whose first version is the original's current graph.
+/// EDITOR and up; `name` defaults to the original's with " (copy)".
+pub async fn duplicate_workflow(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    workflow_id: Uuid,
+    name: Option<&str>,
+) -> AppResult<Workflow> {
+    let original = {
+        let user_id = actor.user_id()?;
+        workflows::table
+            .find(workflow_id)
+            .filter(workflows::deleted_at.is_null())
+            .filter(workflows::workspace_id.eq_any(visible_workspace_ids(user_id)))
+            .select(Workflow::as_select())
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(AppError::NotFound("workflow"))?
+    };
+    let graph: serde_json::Value = workflow_versions::table
+        .filter(workflow_versions::workflow_id.eq(original.id))
+        .filter(workflow_versions::is_current.eq(true))
+        .select(workflow_versions::graph)
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::NotFound("workflow version"))?;
+    let graph: Graph = serde_json::from_value(graph)
+        .map_err(|e| AppError::internal(format!("a stored graph does not parse: {e}")))?;
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => crate::validate::truncate(&format!("{} (copy)", original.name), 255),
+    };
+    create_workflow(
+        conn,
+        actor,
+        client,
+        NewWorkflow {
+            workspace_id: original.workspace_id,
+            name,
+            description: original.description.clone(),
+            graph,
+            source: Source::Workflow(original.id),
+        },
+    )
+    .await
+}
+
 /// Saves a graph as the new current version.
 pub async fn update_graph(
     conn: &mut AsyncPgConnection,

@@ -434,3 +434,97 @@ async fn introspection_can_be_turned_off() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn a_workflow_is_duplicated_from_its_current_graph_with_its_origin_recorded() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let created = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) { id } }",
+                json!({ "i": { "workspaceId": tenant.workspace_id, "name": "Bot", "graph": chat_graph("first") } }),
+            )
+            .await,
+    );
+    let original = created["createWorkflow"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: UpdateWorkflowGraphInput!) { updateWorkflowGraph(input: $i) { id } }",
+                json!({ "i": { "workflowId": original, "graph": chat_graph("second") } }),
+            )
+            .await,
+    );
+    let duplicate = "mutation($id: UUID!, $n: String) { duplicateWorkflow(id: $id, name: $n) {
+        id name sourceType sourceWorkflowId versions { totalCount } currentVersion { sequenceNumber graph } } }";
+    let copy = data(
+        server
+            .graphql_as(owner.token(), duplicate, json!({ "id": original }))
+            .await,
+    )["duplicateWorkflow"]
+        .clone();
+    assert_ne!(copy["id"], original.as_str());
+    assert_eq!(copy["name"], "Bot (copy)");
+    assert_eq!(copy["sourceType"], "WORKFLOW");
+    assert_eq!(copy["sourceWorkflowId"], original.as_str());
+    assert_eq!(copy["versions"]["totalCount"], 1);
+    assert_eq!(copy["currentVersion"]["sequenceNumber"], 1);
+    let prompt = copy["currentVersion"]["graph"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["key"] == "llm")
+        .unwrap()["config"]["prompt"]
+        .clone();
+    assert_eq!(prompt, "second", "the current graph is copied");
+    let named = data(
+        server
+            .graphql_as(
+                owner.token(),
+                duplicate,
+                json!({ "id": original, "n": "Bot v2" }),
+            )
+            .await,
+    );
+    assert_eq!(named["duplicateWorkflow"]["name"], "Bot v2");
+
+    // A MEMBER reads but cannot copy; a stranger does not see it; a bad name changes nothing.
+    let reader = member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "reader@example.com",
+        "MEMBER",
+    )
+    .await;
+    let refused = server
+        .graphql_as(reader.token(), duplicate, json!({ "id": original }))
+        .await;
+    assert_eq!(error_code(&refused), "FORBIDDEN", "{refused}");
+    let stranger = register(&server, "stranger@example.com").await;
+    let hidden = server
+        .graphql_as(stranger.token(), duplicate, json!({ "id": original }))
+        .await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND", "{hidden}");
+    let blank = server
+        .graphql_as(
+            owner.token(),
+            duplicate,
+            json!({ "id": original, "n": "  " }),
+        )
+        .await;
+    assert_eq!(error_code(&blank), "BAD_USER_INPUT", "{blank}");
+    let count = server
+        .scalar(&format!(
+            "SELECT count(*) FROM workflows WHERE source_workflow_id = '{original}'"
+        ))
+        .await;
+    assert_eq!(count, 2);
+}
