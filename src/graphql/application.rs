@@ -6,10 +6,10 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::conversation::{
-    ConversationFilter, ConversationObject, EndUserObject, conversations_of,
+    ConversationFilter, ConversationObject, EndUserObject, MessageFeedbackObject, conversations_of,
 };
 use super::dataset::DatasetObject;
-use super::enums::{ApplicationMode, ApplicationStatus, parse};
+use super::enums::{ApplicationMode, ApplicationStatus, FeedbackRating, parse};
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
@@ -161,6 +161,43 @@ impl ApplicationObject {
         )
         .await
     }
+    /// The feedback end users gave its replies, newest first (builders only).
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn feedbacks(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+        filter: Option<FeedbackFilter>,
+    ) -> Result<Conn<MessageFeedbackObject>> {
+        builders_only(ctx)?;
+        let filter = ListFilter {
+            status: filter
+                .and_then(|f| f.rating)
+                .map(|r| r.as_str().to_string()),
+            ..ListFilter::default()
+        };
+        let page = PageArgs::new(first, after, last, before).page()?;
+        child_page(
+            ctx,
+            ListName::ApplicationFeedbacks,
+            self.0.id,
+            page,
+            filter,
+            MessageFeedbackObject,
+        )
+        .await
+    }
+}
+
+/// Which feedback a log shows.
+#[derive(InputObject, Default)]
+pub struct FeedbackFilter {
+    rating: Option<FeedbackRating>,
 }
 
 /// An API key; its secret is shown only when it is created.

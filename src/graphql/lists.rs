@@ -44,6 +44,8 @@ pub enum ListName {
     DocumentSegments,
     WorkspaceInstalledPlugins,
     WorkspaceFiles,
+    /// An application's feedback log, newest first.
+    ApplicationFeedbacks,
     /// Run history, newest first.
     WorkspaceExecutions,
     WorkflowExecutions,
@@ -189,6 +191,17 @@ impl ListName {
                 soft_delete: false,
                 name_column: None,
                 status_column: "action",
+            },
+            // The status filter is the rating.
+            ListName::ApplicationFeedbacks => ListSpec {
+                table: "message_feedbacks",
+                parent: "application_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                ascending: false,
+                soft_delete: false,
+                name_column: None,
+                status_column: "rating",
             },
             ListName::WorkspaceExecutions => ListSpec {
                 table: "execution_records",

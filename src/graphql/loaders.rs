@@ -537,6 +537,15 @@ impl ListRow for DocumentSegment {
     }
 }
 
+impl ListRow for MessageFeedback {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.application_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.created_at, self.id)
+    }
+}
+
 impl ListRow for ExecutionRecord {
     fn parent(&self, list: ListName) -> Uuid {
         match list {

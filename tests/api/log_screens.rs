@@ -91,3 +91,102 @@ async fn conversations_are_archived_and_listed_by_status_and_end_user() {
         conversations[0].as_str()
     );
 }
+
+#[tokio::test]
+async fn the_feedback_log_lists_ratings_newest_first_for_builders_only() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let mut replies = Vec::new();
+    for user in ["ann", "bob", "cid"] {
+        let sent = data(
+            server
+                .graphql_as(
+                    Some(&app.key),
+                    crate::harness::chat::SEND,
+                    json!({ "i": { "applicationId": app.application, "query": "Hi", "endUserId": user } }),
+                )
+                .await,
+        );
+        replies.push(
+            sent["sendMessage"]["assistantMessage"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    for reply in &replies {
+        while crate::harness::live::message_row(&server, reply.parse().unwrap())
+            .await
+            .status
+            != "COMPLETED"
+        {
+            assert!(std::time::Instant::now() < deadline, "replies complete");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    for (reply, rating) in replies.iter().zip(["LIKE", "DISLIKE", "LIKE"]) {
+        data(
+            server
+                .graphql_as(
+                    Some(&app.key),
+                    "mutation($i: SubmitFeedbackInput!) { submitFeedback(input: $i) { id } }",
+                    json!({ "i": { "messageId": reply, "rating": rating } }),
+                )
+                .await,
+        );
+    }
+    let log = "query($a: UUID!, $f: FeedbackFilter) { application(id: $a) {
+        feedbacks(first: 10, filter: $f) { totalCount edges { node { rating messageId } } } } }";
+    let of = |filter: Value| {
+        let server = &server;
+        let token = app.owner.token();
+        let application = app.application.clone();
+        async move {
+            data(
+                server
+                    .graphql_as(token, log, json!({ "a": application, "f": filter }))
+                    .await,
+            )["application"]["feedbacks"]
+                .clone()
+        }
+    };
+    let all = of(json!(null)).await;
+    assert_eq!(all["totalCount"], 3);
+    let order: Vec<&str> = all["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [&replies[2], &replies[1], &replies[0]],
+        "newest first"
+    );
+    let likes = of(json!({ "rating": "LIKE" })).await;
+    assert_eq!(likes["totalCount"], 2);
+    let dislikes = of(json!({ "rating": "DISLIKE" })).await;
+    assert_eq!(
+        dislikes["edges"][0]["node"]["messageId"],
+        replies[1].as_str()
+    );
+    // The application's key does not read the log.
+    let by_key = server
+        .graphql_as(
+            Some(&app.key),
+            log,
+            json!({ "a": app.application, "f": null }),
+        )
+        .await;
+    assert_eq!(
+        crate::harness::accounts::error_code(&by_key),
+        "FORBIDDEN",
+        "{by_key}"
+    );
+    assert!(
+        by_key["data"]["application"]["feedbacks"].is_null(),
+        "{by_key}"
+    );
+}

@@ -1,0 +1,3 @@
+DROP INDEX message_feedbacks_application_rating_created_idx;
+DROP INDEX message_feedbacks_application_created_idx;
+CREATE INDEX message_feedbacks_application_id_idx ON message_feedbacks (application_id);
