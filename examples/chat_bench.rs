@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 #[path = "support/api.rs"]
+#[allow(dead_code)] // each benchmark uses part of it
 mod api;
 
 use api::{Error, Socket};
@@ -106,65 +107,11 @@ struct Setup {
 
 async fn setup(model_url: &str) -> Result<Setup, Error> {
     let api = api::Api::from_env();
-    let (token, workspace) = api.builder("chat-bench").await?;
-    let t = Some(token.as_str());
-    let call = async |query: &str, variables: Value, token: Option<&str>| {
-        api.call(query, variables, token).await
-    };
-    let provider = call(
-        "mutation($i: CreateLlmProviderInput!) { createLlmProvider(input: $i) { id } }",
-        json!({ "i": { "workspaceId": workspace, "name": "Local", "providerType": "OPENAI_COMPATIBLE",
-                       "baseUrl": model_url, "models": ["bench"], "defaultModel": "bench" } }),
-        t,
-    )
-    .await?["createLlmProvider"]["id"]
-        .clone();
-    let graph = json!({
-        "nodes": [
-            { "key": "start", "type": "START", "config": {} },
-            { "key": "llm", "type": "LLM", "config": { "providerId": provider, "prompt": "{{sys.query}}" } },
-            { "key": "answer", "type": "ANSWER", "config": { "answer": "{{llm.text}}" } }
-        ],
-        "connections": [
-            { "source": "start", "target": "llm" },
-            { "source": "llm", "target": "answer" }
-        ]
-    });
-    let workflow = call(
-        "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) { id } }",
-        json!({ "i": { "workspaceId": workspace, "name": "Bench", "graph": graph } }),
-        t,
-    )
-    .await?["createWorkflow"]["id"]
-        .clone();
-    let application = call(
-        "mutation($i: CreateApplicationInput!) { createApplication(input: $i) { id } }",
-        json!({ "i": { "workspaceId": workspace, "name": "Bench", "mode": "CHAT", "workflowId": workflow } }),
-        t,
-    )
-    .await?["createApplication"]["id"]
-        .as_str()
-        .ok_or("no application")?
-        .to_string();
-    call(
-        "mutation($id: UUID!) { publishApplication(id: $id) { status } }",
-        json!({ "id": application }),
-        t,
-    )
-    .await?;
-    let key = call(
-        "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
-        json!({ "i": { "applicationId": application, "name": "bench" } }),
-        t,
-    )
-    .await?["createApiKey"]["secret"]
-        .as_str()
-        .ok_or("no key")?
-        .to_string();
+    let made = api.chat_application("chat-bench", model_url).await?;
     Ok(Setup {
         base: api.base.clone(),
-        application,
-        key,
+        application: made.application,
+        key: made.key,
     })
 }
 

@@ -29,10 +29,10 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 #[path = "support/api.rs"]
-#[allow(dead_code)]
+#[allow(dead_code)] // each benchmark uses part of it
 mod api;
 
-use api::Error;
+use api::{ChatApplication, Error};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -207,77 +207,10 @@ async fn model_server(tokens: usize, pace: Duration) -> Result<String, Error> {
     Ok(url)
 }
 
-struct Setup {
-    token: String,
-    workspace: String,
-    application: String,
-    key: String,
-}
-
-async fn setup(base: &str, model_url: &str) -> Result<Setup, Error> {
-    let api = api::Api::at(base);
-    let (token, workspace) = api.builder("faults-bench").await?;
-    let t = Some(token.as_str());
-    let provider = api
-        .call(
-            "mutation($i: CreateLlmProviderInput!) { createLlmProvider(input: $i) { id } }",
-            json!({ "i": { "workspaceId": workspace, "name": "Local", "providerType": "OPENAI_COMPATIBLE",
-                           "baseUrl": model_url, "models": ["bench"], "defaultModel": "bench" } }),
-            t,
-        )
-        .await?["createLlmProvider"]["id"]
-        .clone();
-    let graph = json!({
-        "nodes": [
-            { "key": "start", "type": "START", "config": {} },
-            { "key": "llm", "type": "LLM", "config": { "providerId": provider, "prompt": "{{sys.query}}" } },
-            { "key": "answer", "type": "ANSWER", "config": { "answer": "{{llm.text}}" } }
-        ],
-        "connections": [
-            { "source": "start", "target": "llm" },
-            { "source": "llm", "target": "answer" }
-        ]
-    });
-    let workflow = api
-        .call(
-            "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) { id } }",
-            json!({ "i": { "workspaceId": workspace, "name": "Faults", "graph": graph } }),
-            t,
-        )
-        .await?["createWorkflow"]["id"]
-        .clone();
-    let application = api
-        .call(
-            "mutation($i: CreateApplicationInput!) { createApplication(input: $i) { id } }",
-            json!({ "i": { "workspaceId": workspace, "name": "Faults", "mode": "CHAT", "workflowId": workflow } }),
-            t,
-        )
-        .await?["createApplication"]["id"]
-        .as_str()
-        .ok_or("no application")?
-        .to_string();
-    api.call(
-        "mutation($id: UUID!) { publishApplication(id: $id) { status } }",
-        json!({ "id": application }),
-        t,
-    )
-    .await?;
-    let key = api
-        .call(
-            "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
-            json!({ "i": { "applicationId": application, "name": "bench" } }),
-            t,
-        )
-        .await?["createApiKey"]["secret"]
-        .as_str()
-        .ok_or("no key")?
-        .to_string();
-    Ok(Setup {
-        token,
-        workspace: workspace.to_string(),
-        application,
-        key,
-    })
+async fn setup(base: &str, model_url: &str) -> Result<ChatApplication, Error> {
+    api::Api::at(base)
+        .chat_application("faults-bench", model_url)
+        .await
 }
 
 /// The instances a client may reach (the load balancer's list).
@@ -285,7 +218,11 @@ type Balancer = Arc<Mutex<Vec<String>>>;
 
 /// Sends a message through the first instance that answers; the assistant message and its
 /// execution.
-async fn send(balancer: &Balancer, setup: &Setup, n: usize) -> Result<(String, String), Error> {
+async fn send(
+    balancer: &Balancer,
+    setup: &ChatApplication,
+    n: usize,
+) -> Result<(String, String), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut attempt = n;
     loop {
@@ -500,7 +437,7 @@ async fn run(plan: Plan) -> Result<(), Error> {
     let watching = tokio::spawn(dashboard(
         a.base(),
         setup.token.clone(),
-        setup.workspace.clone(),
+        setup.workspace.to_string(),
         states.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;

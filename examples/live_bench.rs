@@ -22,6 +22,7 @@ use weft::config::Config;
 use weft::realtime::events::MessageEvent;
 
 #[path = "support/api.rs"]
+#[allow(dead_code)] // each benchmark uses part of it
 mod api;
 #[path = "support/fixture.rs"]
 mod fixture;

@@ -102,4 +102,85 @@ impl Api {
             .parse()?;
         Ok((token, workspace))
     }
+
+    /// A new builder's published chat application (START → LLM on an OpenAI-compatible
+    /// server at `model_url` → ANSWER of the LLM's text) with an API key.
+    pub async fn chat_application(
+        &self,
+        label: &str,
+        model_url: &str,
+    ) -> Result<ChatApplication, Error> {
+        let (token, workspace) = self.builder(label).await?;
+        let t = Some(token.as_str());
+        let provider = self
+            .call(
+                "mutation($i: CreateLlmProviderInput!) { createLlmProvider(input: $i) { id } }",
+                json!({ "i": { "workspaceId": workspace, "name": "Local", "providerType": "OPENAI_COMPATIBLE",
+                               "baseUrl": model_url, "models": ["bench"], "defaultModel": "bench" } }),
+                t,
+            )
+            .await?["createLlmProvider"]["id"]
+            .clone();
+        let graph = json!({
+            "nodes": [
+                { "key": "start", "type": "START", "config": {} },
+                { "key": "llm", "type": "LLM", "config": { "providerId": provider, "prompt": "{{sys.query}}" } },
+                { "key": "answer", "type": "ANSWER", "config": { "answer": "{{llm.text}}" } }
+            ],
+            "connections": [
+                { "source": "start", "target": "llm" },
+                { "source": "llm", "target": "answer" }
+            ]
+        });
+        let workflow = self
+            .call(
+                "mutation($i: CreateWorkflowInput!) { createWorkflow(input: $i) { id } }",
+                json!({ "i": { "workspaceId": workspace, "name": "Bench", "graph": graph } }),
+                t,
+            )
+            .await?["createWorkflow"]["id"]
+            .clone();
+        let application = self
+            .call(
+                "mutation($i: CreateApplicationInput!) { createApplication(input: $i) { id } }",
+                json!({ "i": { "workspaceId": workspace, "name": "Bench", "mode": "CHAT", "workflowId": workflow } }),
+                t,
+            )
+            .await?["createApplication"]["id"]
+            .as_str()
+            .ok_or("no application")?
+            .to_string();
+        self.call(
+            "mutation($id: UUID!) { publishApplication(id: $id) { status } }",
+            json!({ "id": application }),
+            t,
+        )
+        .await?;
+        let key = self
+            .call(
+                "mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { secret } }",
+                json!({ "i": { "applicationId": application, "name": "bench" } }),
+                t,
+            )
+            .await?["createApiKey"]["secret"]
+            .as_str()
+            .ok_or("no key")?
+            .to_string();
+        Ok(ChatApplication {
+            token,
+            workspace,
+            application,
+            key,
+        })
+    }
+}
+
+/// What `Api::chat_application` made.
+pub struct ChatApplication {
+    /// The builder's access token.
+    pub token: String,
+    pub workspace: Uuid,
+    pub application: String,
+    /// The application's API key.
+    pub key: String,
 }

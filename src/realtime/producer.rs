@@ -40,31 +40,16 @@ impl Realtime {
         Ok((appended, Arc::new(Event::Message(kept))))
     }
 
-    /// Publishes an event of a workflow run; returns its `seq`. The run's own events
-    /// (started, finished) are announced on its workspace's feed as well. Inputs and
-    /// outputs over 64 KiB travel trimmed (`ExecutionEvent::trimmed`).
+    /// Publishes an event of a workflow run from a producer that keeps no count (a run's
+    /// end written by another instance, a stop while queued); returns its `seq`. The run's
+    /// own events (started, finished) are announced on its workspace's feed as well. Inputs
+    /// and outputs over 64 KiB travel trimmed (`ExecutionEvent::trimmed`).
     pub async fn publish_execution_event(&self, event: ExecutionEvent) -> AppResult<i64> {
-        self.publish_run_event(event, 0).await
-    }
-
-    /// The same for a run that keeps count: `known` is the last `seq` it saw assigned, so a
-    /// stream Redis lost goes on after it (every event of a run carries its record) instead
-    /// of starting again at 1, which subscribers past it would skip.
-    pub async fn publish_run_event(&self, event: ExecutionEvent, known: i64) -> AppResult<i64> {
         let event = event.trimmed();
         let key = StreamKey::Execution(event.execution.id);
         let announce = event.announced().then(|| event.execution.clone());
-        // Every run event may re-seed its stream: none is refused as Vanished.
         let seq = self
-            .append(
-                key,
-                Event::Execution(event),
-                AppendAs {
-                    known: Some(known),
-                    reseed: Reseed::Any,
-                    attempt: None,
-                },
-            )
+            .append(key, Event::Execution(event), AppendAs::UNCOUNTED)
             .await?;
         if let Some(execution) = announce {
             self.execution_changed(&execution).await?;

@@ -59,8 +59,6 @@ pub enum Appended {
 pub enum Reseed {
     /// One that states everything before it (a REPLACE, an END).
     Whole,
-    /// Any: each carries what a subscriber needs (a run's record).
-    Any,
     /// None: the producer puts the stream back itself (`Appended::Vanished`, then
     /// `StreamStore::restore`).
     Never,
@@ -255,7 +253,6 @@ impl StreamStore {
         } = how;
         let whole = match reseed {
             Reseed::Whole => event.states_everything(),
-            Reseed::Any => true,
             Reseed::Never => false,
         };
         match self {

@@ -5,8 +5,20 @@ use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{data, register};
-use crate::harness::chat::chat_app;
+use crate::harness::chat::{ChatApp, SEND, chat_app};
 use crate::harness::model_server::ModelServer;
+
+/// `sendMessage` through the application's key as the end user `user`.
+async fn send_as(server: &TestServer, app: &ChatApp, user: &str) -> Value {
+    let sent = server
+        .graphql_as(
+            Some(&app.key),
+            SEND,
+            json!({ "i": { "applicationId": app.application, "query": "Hi", "endUserId": user } }),
+        )
+        .await;
+    data(sent)["sendMessage"].clone()
+}
 
 #[tokio::test]
 async fn conversations_are_archived_and_listed_by_status_and_end_user() {
@@ -15,21 +27,8 @@ async fn conversations_are_archived_and_listed_by_status_and_end_user() {
     let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
     let mut conversations = Vec::new();
     for user in ["ann", "bob", "ann"] {
-        let sent = data(
-            server
-                .graphql_as(
-                    Some(&app.key),
-                    crate::harness::chat::SEND,
-                    json!({ "i": { "applicationId": app.application, "query": "Hi", "endUserId": user } }),
-                )
-                .await,
-        );
-        conversations.push(
-            sent["sendMessage"]["conversation"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        let sent = send_as(&server, &app, user).await;
+        conversations.push(sent["conversation"]["id"].as_str().unwrap().to_string());
     }
     let archive = "mutation($id: UUID!) { archiveConversation(id: $id) { id status } }";
     // The application's key archives one of ann's; twice is the same.
@@ -99,21 +98,8 @@ async fn the_feedback_log_lists_ratings_newest_first_for_builders_only() {
     let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
     let mut replies = Vec::new();
     for user in ["ann", "bob", "cid"] {
-        let sent = data(
-            server
-                .graphql_as(
-                    Some(&app.key),
-                    crate::harness::chat::SEND,
-                    json!({ "i": { "applicationId": app.application, "query": "Hi", "endUserId": user } }),
-                )
-                .await,
-        );
-        replies.push(
-            sent["sendMessage"]["assistantMessage"]["id"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-        );
+        let sent = send_as(&server, &app, user).await;
+        replies.push(sent["assistantMessage"]["id"].as_str().unwrap().to_string());
     }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     for reply in &replies {
