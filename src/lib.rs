@@ -3,6 +3,7 @@
 //! The map of this crate is `ARCHITECTURE.md`. In short: `config` and `app` build the state
 //! once, `http` and `graphql` serve it, `db` holds PostgreSQL, `realtime` the event bus.
 
+pub mod analytics;
 pub mod app;
 pub mod application;
 pub mod audit;

@@ -34,27 +34,8 @@ pub async fn write(
     outcome: &Outcome,
 ) -> AppResult<Ended> {
     conn.transaction(async |conn| {
-        let execution: Option<ExecutionRecord> = diesel::update(
-            execution_records::table
-                .find(execution_id)
-                .filter(execution_records::status.eq_any(["QUEUED", "RUNNING"])),
-        )
-        .set((
-            execution_records::status.eq(outcome.status),
-            execution_records::outputs.eq(Some(&outcome.outputs)),
-            execution_records::error.eq(&outcome.error),
-            execution_records::elapsed_ms.eq(sql::<BigInt>(
-                "COALESCE((EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::bigint, 0)",
-            )
-            .nullable()),
-            execution_records::total_tokens.eq(outcome.usage.total_tokens.max(0)),
-            execution_records::total_steps.eq(outcome.steps.max(0)),
-            execution_records::finished_at.eq(Some(chrono::Utc::now())),
-        ))
-        .returning(ExecutionRecord::as_returning())
-        .get_result(conn)
-        .await
-        .optional()?;
+        // The reply before the run: sendMessage writes in this order too (an application's
+        // stats slot, then the workspace's run stats), so the two never wait on each other.
         let message = match message_id {
             Some(id) => {
                 let status = match outcome.status {
@@ -99,6 +80,27 @@ pub async fn write(
             }
             None => None,
         };
+        let execution: Option<ExecutionRecord> = diesel::update(
+            execution_records::table
+                .find(execution_id)
+                .filter(execution_records::status.eq_any(["QUEUED", "RUNNING"])),
+        )
+        .set((
+            execution_records::status.eq(outcome.status),
+            execution_records::outputs.eq(Some(&outcome.outputs)),
+            execution_records::error.eq(&outcome.error),
+            execution_records::elapsed_ms.eq(sql::<BigInt>(
+                "COALESCE((EXTRACT(EPOCH FROM (now() - started_at)) * 1000)::bigint, 0)",
+            )
+            .nullable()),
+            execution_records::total_tokens.eq(outcome.usage.total_tokens.max(0)),
+            execution_records::total_steps.eq(outcome.steps.max(0)),
+            execution_records::finished_at.eq(Some(chrono::Utc::now())),
+        ))
+        .returning(ExecutionRecord::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?;
         queue::complete(conn, execution_id).await?;
         Ok(Ended { execution, message })
     })

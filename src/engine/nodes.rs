@@ -252,6 +252,7 @@ async fn llm(
     let mut unfinished = Unfinished {
         pool: ctx.app.engine.pool.clone(),
         provider_id: resolved.provider_id,
+        model: resolved.model.clone(),
         prompt_chars: request
             .messages
             .iter()
@@ -287,12 +288,8 @@ async fn llm(
     unfinished.done = true;
     let usage = usage.map_err(|e| e.to_string())?;
     if let Ok(mut conn) = ctx.app.engine.pool.get().await
-        && let Err(e) = provider::record_usage(
-            &mut conn,
-            resolved.provider_id,
-            i64::from(usage.total_tokens),
-        )
-        .await
+        && let Err(e) =
+            provider::record_usage(&mut conn, resolved.provider_id, &resolved.model, usage).await
     {
         tracing::warn!(error = ?e, "cannot count a provider's tokens");
     }
@@ -318,6 +315,7 @@ async fn llm(
 struct Unfinished {
     pool: crate::db::DbPool,
     provider_id: Uuid,
+    model: String,
     prompt_chars: usize,
     completion_chars: usize,
     done: bool,
@@ -328,11 +326,22 @@ impl Drop for Unfinished {
         if self.done || self.completion_chars == 0 {
             return;
         }
-        let tokens = (self.prompt_chars.div_ceil(4) + self.completion_chars.div_ceil(4)) as i64;
-        let (pool, provider_id) = (self.pool.clone(), self.provider_id);
+        let prompt_tokens = i32::try_from(self.prompt_chars.div_ceil(4)).unwrap_or(i32::MAX);
+        let completion_tokens =
+            i32::try_from(self.completion_chars.div_ceil(4)).unwrap_or(i32::MAX);
+        let usage = crate::llm::Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        };
+        let (pool, provider_id, model) = (
+            self.pool.clone(),
+            self.provider_id,
+            std::mem::take(&mut self.model),
+        );
         tokio::spawn(async move {
             if let Ok(mut conn) = pool.get().await
-                && let Err(e) = provider::record_usage(&mut conn, provider_id, tokens).await
+                && let Err(e) = provider::record_usage(&mut conn, provider_id, &model, usage).await
             {
                 tracing::warn!(error = ?e, "cannot count a stopped reply's tokens");
             }

@@ -4,6 +4,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::analytics::{ApplicationStatsBucketObject, StatsInterval, application_stats, range};
 use super::context::{ContextExt, conn};
 use super::conversation::{
     ConversationFilter, ConversationObject, EndUserObject, MessageFeedbackObject, conversations_of,
@@ -162,6 +163,25 @@ impl ApplicationObject {
         .await
     }
     /// The feedback end users gave its replies, newest first (builders only).
+    /// Activity per hour, day or week from `from` to `to` in `timeZone` (IANA): one bucket per
+    /// interval, empty ones with zeros, at most 1,000. Builders (MEMBER and up) only.
+    #[graphql(complexity = "50")]
+    async fn stats(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "Some(StatsInterval::Day)")] interval: Option<StatsInterval>,
+        #[graphql(default_with = "Some(\"UTC\".to_string())")] time_zone: Option<String>,
+    ) -> Result<Vec<ApplicationStatsBucketObject>> {
+        application_stats(
+            ctx,
+            self.0.workspace_id,
+            self.0.id,
+            range(from, to, interval, time_zone),
+        )
+        .await
+    }
     #[graphql(
         complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
     )]

@@ -1,5 +1,6 @@
 //! The GraphQL schema: its assembly, the root types and the mapping of errors to codes.
 
+mod analytics;
 mod application;
 mod audit;
 mod chat;

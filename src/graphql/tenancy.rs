@@ -4,6 +4,7 @@ use async_graphql::{Context, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::analytics::{StatsInterval, WorkspaceUsageBucketObject, range, workspace_usage};
 use super::application::{ApplicationFilter, ApplicationObject, workspace_applications};
 use super::audit::{AuditLogFilter, AuditLogObject, workspace_audit_logs};
 use super::context::{ContextExt, conn};
@@ -159,6 +160,19 @@ impl WorkspaceObject {
     async fn team(&self, ctx: &Context<'_>) -> Result<TeamObject> {
         let found = ctx.loader()?.load_one(TeamById(self.0.team_id)).await?;
         Ok(TeamObject(found.ok_or(AppError::NotFound("team"))?))
+    }
+    /// Runs, tokens per model and active end users per hour, day or week from `from` to `to`
+    /// in `timeZone` (IANA): one bucket per interval, at most 1,000. Builders (MEMBER and up).
+    #[graphql(complexity = "50")]
+    async fn usage(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        #[graphql(default_with = "Some(StatsInterval::Day)")] interval: Option<StatsInterval>,
+        #[graphql(default_with = "Some(\"UTC\".to_string())")] time_zone: Option<String>,
+    ) -> Result<Vec<WorkspaceUsageBucketObject>> {
+        workspace_usage(ctx, self.0.id, range(from, to, interval, time_zone)).await
     }
     /// Runs of every workflow here, newest first.
     #[graphql(

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod analytics;
 mod applications;
 mod browsers;
 mod chat;

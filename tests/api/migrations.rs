@@ -12,7 +12,7 @@ use weft::db::migrate::{MIGRATIONS, SyncPgConnection};
 use crate::harness::TestDb;
 
 /// Every table named in DATA_MODEL.md.
-const DATA_MODEL_TABLES: [&str; 35] = [
+const DATA_MODEL_TABLES: [&str; 39] = [
     "users",
     "refresh_tokens",
     "password_resets",
@@ -48,6 +48,10 @@ const DATA_MODEL_TABLES: [&str; 35] = [
     "api_keys",
     "audit_logs",
     "file_references",
+    "application_stats",
+    "application_active_end_users",
+    "workspace_run_stats",
+    "workspace_token_usage",
 ];
 
 #[derive(QueryableByName)]

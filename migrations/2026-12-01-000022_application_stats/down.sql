@@ -1,0 +1,17 @@
+DROP TRIGGER count_run ON execution_records;
+DROP FUNCTION weft_count_run();
+DROP FUNCTION weft_bump_run_stats(uuid, timestamptz, text, integer);
+DROP TRIGGER count_feedback ON message_feedbacks;
+DROP FUNCTION weft_count_feedback();
+DROP TRIGGER count_message ON messages;
+DROP FUNCTION weft_count_message();
+DROP TRIGGER count_conversation ON conversations;
+DROP FUNCTION weft_count_conversation();
+DROP FUNCTION weft_bump_application_stats(uuid, uuid, timestamptz, integer, integer, bigint, integer, integer, integer, text, text);
+DROP FUNCTION weft_histogram_move(jsonb, text, text);
+DROP TABLE workspace_token_usage;
+DROP TABLE workspace_run_stats;
+DROP TABLE application_active_end_users;
+DROP TABLE application_stats;
+DROP FUNCTION weft_latency_bin(double precision);
+DROP FUNCTION weft_stats_slot(timestamptz);
