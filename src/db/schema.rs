@@ -345,8 +345,8 @@ diesel::table! {
     message_annotations (id) {
         id -> Uuid,
         workspace_id -> Uuid,
-        message_id -> Uuid,
-        conversation_id -> Uuid,
+        message_id -> Nullable<Uuid>,
+        conversation_id -> Nullable<Uuid>,
         application_id -> Uuid,
         question -> Nullable<Text>,
         content -> Text,

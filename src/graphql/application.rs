@@ -7,7 +7,8 @@ use uuid::Uuid;
 use super::analytics::{ApplicationStatsBucketObject, StatsInterval, application_stats, range};
 use super::context::{ContextExt, conn};
 use super::conversation::{
-    ConversationFilter, ConversationObject, EndUserObject, MessageFeedbackObject, conversations_of,
+    ConversationFilter, ConversationObject, EndUserObject, MessageAnnotationObject,
+    MessageFeedbackObject, conversations_of,
 };
 use super::dataset::DatasetObject;
 use super::enums::{ApplicationMode, ApplicationStatus, FeedbackRating, parse};
@@ -163,6 +164,31 @@ impl ApplicationObject {
         .await
     }
     /// The feedback end users gave its replies, newest first (builders only).
+    /// The application's annotations (written on replies or from questions and answers),
+    /// newest first. Builders only.
+    #[graphql(
+        complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
+    async fn annotations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Conn<MessageAnnotationObject>> {
+        builders_only(ctx)?;
+        let page = PageArgs::new(first, after, last, before).page()?;
+        child_page(
+            ctx,
+            ListName::ApplicationAnnotations,
+            self.0.id,
+            page,
+            ListFilter::default(),
+            MessageAnnotationObject,
+        )
+        .await
+    }
     /// Activity per hour, day or week from `from` to `to` in `timeZone` (IANA): one bucket per
     /// interval, empty ones with zeros, at most 1,000. Builders (MEMBER and up) only.
     #[graphql(complexity = "50")]

@@ -18,7 +18,7 @@ use super::loaders::{ExecutionRecordById, ListRow};
 use super::pages::{child_page, child_rows};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::tenancy::UserProfileObject;
-use crate::conversation::service;
+use crate::conversation::{annotations, service};
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
 
 pub struct ConversationObject(pub Conversation);
@@ -309,7 +309,8 @@ impl MessageAnnotationObject {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
-    async fn message_id(&self) -> Uuid {
+    /// The reply it was written on; null when written from a question and answer alone.
+    async fn message_id(&self) -> Option<Uuid> {
         self.0.message_id
     }
     async fn annotated_by(&self, ctx: &Context<'_>) -> Result<Option<UserProfileObject>> {
@@ -401,6 +402,25 @@ pub struct AnnotateMessageInput {
     content: String,
     #[graphql(default_with = "AnnotationType::Correction")]
     annotation_type: AnnotationType,
+}
+
+#[derive(InputObject)]
+pub struct CreateAnnotationInput {
+    application_id: Uuid,
+    /// The question it answers.
+    question: String,
+    /// The answer.
+    content: String,
+    #[graphql(default_with = "AnnotationType::Correction")]
+    annotation_type: AnnotationType,
+}
+
+#[derive(InputObject)]
+pub struct UpdateAnnotationInput {
+    id: Uuid,
+    question: Option<String>,
+    content: Option<String>,
+    annotation_type: Option<AnnotationType>,
 }
 
 #[derive(InputObject)]
@@ -538,7 +558,7 @@ impl ConversationMutation {
     ) -> Result<MessageAnnotationObject> {
         let actor = ctx.actor()?;
         let mut conn = conn(ctx.app()?).await?;
-        let annotation = crate::conversation::annotations::annotate_message(
+        let annotation = annotations::annotate_message(
             &mut conn,
             actor,
             &ctx.client(),
@@ -548,6 +568,54 @@ impl ConversationMutation {
         )
         .await?;
         Ok(MessageAnnotationObject(annotation))
+    }
+
+    /// Writes an annotation from a question and answer alone, no message needed (EDITOR and
+    /// up): it answers matching questions when the application's annotation reply is on.
+    async fn create_annotation(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAnnotationInput,
+    ) -> Result<MessageAnnotationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let annotation = annotations::create_annotation(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.application_id,
+            &input.question,
+            &input.content,
+            input.annotation_type.as_str(),
+        )
+        .await?;
+        Ok(MessageAnnotationObject(annotation))
+    }
+
+    /// Changes an annotation's question, answer or type (EDITOR and up); omitted fields stay.
+    async fn update_annotation(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateAnnotationInput,
+    ) -> Result<MessageAnnotationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let changes = annotations::AnnotationChanges {
+            question: input.question,
+            content: input.content,
+            annotation_type: input.annotation_type.map(|t| t.as_str()),
+        };
+        let annotation =
+            annotations::update_annotation(&mut conn, actor, &ctx.client(), input.id, changes)
+                .await?;
+        Ok(MessageAnnotationObject(annotation))
+    }
+
+    /// Deletes an annotation (EDITOR and up): it no longer answers questions.
+    async fn delete_annotation(&self, ctx: &Context<'_>, id: Uuid) -> Result<bool> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        Ok(annotations::delete_annotation(&mut conn, actor, &ctx.client(), id).await?)
     }
 
     /// Deletes a conversation (builders EDITOR and up, the application's API key, or its end

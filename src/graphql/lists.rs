@@ -46,6 +46,7 @@ pub enum ListName {
     WorkspaceFiles,
     /// An application's feedback log, newest first.
     ApplicationFeedbacks,
+    ApplicationAnnotations,
     /// Run history, newest first.
     WorkspaceExecutions,
     WorkflowExecutions,
@@ -202,6 +203,16 @@ impl ListName {
                 soft_delete: false,
                 name_column: None,
                 status_column: "rating",
+            },
+            ListName::ApplicationAnnotations => ListSpec {
+                table: "message_annotations",
+                parent: "application_id",
+                key: "created_at",
+                key_kind: KeyKind::Time,
+                ascending: false,
+                soft_delete: false,
+                name_column: None,
+                status_column: "annotation_type",
             },
             ListName::WorkspaceExecutions => ListSpec {
                 table: "execution_records",

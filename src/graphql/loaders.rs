@@ -537,6 +537,15 @@ impl ListRow for DocumentSegment {
     }
 }
 
+impl ListRow for MessageAnnotation {
+    fn parent(&self, _: ListName) -> Uuid {
+        self.application_id
+    }
+    fn cursor(&self) -> Cursor {
+        Cursor::at(self.created_at, self.id)
+    }
+}
+
 impl ListRow for MessageFeedback {
     fn parent(&self, _: ListName) -> Uuid {
         self.application_id
@@ -822,10 +831,27 @@ macro_rules! children_loader {
                     .load(&mut conn)
                     .await
                     .map_err(fail)?;
-                Ok(group(keys, rows, |r| $key(r.$parent)))
+                Ok(group(keys, rows, |r| $key(ParentId::parent_id(&r.$parent))))
             }
         }
     };
+}
+
+/// A child row's parent column, required or (rows matched by it are never NULL) optional.
+trait ParentId {
+    fn parent_id(&self) -> Uuid;
+}
+
+impl ParentId for Uuid {
+    fn parent_id(&self) -> Uuid {
+        *self
+    }
+}
+
+impl ParentId for Option<Uuid> {
+    fn parent_id(&self) -> Uuid {
+        self.unwrap_or_default()
+    }
 }
 
 children_loader!(/// The results of a run's nodes, in the order they started.

@@ -71,8 +71,9 @@ pub struct Message {
 pub struct MessageAnnotation {
     pub id: Uuid,
     pub workspace_id: Uuid,
-    pub message_id: Uuid,
-    pub conversation_id: Uuid,
+    /// None when written from a question and answer alone.
+    pub message_id: Option<Uuid>,
+    pub conversation_id: Option<Uuid>,
     pub application_id: Uuid,
     pub question: Option<String>,
     pub content: String,
