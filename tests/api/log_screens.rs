@@ -176,3 +176,92 @@ async fn the_feedback_log_lists_ratings_newest_first_for_builders_only() {
         "{by_key}"
     );
 }
+
+#[tokio::test]
+async fn annotations_are_written_without_a_message_changed_listed_and_deleted() {
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let create = "mutation($i: CreateAnnotationInput!) { createAnnotation(input: $i) { id question content annotationType messageId } }";
+    let mut ids = Vec::new();
+    for (q, a) in [
+        ("What are your hours?", "9 to 5"),
+        ("Where are you?", "Paris"),
+    ] {
+        let made = data(
+            server
+                .graphql_as(
+                    app.owner.token(),
+                    create,
+                    json!({ "i": { "applicationId": app.application, "question": q, "content": a } }),
+                )
+                .await,
+        )["createAnnotation"]
+            .clone();
+        assert_eq!(made["messageId"], Value::Null);
+        assert_eq!(made["annotationType"], "CORRECTION");
+        ids.push(made["id"].as_str().unwrap().to_string());
+    }
+    // An empty question changes nothing.
+    let refused = server
+        .graphql_as(
+            app.owner.token(),
+            create,
+            json!({ "i": { "applicationId": app.application, "question": " ", "content": "x" } }),
+        )
+        .await;
+    assert_eq!(
+        crate::harness::accounts::error_code(&refused),
+        "BAD_USER_INPUT"
+    );
+    let update = "mutation($i: UpdateAnnotationInput!) { updateAnnotation(input: $i) { id question content annotationType } }";
+    let updated = data(
+        server
+            .graphql_as(app.owner.token(), update, json!({ "i": { "id": ids[0], "content": "9 to 6", "annotationType": "IMPROVEMENT" } }))
+            .await,
+    )["updateAnnotation"]
+        .clone();
+    assert_eq!(updated["question"], "What are your hours?");
+    assert_eq!(updated["content"], "9 to 6");
+    assert_eq!(updated["annotationType"], "IMPROVEMENT");
+
+    let list = "query($a: UUID!) { application(id: $a) { annotations(first: 10) { totalCount edges { node { id content } } } } }";
+    let listed = data(
+        server
+            .graphql_as(app.owner.token(), list, json!({ "a": app.application }))
+            .await,
+    )["application"]["annotations"]
+        .clone();
+    assert_eq!(listed["totalCount"], 2);
+    assert_eq!(listed["edges"][0]["node"]["id"], ids[1].as_str());
+    // The application's key sees no annotations; a stranger cannot change or delete them.
+    let by_key = server
+        .graphql_as(Some(&app.key), list, json!({ "a": app.application }))
+        .await;
+    assert_eq!(
+        crate::harness::accounts::error_code(&by_key),
+        "FORBIDDEN",
+        "{by_key}"
+    );
+    let stranger = register(&server, "stranger@example.com").await;
+    let delete = "mutation($id: UUID!) { deleteAnnotation(id: $id) }";
+    let refused = server
+        .graphql_as(stranger.token(), delete, json!({ "id": ids[0] }))
+        .await;
+    assert_eq!(crate::harness::accounts::error_code(&refused), "NOT_FOUND");
+    assert_eq!(
+        data(
+            server
+                .graphql_as(app.owner.token(), delete, json!({ "id": ids[0] }))
+                .await
+        )["deleteAnnotation"],
+        true
+    );
+    let listed = data(
+        server
+            .graphql_as(app.owner.token(), list, json!({ "a": app.application }))
+            .await,
+    )["application"]["annotations"]
+        .clone();
+    assert_eq!(listed["totalCount"], 1);
+}
