@@ -155,6 +155,11 @@ async fn conversation_for(
             .for_update()
             .first(conn)
             .await?;
+        if locked.status == "ARCHIVED" {
+            return Err(AppError::Conflict(
+                "the conversation is archived: unarchiveConversation to continue it".into(),
+            ));
+        }
         return Ok((locked, end_user));
     }
     let end_user =

@@ -77,21 +77,43 @@ pub async fn rename_conversation(
     .await
 }
 
-/// Archives a conversation (status ARCHIVED: kept, out of the active lists); one already
-/// archived is returned as it is.
+/// Archives a conversation (status ARCHIVED: kept, read-only, out of the active lists); one
+/// already archived is returned as it is.
 pub async fn archive_conversation(
     conn: &mut AsyncPgConnection,
     actor: Actor,
     client: &ClientInfo,
     id: Uuid,
 ) -> AppResult<Conversation> {
+    set_status(conn, actor, client, id, "ARCHIVED", "conversation.archive").await
+}
+
+/// Takes a conversation out of the archive (status ACTIVE): it can be continued again; one
+/// not archived is returned as it is.
+pub async fn unarchive_conversation(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    id: Uuid,
+) -> AppResult<Conversation> {
+    set_status(conn, actor, client, id, "ACTIVE", "conversation.unarchive").await
+}
+
+async fn set_status(
+    conn: &mut AsyncPgConnection,
+    actor: Actor,
+    client: &ClientInfo,
+    id: Uuid,
+    status: &'static str,
+    action: &'static str,
+) -> AppResult<Conversation> {
     conn.transaction(async |conn| {
         let current = conversation_to_change(conn, actor, id).await?;
-        if current.status == "ARCHIVED" {
+        if current.status == status {
             return Ok(current);
         }
         let updated: Conversation = diesel::update(conversations::table.find(current.id))
-            .set(conversations::status.eq("ARCHIVED"))
+            .set(conversations::status.eq(status))
             .returning(Conversation::as_returning())
             .get_result(conn)
             .await?;
@@ -101,7 +123,7 @@ pub async fn archive_conversation(
             client,
             AuditEntry {
                 workspace_id: Some(current.workspace_id),
-                action: "conversation.archive",
+                action,
                 resource_type: "conversation",
                 resource_id: Some(current.id),
                 metadata: json!({}),

@@ -282,6 +282,10 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         stream_seq -> Nullable<Int8>,
+        #[max_length = 100]
+        current_node_key -> Nullable<Varchar>,
+        #[max_length = 30]
+        current_node_type -> Nullable<Varchar>,
     }
 }
 

@@ -95,6 +95,8 @@ pub async fn write(
             .nullable()),
             execution_records::total_tokens.eq(outcome.usage.total_tokens.max(0)),
             execution_records::total_steps.eq(outcome.steps.max(0)),
+            execution_records::current_node_key.eq(None::<String>),
+            execution_records::current_node_type.eq(None::<String>),
             execution_records::finished_at.eq(Some(chrono::Utc::now())),
         ))
         .returning(ExecutionRecord::as_returning())

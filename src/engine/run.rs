@@ -22,6 +22,7 @@ use super::run_stream::RunStream;
 use super::template::Vars;
 use crate::app::App;
 use crate::db::models::ExecutionRecord;
+use crate::db::schema::execution_records;
 use crate::db::schema::node_execution_results as results;
 use crate::error::AppResult;
 use crate::llm::{ChatMessage, Usage};
@@ -184,6 +185,7 @@ pub async fn execute(
         record: execution,
         rows: vec![false; plan.nodes.len()],
         next_index: 0,
+        running: Vec::new(),
         events,
     };
     let mut vars = Vars::new(sys, start);
@@ -371,6 +373,8 @@ struct Progress<'a> {
     record: ExecutionRecord,
     rows: Vec<bool>,
     next_index: i32,
+    /// The nodes running now, in the order they started: the last is the run's current node.
+    running: Vec<(String, NodeType)>,
     /// Where its events go, in order.
     events: &'a RunStream,
 }
@@ -383,6 +387,8 @@ impl Progress<'_> {
             .insert(node, "RUNNING", sequence, Some(Utc::now()))
             .await;
         self.rows[index] = written;
+        self.running.push((node.key.clone(), node.node_type));
+        self.advance().await;
         self.publish(node_event(
             ExecutionEventKind::NodeStarted,
             &self.record,
@@ -454,6 +460,8 @@ impl Progress<'_> {
         }
         .await;
         self.logged(written);
+        self.running.retain(|(key, _)| *key != node.key);
+        self.advance().await;
         let mut event = node_event(
             ExecutionEventKind::NodeFinished,
             &self.record,
@@ -466,6 +474,44 @@ impl Progress<'_> {
         event.elapsed_ms = Some(end.elapsed_ms);
         event.total_tokens = Some(end.tokens);
         self.publish(event);
+    }
+
+    /// Keeps the run's record at its steps, tokens and current node, and carries the stored
+    /// row (a newer `updated_at`) in the events after, so `workspaceExecutions` shows each
+    /// change once and a dashboard opened now reads the same progress.
+    async fn advance(&mut self) {
+        let current = self.running.last();
+        self.record.current_node_key = current.map(|(key, _)| key.clone());
+        self.record.current_node_type = current.map(|(_, kind)| kind.as_str().to_string());
+        let stored: AppResult<Option<ExecutionRecord>> = async {
+            let mut conn = self.app.engine.pool.get().await?;
+            Ok(diesel::update(
+                execution_records::table
+                    .find(self.record.id)
+                    .filter(execution_records::status.eq("RUNNING")),
+            )
+            .set((
+                execution_records::total_steps.eq(self.record.total_steps),
+                execution_records::total_tokens.eq(self.record.total_tokens),
+                execution_records::current_node_key.eq(&self.record.current_node_key),
+                execution_records::current_node_type.eq(&self.record.current_node_type),
+            ))
+            .returning(ExecutionRecord::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()?)
+        }
+        .await;
+        match stored {
+            Ok(Some(row)) => self.record = row,
+            // Ended elsewhere (stopped while this instance had it), or not written: the
+            // event still says what changed.
+            Ok(None) => self.record.updated_at = Utc::now(),
+            Err(e) => {
+                self.record.updated_at = Utc::now();
+                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a run's progress");
+            }
+        }
     }
 
     /// A failed write is logged; the run goes on (its end is written by the worker).

@@ -189,6 +189,8 @@ mod tests {
             created_at: now,
             updated_at: now,
             stream_seq: None,
+            current_node_key: None,
+            current_node_type: None,
         };
         let mut event = ExecutionEvent::of_run(kind, record);
         event.node_key = Some(node.to_string());

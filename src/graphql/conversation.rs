@@ -550,6 +550,19 @@ impl ConversationMutation {
         Ok(ConversationObject(archived))
     }
 
+    /// Takes a conversation out of the archive (status ACTIVE) so it can be continued: the
+    /// same callers as `archiveConversation`.
+    async fn unarchive_conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: Uuid,
+    ) -> Result<ConversationObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let restored = service::unarchive_conversation(&mut conn, actor, &ctx.client(), id).await?;
+        Ok(ConversationObject(restored))
+    }
+
     /// Annotates a reply with a better answer (EDITOR and up).
     async fn annotate_message(
         &self,

@@ -115,8 +115,20 @@ impl ExecutionRecordObject {
     async fn total_tokens(&self) -> i32 {
         self.0.total_tokens
     }
+    /// Nodes finished so far (kept as the run advances).
     async fn total_steps(&self) -> i32 {
         self.0.total_steps
+    }
+    /// The node the run is at: the last one started that is still running (null when the
+    /// run is queued or has ended). `workspaceExecutions` sends each change of it.
+    async fn current_node_key(&self) -> Option<&str> {
+        self.0.current_node_key.as_deref()
+    }
+    async fn current_node_type(&self) -> Option<NodeType> {
+        self.0
+            .current_node_type
+            .as_deref()
+            .and_then(NodeType::parse)
     }
     async fn started_at(&self) -> Option<DateTime<Utc>> {
         self.0.started_at

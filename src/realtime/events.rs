@@ -242,12 +242,14 @@ impl ExecutionEvent {
     }
 
     /// Whether the run's workspace feed (`workspaceExecutions`) hears of it too: the run's
-    /// start and end.
+    /// start and end, and each node that starts or ends (its steps and current node
+    /// change); a skipped node changes neither.
     pub fn announced(&self) -> bool {
-        matches!(
-            self.kind,
-            ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished
-        )
+        match self.kind {
+            ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished => true,
+            ExecutionEventKind::NodeStarted => true,
+            ExecutionEventKind::NodeFinished => self.status != "SKIPPED",
+        }
     }
 
     /// An event about the run itself (started, finished), with its current status.

@@ -1,5 +1,5 @@
 //! The log screens of an application: its conversations by status and end user, archived
-//! ones among them.
+//! ones among them (read-only until unarchived), ratings and annotations.
 
 use serde_json::{Value, json};
 
@@ -88,6 +88,59 @@ async fn conversations_are_archived_and_listed_by_status_and_end_user() {
     assert_eq!(
         archived["edges"][0]["node"]["id"],
         conversations[0].as_str()
+    );
+
+    // An archived conversation is read-only: a message to it is CONFLICT and writes nothing,
+    // until it is unarchived.
+    let messages = |c: &str| {
+        let sql = format!("SELECT count(*) FROM messages WHERE conversation_id = '{c}'");
+        let server = &server;
+        async move { server.scalar(&sql).await }
+    };
+    let before = messages(&conversations[0]).await;
+    let continue_it = json!({ "i": { "applicationId": app.application, "query": "Still there?",
+                                      "endUserId": "ann", "conversationId": conversations[0] } });
+    let refused = server
+        .graphql_as(Some(&app.key), SEND, continue_it.clone())
+        .await;
+    assert_eq!(
+        crate::harness::accounts::error_code(&refused),
+        "CONFLICT",
+        "{refused}"
+    );
+    assert_eq!(messages(&conversations[0]).await, before);
+    let unarchive = "mutation($id: UUID!) { unarchiveConversation(id: $id) { id status } }";
+    let refused = server
+        .graphql_as(
+            stranger.token(),
+            unarchive,
+            json!({ "id": conversations[0] }),
+        )
+        .await;
+    assert_eq!(crate::harness::accounts::error_code(&refused), "NOT_FOUND");
+    for _ in 0..2 {
+        let restored = data(
+            server
+                .graphql_as(Some(&app.key), unarchive, json!({ "id": conversations[0] }))
+                .await,
+        );
+        assert_eq!(restored["unarchiveConversation"]["status"], "ACTIVE");
+    }
+    let sent = data(server.graphql_as(Some(&app.key), SEND, continue_it).await);
+    assert_eq!(
+        sent["sendMessage"]["conversation"]["id"],
+        conversations[0].as_str()
+    );
+    assert_eq!(messages(&conversations[0]).await, before + 2);
+    let audited = server
+        .scalar(&format!(
+            "SELECT count(*) FROM audit_logs WHERE resource_id = '{}' AND action IN ('conversation.archive', 'conversation.unarchive')",
+            conversations[0]
+        ))
+        .await;
+    assert_eq!(
+        audited, 2,
+        "one archive and one unarchive, the repeats change nothing"
     );
 }
 

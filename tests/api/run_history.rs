@@ -261,7 +261,8 @@ async fn a_workspace_feed_starts_with_the_runs_in_progress_then_each_change_once
     assert_eq!((runs(first).await, runs(second).await), (1, 1));
 
     let mut ws = Ws::connect(&server, TRANSPORT_WS, app.owner.token()).await;
-    let feed = "subscription($w: UUID!, $a: Boolean) { workspaceExecutions(workspaceId: $w, includeActive: $a) { id status } }";
+    let feed = "subscription($w: UUID!, $a: Boolean) { workspaceExecutions(workspaceId: $w, includeActive: $a) {
+      id status totalSteps currentNodeKey currentNodeType updatedAt } }";
     ws.subscribe("all", feed, json!({ "w": app.tenant.workspace_id }))
         .await;
     ws.subscribe(
@@ -283,6 +284,17 @@ async fn a_workspace_feed_starts_with_the_runs_in_progress_then_each_change_once
         start.iter().map(status).collect::<Vec<_>>(),
         ["RUNNING", "QUEUED"]
     );
+    // How far each has come: the first is at its LLM node (START done), the second nowhere.
+    let at = |p: &Value| {
+        let run = &p["data"]["workspaceExecutions"];
+        (
+            run["currentNodeKey"].clone(),
+            run["currentNodeType"].clone(),
+            run["totalSteps"].as_i64().unwrap(),
+        )
+    };
+    assert_eq!(at(&start[0]), (json!("llm"), json!("LLM"), 1));
+    assert_eq!(at(&start[1]), (Value::Null, Value::Null, 0));
 
     // Both stopped: each change comes once, on both subscriptions; the one without the start
     // begins with a change.
@@ -314,13 +326,106 @@ async fn a_workspace_feed_starts_with_the_runs_in_progress_then_each_change_once
                 .push(frame["payload"].clone());
         }
     }
+    // The running one's LLM node is stopped (a RUNNING change leaving it at no node) before
+    // the run ends; the queued one just ends. Each change once, in order, on both.
+    for id in ["all", "changes"] {
+        let per_run = |run: &str| -> Vec<(String, Value)> {
+            seen[id]
+                .iter()
+                .map(|p| &p["data"]["workspaceExecutions"])
+                .filter(|r| r["id"] == run)
+                .map(|r| {
+                    (
+                        r["status"].as_str().unwrap().to_string(),
+                        r["currentNodeKey"].clone(),
+                    )
+                })
+                .collect()
+        };
+        let first_run = start[0]["data"]["workspaceExecutions"]["id"]
+            .as_str()
+            .unwrap();
+        let second_run = start[1]["data"]["workspaceExecutions"]["id"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            per_run(first_run),
+            [
+                ("RUNNING".to_string(), Value::Null),
+                ("STOPPED".to_string(), Value::Null)
+            ],
+            "{id}"
+        );
+        assert_eq!(
+            per_run(second_run),
+            [("STOPPED".to_string(), Value::Null)],
+            "{id}"
+        );
+        let changes = seen[id].len();
+        assert_eq!(changes, 3, "{id}: after the start, each change once");
+    }
+}
+
+#[tokio::test]
+async fn a_workspace_feed_follows_each_running_node_of_its_runs() {
+    use crate::harness::live::{TRANSPORT_WS, Ws, subscribed};
+    let models = ModelServer::start().await;
+    let server = TestServer::start().await;
+    let app = chat_app(&server, &models.base_url, "gpt-test", None).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, app.owner.token()).await;
+    ws.subscribe(
+        "feed",
+        "subscription($w: UUID!) { workspaceExecutions(workspaceId: $w) {
+           id status totalSteps totalTokens currentNodeKey currentNodeType } }",
+        json!({ "w": app.tenant.workspace_id }),
+    )
+    .await;
+    subscribed(&server, 1).await;
+    send(&server, &app, "Hello", None).await;
+    let mut progress = Vec::new();
+    loop {
+        let frame = ws.next_json().await.expect("the run's changes");
+        if frame["type"] != "next" {
+            continue;
+        }
+        let run = frame["payload"]["data"]["workspaceExecutions"].clone();
+        let status = run["status"].as_str().unwrap().to_string();
+        if status == "QUEUED" {
+            // Announced by the request; the worker may already be past it.
+            continue;
+        }
+        let done = status == "SUCCEEDED";
+        progress.push((
+            status,
+            run["currentNodeKey"].as_str().map(str::to_string),
+            run["currentNodeType"].as_str().map(str::to_string),
+            run["totalSteps"].as_i64().unwrap(),
+            run["totalTokens"].as_i64().unwrap() > 0,
+        ));
+        if done {
+            break;
+        }
+    }
+    let step = |status: &str, node: Option<(&str, &str)>, steps: i64, tokens: bool| {
+        (
+            status.to_string(),
+            node.map(|(k, _)| k.to_string()),
+            node.map(|(_, t)| t.to_string()),
+            steps,
+            tokens,
+        )
+    };
     assert_eq!(
-        seen["changes"].iter().map(status).collect::<Vec<_>>(),
-        ["STOPPED", "STOPPED"]
-    );
-    assert_eq!(
-        seen["all"].iter().map(status).collect::<Vec<_>>(),
-        ["STOPPED", "STOPPED"],
-        "after the start, each change once"
+        progress,
+        [
+            step("RUNNING", None, 0, false),
+            step("RUNNING", Some(("start", "START")), 0, false),
+            step("RUNNING", None, 1, false),
+            step("RUNNING", Some(("llm", "LLM")), 1, false),
+            step("RUNNING", None, 2, true),
+            step("RUNNING", Some(("answer", "ANSWER")), 2, true),
+            step("RUNNING", None, 3, true),
+            step("SUCCEEDED", None, 3, true),
+        ]
     );
 }

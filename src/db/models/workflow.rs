@@ -124,6 +124,9 @@ pub struct ExecutionRecord {
     pub updated_at: DateTime<Utc>,
     /// The seq of the event that ended its stream, once it has.
     pub stream_seq: Option<i64>,
+    /// The last node started that is still running (null once the run ends).
+    pub current_node_key: Option<String>,
+    pub current_node_type: Option<String>,
 }
 
 /// A row of `node_execution_results`.
