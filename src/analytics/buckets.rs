@@ -61,15 +61,17 @@ pub async fn bounds(conn: &mut AsyncPgConnection, range: &Range) -> AppResult<Ve
     }
     check_time_zone(conn, &range.time_zone).await?;
     // Hours step in absolute time (a local hour repeats or is skipped when clocks change);
-    // days and weeks step in local time, then become instants in the zone.
+    // days and weeks step in local time, then become instants in the zone. One interval
+    // past `to`: the end of the last bucket comes with them.
     let sql = match range.interval {
         Interval::Hour => {
             "SELECT generate_series(date_trunc('hour', $1 AT TIME ZONE $3) AT TIME ZONE $3, \
-                                    $2, interval '1 hour') AS at"
+                                    $2 + interval '1 hour', interval '1 hour') AS at"
         }
         Interval::Day | Interval::Week => {
             "SELECT DISTINCT local AT TIME ZONE $3 AS at FROM generate_series( \
-                 date_trunc($4, $1 AT TIME ZONE $3), $2 AT TIME ZONE $3, ('1 ' || $4)::interval) local \
+                 date_trunc($4, $1 AT TIME ZONE $3), ($2 AT TIME ZONE $3) + ('1 ' || $4)::interval, \
+                 ('1 ' || $4)::interval) local \
              ORDER BY at"
         }
     };
@@ -80,39 +82,21 @@ pub async fn bounds(conn: &mut AsyncPgConnection, range: &Range) -> AppResult<Ve
         .bind::<Text, _>(range.interval.unit())
         .load(conn)
         .await?;
-    let mut bounds: Vec<DateTime<Utc>> = rows
-        .into_iter()
-        .map(|b| b.at)
-        .filter(|at| *at < range.to)
-        .collect();
-    if bounds.len() > MAX_BUCKETS {
+    let starts = rows.iter().take_while(|b| b.at < range.to).count();
+    if starts > MAX_BUCKETS {
         return Err(too_many(range.interval));
     }
-    // The end of the last bucket: the next boundary after it.
-    let last = *bounds
-        .last()
-        .ok_or_else(|| AppError::internal("a range without buckets"))?;
-    bounds.push(next_boundary(conn, last, range).await?);
+    if starts == 0 {
+        return Err(AppError::internal("a range without buckets"));
+    }
+    // The starts, then the end of the last bucket: the next boundary after it.
+    let bounds: Vec<DateTime<Utc>> = rows.iter().take(starts + 1).map(|b| b.at).collect();
+    if bounds.len() != starts + 1 {
+        return Err(AppError::internal(
+            "a range without the end of its last bucket",
+        ));
+    }
     Ok(bounds)
-}
-
-async fn next_boundary(
-    conn: &mut AsyncPgConnection,
-    start: DateTime<Utc>,
-    range: &Range,
-) -> AppResult<DateTime<Utc>> {
-    let row: Bound = diesel::sql_query(match range.interval {
-        Interval::Hour => "SELECT $1 + interval '1 hour' AS at",
-        Interval::Day | Interval::Week => {
-            "SELECT (($1 AT TIME ZONE $2) + ('1 ' || $3)::interval) AT TIME ZONE $2 AS at"
-        }
-    })
-    .bind::<Timestamptz, _>(start)
-    .bind::<Text, _>(&range.time_zone)
-    .bind::<Text, _>(range.interval.unit())
-    .get_result(conn)
-    .await?;
-    Ok(row.at)
 }
 
 #[derive(QueryableByName)]

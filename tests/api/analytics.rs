@@ -205,6 +205,63 @@ async fn stats_count_days_of_the_callers_time_zone_across_a_clock_change() {
     assert_eq!(weeks[0]["start"], "2026-10-19T00:00:00+00:00");
     assert_eq!(weeks[0]["messages"], 4);
     assert_eq!(weeks[1]["start"], "2026-10-26T00:00:00+00:00");
+
+    // Kolkata's hours come from the 15-minute slots, Paris's days from the hourly rollup:
+    // the same figures either way.
+    let vars = json!({ "from": "2026-10-24T20:30:00Z", "to": "2026-10-24T23:30:00Z", "i": "HOUR", "tz": "Asia/Kolkata" });
+    let kolkata =
+        data(stats(&server, app.owner.token(), &app, vars).await)["application"]["stats"].clone();
+    assert_eq!(
+        kolkata[1],
+        json!({ "start": "2026-10-24T21:30:00+00:00", "conversations": 1, "messages": 1,
+                "activeEndUsers": 1, "totalTokens": 10, "likes": 1, "dislikes": 0, "failedReplies": 0,
+                "latencyP50Ms": 100.0, "latencyP95Ms": 100.0 })
+    );
+    assert_eq!(kolkata[2]["failedReplies"], 1);
+    assert_eq!(kolkata[2]["latencyP95Ms"], 390.0);
+    assert_eq!(rollups_disagree(&server).await, 0);
+
+    // What the migration that added the hourly rollup counts from the slots is the same.
+    sql(&server, &["TRUNCATE application_stats_hourly".to_string()]).await;
+    let up = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/migrations/2026-12-01-000025_hourly_application_stats/up.sql"
+    ))
+    .unwrap();
+    let backfill = &up[up
+        .find("-- The hours of what the slots already count.")
+        .unwrap()..];
+    sql(&server, &[backfill.to_string()]).await;
+    assert_eq!(rollups_disagree(&server).await, 0);
+    assert!(
+        server
+            .scalar("SELECT count(*) FROM application_stats_hourly")
+            .await
+            > 0
+    );
+}
+
+/// Hours where the hourly rollup and the 15-minute slots it sums differ (counts or latency
+/// histograms), either way.
+async fn rollups_disagree(server: &TestServer) -> i64 {
+    let counts = "SELECT application_id, weft_stats_hour(slot) AS hour, sum(conversations)::bigint, \
+                         sum(messages)::bigint, sum(total_tokens)::bigint, sum(likes)::bigint, \
+                         sum(dislikes)::bigint, sum(failed_replies)::bigint \
+                  FROM application_stats GROUP BY 1, 2";
+    let hourly = "SELECT application_id, slot, conversations::bigint, messages::bigint, total_tokens, \
+                         likes::bigint, dislikes::bigint, failed_replies::bigint FROM application_stats_hourly";
+    let bins = "SELECT application_id, weft_stats_hour(slot), h.key, sum(h.value::integer)::bigint \
+                FROM application_stats, jsonb_each_text(latencies) h GROUP BY 1, 2, 3";
+    let hourly_bins = "SELECT application_id, slot, h.key, h.value::bigint \
+                       FROM application_stats_hourly, jsonb_each_text(latencies) h";
+    server
+        .scalar(&format!(
+            "SELECT (SELECT count(*) FROM (({counts}) EXCEPT ({hourly})) a) \
+                  + (SELECT count(*) FROM (({hourly}) EXCEPT ({counts})) b) \
+                  + (SELECT count(*) FROM (({bins}) EXCEPT ({hourly_bins})) c) \
+                  + (SELECT count(*) FROM (({hourly_bins}) EXCEPT ({bins})) d)"
+        ))
+        .await
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use weft::db::migrate::{MIGRATIONS, SyncPgConnection};
 use crate::harness::TestDb;
 
 /// Every table named in DATA_MODEL.md.
-const DATA_MODEL_TABLES: [&str; 39] = [
+const DATA_MODEL_TABLES: [&str; 40] = [
     "users",
     "refresh_tokens",
     "password_resets",
@@ -49,6 +49,7 @@ const DATA_MODEL_TABLES: [&str; 39] = [
     "audit_logs",
     "file_references",
     "application_stats",
+    "application_stats_hourly",
     "application_active_end_users",
     "workspace_run_stats",
     "workspace_token_usage",
