@@ -23,16 +23,67 @@ pub fn text_of(mime_type: &str, bytes: &[u8]) -> Result<String, String> {
     if base == "application/pdf" {
         return pdf_text(bytes);
     }
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = std::str::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text".to_string())?;
-    match base {
-        "text/html" => Ok(html_to_text(text)),
-        b if supported(b) => Ok(text.to_string()),
-        other => Err(format!(
-            "files of type {other} cannot be indexed (supported: {})",
+    if base != "text/html" && !supported(base) {
+        return Err(format!(
+            "files of type {base} cannot be indexed (supported: {})",
             SUPPORTED.join(", ")
-        )),
+        ));
     }
+    let html = base == "text/html";
+    let text = decode(bytes, html)?;
+    Ok(if html { html_to_text(&text) } else { text })
+}
+
+/// A text file's bytes as text, in whatever encoding it was saved: the encoding its byte
+/// order mark names (UTF-8, UTF-16LE, UTF-16BE); UTF-8 when the bytes are; an HTML file's
+/// `<meta charset>`; otherwise the encoding Mozilla's detector (`chardetng`) judges most
+/// likely (windows-1252, GBK, Big5, Shift_JIS, EUC-KR...). Bytes that are not text at all
+/// (NUL bytes) are refused.
+fn decode(bytes: &[u8], html: bool) -> Result<String, String> {
+    if let Some((encoding, bom)) = encoding_rs::Encoding::for_bom(bytes) {
+        let (text, _) = encoding.decode_without_bom_handling(&bytes[bom..]);
+        return text_only(text.into_owned());
+    }
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return text_only(text.to_string());
+    }
+    let declared = if html { meta_charset(bytes) } else { None };
+    let encoding = declared.unwrap_or_else(|| {
+        let mut detector = chardetng::EncodingDetector::new(chardetng::Iso2022JpDetection::Deny);
+        detector.feed(bytes, true);
+        detector.guess(None, chardetng::Utf8Detection::Deny)
+    });
+    let (text, _) = encoding.decode_without_bom_handling(bytes);
+    text_only(text.into_owned())
+}
+
+fn text_only(text: String) -> Result<String, String> {
+    if text.contains('\0') {
+        Err("the file is not text (it holds NUL bytes)".into())
+    } else {
+        Ok(text)
+    }
+}
+
+/// The encoding an HTML file declares in its first 1,024 bytes (`<meta charset="...">` or
+/// `content="text/html; charset=..."`), when encoding_rs knows the label.
+fn meta_charset(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    let at = head.find("charset=")? + "charset=".len();
+    let label: String = head[at..]
+        .trim_start_matches(['"', '\''])
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ':' | '.'))
+        .collect();
+    encoding_rs::Encoding::for_label(label.as_bytes())
+        // A page saying UTF-16 in ASCII bytes is not UTF-16 (as browsers read it).
+        .map(|e| {
+            if e == encoding_rs::UTF_16LE || e == encoding_rs::UTF_16BE {
+                encoding_rs::UTF_8
+            } else {
+                e
+            }
+        })
 }
 
 /// What a PDF's streams may inflate to, together: a file of a few hundred kilobytes can
@@ -286,11 +337,45 @@ mod tests {
             text_of("text/markdown; charset=utf-8", b"# A").unwrap(),
             "# A"
         );
-        assert!(text_of("text/plain", b"\xff\xfe").is_err());
+        assert!(
+            text_of("text/plain", b"\x00\x01\x02\x03binary")
+                .unwrap_err()
+                .contains("not text")
+        );
         assert!(
             text_of("image/png", b"x")
                 .unwrap_err()
                 .contains("cannot be indexed")
         );
+    }
+
+    #[test]
+    fn text_in_other_encodings_is_decoded() {
+        // Saved by an old Windows editor (windows-1252).
+        assert_eq!(
+            text_of(
+                "text/plain",
+                b"Caf\xe9 cr\xe8me br\xfbl\xe9e, na\xefve \x93quotes\x94"
+            )
+            .unwrap(),
+            "Café crème brûlée, naïve \u{201c}quotes\u{201d}"
+        );
+        // Simplified Chinese in GBK, with no label: the detector's guess.
+        let chinese =
+            "知识库把文档切成片段，检索时按关键词和向量找出最相关的片段，交给模型回答用户的问题。";
+        let (gbk, _, _) = encoding_rs::GBK.encode(chinese);
+        assert_eq!(text_of("text/plain", &gbk).unwrap(), chinese);
+        // UTF-16 with its byte order mark, either way round.
+        let mut le = vec![0xFF, 0xFE];
+        le.extend("Ünïcode 文本".encode_utf16().flat_map(u16::to_le_bytes));
+        assert_eq!(text_of("text/plain", &le).unwrap(), "Ünïcode 文本");
+        let mut be = vec![0xFE, 0xFF];
+        be.extend("Ünïcode 文本".encode_utf16().flat_map(u16::to_be_bytes));
+        assert_eq!(text_of("text/markdown", &be).unwrap(), "Ünïcode 文本");
+        // An HTML page says its encoding.
+        let (sjis, _, _) = encoding_rs::SHIFT_JIS.encode("<p>日本語のページ</p>");
+        let mut page = b"<html><head><meta charset=\"Shift_JIS\"></head><body>".to_vec();
+        page.extend_from_slice(&sjis);
+        assert_eq!(text_of("text/html", &page).unwrap(), "日本語のページ");
     }
 }

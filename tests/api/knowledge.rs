@@ -1112,3 +1112,37 @@ async fn an_embeddings_answer_larger_than_its_vectors_need_ends_the_indexing_wit
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_file_saved_in_a_legacy_encoding_is_indexed_as_the_text_it_holds() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Org").await;
+    let set = dataset(&server, &owner, &tenant, json!({})).await;
+    // A menu saved by an old Windows editor (windows-1252): not UTF-8.
+    let menu =
+        b"Dessert menu\n\nCaf\xe9 cr\xe8me br\xfbl\xe9e with a na\xefve \x93caramel\x94 crust."
+            .to_vec();
+    assert!(std::str::from_utf8(&menu).is_err());
+    let document = document_from_file(
+        &server,
+        &owner,
+        &tenant,
+        &set,
+        "menu.txt",
+        "text/plain",
+        menu,
+    )
+    .await;
+    wait_indexed(&server, &document).await;
+    let found = search(&server, &owner, &set, "caramel crust").await;
+    assert_eq!(found[0]["documentName"], "menu.txt");
+    assert!(
+        found[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Café crème brûlée with a naïve \u{201c}caramel\u{201d} crust."),
+        "{}",
+        found[0]
+    );
+}
