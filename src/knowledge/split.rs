@@ -125,7 +125,11 @@ fn sentences(paragraph: &str) -> Vec<String> {
                 {
                     end += 1;
                 }
-                if wide || end == chars.len() || chars[end].is_whitespace() {
+                if wide
+                    || end == chars.len()
+                    || (chars[end].is_whitespace()
+                        && !(c == '.' && abbreviated(&chars, start, i, end)))
+                {
                     let sentence: String = chars[start..end].iter().collect();
                     if !sentence.trim().is_empty() {
                         out.push(sentence.trim().to_string());
@@ -143,6 +147,42 @@ fn sentences(paragraph: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Abbreviations a period follows without ending the sentence (lower case, without their
+/// last period).
+const ABBREVIATIONS: &[&str] = &[
+    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "rev", "gen", "col", "lt", "sgt",
+    "e.g", "i.e", "cf", "vs", "viz", "al", "fig", "figs", "eq", "eqs", "vol", "vols", "p", "pp",
+    "ch", "sec", "approx", "ca", "est", "dept", "univ", "inc", "ltd", "co", "corp", "jan", "feb",
+    "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mon", "tue", "wed",
+    "thu", "fri", "sat", "sun", "a.m", "p.m", "u.s", "u.k", "ph.d",
+];
+
+/// Whether the period at `at` (a sentence of `chars` running from `start`) closes an
+/// abbreviation or an initial ("Dr.", "e.g.", "Jan.", "J. Smith") rather than the sentence;
+/// a period followed by a lower-case word does not end one either ("approx. three").
+fn abbreviated(chars: &[char], start: usize, at: usize, after: usize) -> bool {
+    let word_start = chars[start..at]
+        .iter()
+        .rposition(|c| c.is_whitespace() || matches!(c, '(' | '[' | '"' | '“'))
+        .map_or(start, |p| start + p + 1);
+    let word: String = chars[word_start..at]
+        .iter()
+        .collect::<String>()
+        .to_lowercase();
+    let initial = word.chars().count() == 1 && word.chars().all(char::is_alphabetic);
+    let next_lower = chars[after..]
+        .iter()
+        .find(|c| !c.is_whitespace())
+        .is_some_and(|c| c.is_lowercase());
+    // "No. 5" is a number; "the answer is no. Then" ends a sentence.
+    let numbered = matches!(word.as_str(), "no" | "nos")
+        && chars[after..]
+            .iter()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|c| c.is_ascii_digit());
+    initial || next_lower || numbered || ABBREVIATIONS.contains(&word.as_str())
 }
 
 /// Slices of at most `cap` tokens of a text too long to be one unit: by words, and a word
@@ -338,8 +378,7 @@ mod tests {
         assert_eq!(
             sentences("Dr. Smith said \"hi.\" Then left! Did he? Yes; 3.14 is pi\nnext line"),
             vec![
-                "Dr.",
-                "Smith said \"hi.\"",
+                "Dr. Smith said \"hi.\"",
                 "Then left!",
                 "Did he?",
                 "Yes;",
@@ -348,6 +387,21 @@ mod tests {
             ]
         );
         assert_eq!(sentences("你好。世界！"), vec!["你好。", "世界！"]);
+        // Abbreviations, initials and a lower-case continuation do not end a sentence.
+        assert_eq!(
+            sentences(
+                "Tides (e.g. spring tides) peak in Jan. and Feb. Prof. J. R. Smith et al. measured approx. three metres. The U.S. coast too. It ends here."
+            ),
+            vec![
+                "Tides (e.g. spring tides) peak in Jan. and Feb. Prof. J. R. Smith et al. measured approx. three metres.",
+                "The U.S. coast too.",
+                "It ends here."
+            ]
+        );
+        assert_eq!(
+            sentences("See No. 5 first. The answer is no. Then stop."),
+            vec!["See No. 5 first.", "The answer is no.", "Then stop."]
+        );
     }
 
     #[test]
