@@ -240,8 +240,16 @@ async fn a_workspace_feed_starts_with_the_runs_in_progress_then_each_change_once
             .unwrap()
     };
     let (first, second) = (reply(&first), reply(&second));
+    // The first reply is streaming and its run has reached the LLM node (the message turns
+    // STREAMING before the run records its node).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while message_row(&server, first).await.status != "STREAMING" {
+    let at_llm = format!(
+        "SELECT count(*) FROM messages m JOIN execution_records e ON e.id = m.execution_id \
+         WHERE m.id = '{first}' AND e.current_node_key = 'llm'"
+    );
+    while message_row(&server, first).await.status != "STREAMING"
+        || server.scalar(&at_llm).await != 1
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the first reply starts"
