@@ -145,6 +145,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         embedding_provider_id -> Nullable<Uuid>,
         embedding_version -> Int8,
+        indexed_segments -> Int4,
+        indexed_length -> Int8,
     }
 }
 

@@ -1,9 +1,11 @@
 //! Retrieval, shared by `searchDataset` and the KNOWLEDGE_RETRIEVAL node. Per dataset:
 //!
-//! - keyword score: `ts_rank_cd` of the segment's `tsvector` against the query's words
-//!   (any of them), over the GIN index, divided by the best rank of the query in the
-//!   dataset, so the best keyword match scores 1; at most `RANK_POOL` segments holding all
-//!   the words and as many holding any are ranked;
+//! - keyword score: Okapi BM25 (k1 = 1.2, b = 0.75) of the segment for the query's terms,
+//!   from the dataset's inverted index in PostgreSQL (`segment_terms`, `dataset_terms` and
+//!   the dataset's segment count and total length, kept by triggers in the transaction that
+//!   writes a segment, migration 000026): every segment holding a query term is scored;
+//!   divided by the best score of the query in the dataset, so the best keyword match
+//!   scores 1;
 //! - vector score (HIGH_QUALITY datasets with an embedding model): the cosine between the
 //!   query's embedding and the segment's, from the in-memory vectors (`vectors`);
 //! - combined as `w × vector + (1 − w) × keyword` with the dataset's
@@ -69,60 +71,81 @@ struct Ranked {
 const RETRIEVABLE: &str = "s.enabled AND NOT s.archived AND d.enabled AND NOT d.archived \
      AND d.deleted_at IS NULL AND d.workspace_id = s.workspace_id";
 
-/// The query's words, any of which may match (`plainto_tsquery` joins them with AND).
-const ANY_WORD: &str =
-    "to_tsquery('english', replace(plainto_tsquery('english', $2)::text, ' & ', ' | '))";
+/// Okapi BM25's term-frequency saturation.
+const K1: f64 = 1.2;
+/// Okapi BM25's length normalization.
+const B: f64 = 0.75;
 
-/// Segments ranked per search at most. Ranking reads each matching segment's `tsvector`,
-/// which costs about 30 µs a segment: a query of common words matching most of a large
-/// dataset would take seconds. The pool takes the segments holding all the query's words
-/// first, then those holding any of them, up to this many of each.
-const RANK_POOL: i64 = 2000;
+/// The query's terms (`$3`, parsed as segments are: English stems, no stop words), each
+/// weighted by its inverse document frequency in dataset `$2` (BM25's
+/// `ln(1 + (N − n + 0.5) / (n + 0.5))`) times its repeats in the query, and the dataset's
+/// average segment length: `WITH stats, w` for the statements below.
+const QUERY_TERMS: &str = "WITH stats AS ( \
+       SELECT indexed_segments::float8 AS n, \
+              GREATEST(indexed_length::float8 / GREATEST(indexed_segments, 1), 1) AS avgdl \
+       FROM datasets WHERE id = $2), \
+     q AS ( \
+       SELECT u.lexeme AS term, coalesce(array_length(u.positions, 1), 1) AS repeats \
+       FROM unnest(to_tsvector('english', $3)) u), \
+     w AS ( \
+       SELECT q.term, q.repeats * ln(1 + (stats.n - t.document_frequency + 0.5) \
+                                         / (t.document_frequency + 0.5)) AS idf \
+       FROM q JOIN dataset_terms t ON t.dataset_id = $2 AND t.term = q.term, stats)";
 
+/// A posting `p`'s part of a segment's score.
+fn term_score() -> String {
+    format!(
+        "w.idf * p.frequency * {k1p1} / (p.frequency + {k1} * ({one_b} + {B} * p.segment_length / stats.avgdl))",
+        k1p1 = K1 + 1.0,
+        k1 = K1,
+        one_b = 1.0 - B,
+    )
+}
+
+/// The dataset's `limit` best segments for the query by BM25, from the postings of the
+/// query's terms (`segment_terms`, which holds retrievable segments only): every segment
+/// holding any of the terms is scored, so none is left out whatever the order of rows.
 async fn keyword_ranks(
     conn: &mut AsyncPgConnection,
-    dataset_id: Uuid,
+    dataset: &Dataset,
     query: &str,
     limit: i64,
 ) -> AppResult<Vec<Ranked>> {
-    let matching = |tsquery: &str| {
-        format!(
-            "(SELECT s.id FROM document_segments s JOIN documents d ON d.id = s.document_id \
-             WHERE s.dataset_id = $1 AND s.content_tsv @@ {tsquery} AND {RETRIEVABLE} LIMIT $4)"
-        )
-    };
     let sql = format!(
-        "WITH pool AS ({all} UNION {any}) \
-         SELECT s.id, ts_rank_cd(s.content_tsv, {ANY_WORD}, 32)::float8 AS rank \
-         FROM pool JOIN document_segments s ON s.id = pool.id \
-         ORDER BY rank DESC, s.id LIMIT $3",
-        all = matching("plainto_tsquery('english', $2)"),
-        any = matching(ANY_WORD),
+        "{QUERY_TERMS} \
+         SELECT p.segment_id AS id, sum({score})::float8 AS rank \
+         FROM w JOIN segment_terms p \
+           ON p.workspace_id = $1 AND p.dataset_id = $2 AND p.term = w.term, stats \
+         GROUP BY p.segment_id ORDER BY rank DESC, p.segment_id LIMIT $4",
+        score = term_score(),
     );
     Ok(diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dataset_id)
+        .bind::<SqlUuid, _>(dataset.workspace_id)
+        .bind::<SqlUuid, _>(dataset.id)
         .bind::<Text, _>(query)
         .bind::<BigInt, _>(limit)
-        .bind::<BigInt, _>(RANK_POOL)
         .load(conn)
         .await?)
 }
 
-/// Keyword ranks of given segments (0 where the words do not occur), retrievable ones only.
+/// BM25 scores of given segments (0 where none of the words occur), retrievable ones only.
 async fn ranks_of(
     conn: &mut AsyncPgConnection,
-    dataset_id: Uuid,
+    dataset: &Dataset,
     query: &str,
     ids: &[Uuid],
 ) -> AppResult<Vec<Ranked>> {
     let sql = format!(
-        "SELECT s.id, CASE WHEN s.content_tsv @@ q THEN ts_rank_cd(s.content_tsv, q, 32)::float8 \
-         ELSE 0 END AS rank \
-         FROM document_segments s JOIN documents d ON d.id = s.document_id, {ANY_WORD} q \
-         WHERE s.dataset_id = $1 AND s.id = ANY($3) AND {RETRIEVABLE}"
+        "{QUERY_TERMS} \
+         SELECT s.id, coalesce((SELECT sum({score}) FROM segment_terms p JOIN w ON p.term = w.term \
+                                WHERE p.segment_id = s.id), 0)::float8 AS rank \
+         FROM document_segments s JOIN documents d ON d.id = s.document_id, stats \
+         WHERE s.workspace_id = $1 AND s.dataset_id = $2 AND s.id = ANY($4) AND {RETRIEVABLE}",
+        score = term_score(),
     );
     Ok(diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dataset_id)
+        .bind::<SqlUuid, _>(dataset.workspace_id)
+        .bind::<SqlUuid, _>(dataset.id)
         .bind::<Text, _>(query)
         .bind::<Array<SqlUuid>, _>(ids)
         .load(conn)
@@ -145,7 +168,7 @@ async fn prepare<'a>(
     query: &str,
     limit: i64,
 ) -> AppResult<Prepared<'a>> {
-    let keyword = keyword_ranks(conn, dataset.id, query, limit).await?;
+    let keyword = keyword_ranks(conn, dataset, query, limit).await?;
     let vector = match embed::embedder(app, conn, dataset).await? {
         Some(model) => {
             let vectors = app
@@ -213,7 +236,7 @@ async fn score(
                 .collect();
             let mut visible: HashMap<Uuid, f64> = keyword.iter().map(|r| (r.id, r.rank)).collect();
             if !unranked.is_empty() {
-                for r in ranks_of(conn, dataset.id, query, &unranked).await? {
+                for r in ranks_of(conn, dataset, query, &unranked).await? {
                     visible.insert(r.id, r.rank);
                 }
             }

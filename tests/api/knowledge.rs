@@ -19,7 +19,12 @@ fn text(name: &str) -> String {
     std::fs::read_to_string(path).expect("test data")
 }
 
-async fn dataset(server: &TestServer, owner: &Account, tenant: &Tenant, extra: Value) -> String {
+pub(crate) async fn dataset(
+    server: &TestServer,
+    owner: &Account,
+    tenant: &Tenant,
+    extra: Value,
+) -> String {
     let mut input = json!({ "workspaceId": tenant.workspace_id, "name": "Handbook" });
     if let (Value::Object(input), Value::Object(extra)) = (&mut input, extra) {
         input.extend(extra);
@@ -41,7 +46,12 @@ async fn dataset(server: &TestServer, owner: &Account, tenant: &Tenant, extra: V
 const CREATE: &str = "mutation($i: CreateDocumentInput!) { createDocument(input: $i) {
     id name indexingStatus progress wordCount } }";
 
-async fn document(server: &TestServer, owner: &Account, dataset: &str, name: &str) -> String {
+pub(crate) async fn document(
+    server: &TestServer,
+    owner: &Account,
+    dataset: &str,
+    name: &str,
+) -> String {
     let created = server
         .graphql_as(
             owner.token(),
@@ -54,7 +64,7 @@ async fn document(server: &TestServer, owner: &Account, dataset: &str, name: &st
     created["id"].as_str().expect("a document id").to_string()
 }
 
-async fn wait_indexed(server: &TestServer, id: &str) {
+pub(crate) async fn wait_indexed(server: &TestServer, id: &str) {
     let row = wait_finished(server, id.parse().expect("uuid")).await;
     assert_eq!(
         row.indexing_status, "COMPLETED",
@@ -104,10 +114,15 @@ async fn embedded_dataset(
     (provider, set)
 }
 
-const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
+pub(crate) const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
     documentId datasetId documentName score keywordScore vectorScore content segment { id hitCount position } } }";
 
-async fn search(server: &TestServer, owner: &Account, dataset: &str, query: &str) -> Vec<Value> {
+pub(crate) async fn search(
+    server: &TestServer,
+    owner: &Account,
+    dataset: &str,
+    query: &str,
+) -> Vec<Value> {
     let found = server
         .graphql_as(
             owner.token(),
@@ -661,7 +676,8 @@ async fn document_from_file(
         .to_string()
 }
 
-const UPDATE_SEGMENT: &str = "mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) {
+pub(crate) const UPDATE_SEGMENT: &str =
+    "mutation($i: UpdateSegmentInput!) { updateSegment(input: $i) {
     id content tokens wordCount keywords enabled archived } }";
 
 #[tokio::test]

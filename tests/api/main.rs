@@ -27,6 +27,7 @@ mod outbound;
 mod plugins;
 mod prompts;
 mod providers;
+mod ranking;
 mod rights;
 mod run_history;
 mod schema_sdl;

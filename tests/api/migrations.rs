@@ -12,7 +12,7 @@ use weft::db::migrate::{MIGRATIONS, SyncPgConnection};
 use crate::harness::TestDb;
 
 /// Every table named in DATA_MODEL.md.
-const DATA_MODEL_TABLES: [&str; 40] = [
+const DATA_MODEL_TABLES: [&str; 42] = [
     "users",
     "refresh_tokens",
     "password_resets",
@@ -39,6 +39,8 @@ const DATA_MODEL_TABLES: [&str; 40] = [
     "documents",
     "document_segments",
     "dataset_application_joins",
+    "dataset_terms",
+    "segment_terms",
     "plugins",
     "installed_plugins",
     "prompt_templates",

@@ -1,0 +1,14 @@
+DROP TRIGGER index_document_segments ON documents;
+DROP TRIGGER index_changed_segment ON document_segments;
+DROP TRIGGER unindex_removed_segments ON document_segments;
+DROP TRIGGER index_added_segments ON document_segments;
+DROP TABLE segment_terms;
+DROP TABLE dataset_terms;
+DROP FUNCTION weft_terms_removed();
+DROP FUNCTION weft_terms_added();
+DROP FUNCTION weft_document_retrievability_changed();
+DROP FUNCTION weft_segment_changed();
+DROP FUNCTION weft_segments_removed();
+DROP FUNCTION weft_segments_added();
+DROP FUNCTION weft_index_segments(uuid[]);
+ALTER TABLE datasets DROP COLUMN indexed_length, DROP COLUMN indexed_segments;
