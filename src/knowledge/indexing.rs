@@ -403,9 +403,10 @@ async fn index(
 /// ingestion, PostgreSQL scanned a dataset's segments instead of using the full-text index
 /// (measured: 16 s instead of 5 ms for one query over 114,000 segments), and joined
 /// documents as if there were one. Autovacuum keeps statistics current where it runs, but
-/// it may be off or behind, so after an indexing the segments and documents tables are
-/// analyzed when a tenth of one (at least 1,000 segments or 50 documents) changed since its
-/// last ANALYZE (autovacuum's own rule), by one instance at a time.
+/// it may be off or behind, so after an indexing the segments, documents and keyword index
+/// tables are analyzed when a tenth of one (at least 1,000 segments, 10,000 postings or
+/// terms, or 50 documents) changed since its last ANALYZE (autovacuum's own rule), by one
+/// instance at a time.
 async fn keep_statistics(app: &App) {
     #[derive(QueryableByName)]
     struct Stale {
@@ -423,6 +424,8 @@ async fn keep_statistics(app: &App) {
             "SELECT relname::text AS table FROM pg_stat_user_tables \
              WHERE (relid = 'document_segments'::regclass \
                     AND n_mod_since_analyze > GREATEST(1000, 0.1 * n_live_tup)) \
+                OR (relid IN ('segment_terms'::regclass, 'dataset_terms'::regclass) \
+                    AND n_mod_since_analyze > GREATEST(10000, 0.1 * n_live_tup)) \
                 OR (relid = 'documents'::regclass \
                     AND n_mod_since_analyze > GREATEST(50, 0.1 * n_live_tup))",
         )
@@ -442,6 +445,8 @@ async fn keep_statistics(app: &App) {
                     // Only the two names the query above can return.
                     let statement = match table.table.as_str() {
                         "documents" => "ANALYZE documents",
+                        "segment_terms" => "ANALYZE segment_terms",
+                        "dataset_terms" => "ANALYZE dataset_terms",
                         _ => "ANALYZE document_segments",
                     };
                     diesel::sql_query(statement).execute(conn).await?;

@@ -79,7 +79,9 @@ const B: f64 = 0.75;
 /// The query's terms (`$3`, parsed as segments are: English stems, no stop words), each
 /// weighted by its inverse document frequency in dataset `$2` (BM25's
 /// `ln(1 + (N − n + 0.5) / (n + 0.5))`) times its repeats in the query, and the dataset's
-/// average segment length: `WITH stats, w` for the statements below.
+/// average segment length: `WITH stats, w` for the statements below. Each term's postings
+/// are then read by the index, one term at a time (`OFFSET 0` keeps the subquery a loop),
+/// whatever the table statistics say.
 const QUERY_TERMS: &str = "WITH stats AS ( \
        SELECT indexed_segments::float8 AS n, \
               GREATEST(indexed_length::float8 / GREATEST(indexed_segments, 1), 1) AS avgdl \
@@ -87,7 +89,7 @@ const QUERY_TERMS: &str = "WITH stats AS ( \
      q AS ( \
        SELECT u.lexeme AS term, coalesce(array_length(u.positions, 1), 1) AS repeats \
        FROM unnest(to_tsvector('english', $3)) u), \
-     w AS ( \
+     w AS MATERIALIZED ( \
        SELECT q.term, q.repeats * ln(1 + (stats.n - t.document_frequency + 0.5) \
                                          / (t.document_frequency + 0.5)) AS idf \
        FROM q JOIN dataset_terms t ON t.dataset_id = $2 AND t.term = q.term, stats)";
@@ -114,8 +116,9 @@ async fn keyword_ranks(
     let sql = format!(
         "{QUERY_TERMS} \
          SELECT p.segment_id AS id, sum({score})::float8 AS rank \
-         FROM w JOIN segment_terms p \
-           ON p.workspace_id = $1 AND p.dataset_id = $2 AND p.term = w.term, stats \
+         FROM w CROSS JOIN LATERAL ( \
+           SELECT p.segment_id, p.frequency, p.segment_length FROM segment_terms p \
+           WHERE p.workspace_id = $1 AND p.dataset_id = $2 AND p.term = w.term OFFSET 0) p, stats \
          GROUP BY p.segment_id ORDER BY rank DESC, p.segment_id LIMIT $4",
         score = term_score(),
     );
