@@ -10,5 +10,6 @@ DROP FUNCTION weft_document_retrievability_changed();
 DROP FUNCTION weft_segment_changed();
 DROP FUNCTION weft_segments_removed();
 DROP FUNCTION weft_segments_added();
+DROP FUNCTION weft_reindex_segments(uuid[]);
 DROP FUNCTION weft_index_segments(uuid[]);
 ALTER TABLE datasets DROP COLUMN indexed_length, DROP COLUMN indexed_segments;

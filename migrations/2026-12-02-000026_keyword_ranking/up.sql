@@ -55,6 +55,12 @@ CREATE FUNCTION weft_index_segments(_segments uuid[]) RETURNS void LANGUAGE sql 
       AND s.enabled AND NOT s.archived AND d.enabled AND NOT d.archived AND d.deleted_at IS NULL
 $$;
 
+-- Indexes the given segments afresh: their postings removed, the retrievable ones added.
+CREATE FUNCTION weft_reindex_segments(_segments uuid[]) RETURNS void LANGUAGE sql AS $$
+    DELETE FROM segment_terms WHERE segment_id = ANY(_segments);
+    SELECT weft_index_segments(_segments);
+$$;
+
 CREATE FUNCTION weft_segments_added() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM weft_index_segments(ARRAY(SELECT id FROM added));
@@ -76,8 +82,7 @@ CREATE TRIGGER unindex_removed_segments AFTER DELETE ON document_segments
 -- A segment whose text or retrievability changed is indexed again (a hit count is not).
 CREATE FUNCTION weft_segment_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM segment_terms WHERE segment_id = NEW.id;
-    PERFORM weft_index_segments(ARRAY[NEW.id]);
+    PERFORM weft_reindex_segments(ARRAY[NEW.id]);
     RETURN NULL;
 END;
 $$;
@@ -89,11 +94,8 @@ CREATE TRIGGER index_changed_segment AFTER UPDATE ON document_segments
 
 -- A document enabled, disabled, archived, restored or deleted: its segments follow.
 CREATE FUNCTION weft_document_retrievability_changed() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    segments uuid[] := ARRAY(SELECT id FROM document_segments WHERE document_id = NEW.id);
 BEGIN
-    DELETE FROM segment_terms WHERE segment_id = ANY(segments);
-    PERFORM weft_index_segments(segments);
+    PERFORM weft_reindex_segments(ARRAY(SELECT id FROM document_segments WHERE document_id = NEW.id));
     RETURN NULL;
 END;
 $$;

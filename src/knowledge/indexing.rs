@@ -442,7 +442,7 @@ async fn keep_statistics(app: &App) {
             .await?;
             if lock.locked {
                 for table in stale {
-                    // Only the two names the query above can return.
+                    // Only the names the query above can return.
                     let statement = match table.table.as_str() {
                         "documents" => "ANALYZE documents",
                         "segment_terms" => "ANALYZE segment_terms",

@@ -114,7 +114,7 @@ async fn embedded_dataset(
     (provider, set)
 }
 
-pub(crate) const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
+const SEARCH: &str = "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
     documentId datasetId documentName score keywordScore vectorScore content segment { id hitCount position } } }";
 
 pub(crate) async fn search(
@@ -123,11 +123,22 @@ pub(crate) async fn search(
     dataset: &str,
     query: &str,
 ) -> Vec<Value> {
+    search_top(server, owner, dataset, query, 5).await
+}
+
+/// The `k` best segments for `query`.
+pub(crate) async fn search_top(
+    server: &TestServer,
+    owner: &Account,
+    dataset: &str,
+    query: &str,
+    k: i64,
+) -> Vec<Value> {
     let found = server
         .graphql_as(
             owner.token(),
             SEARCH,
-            json!({ "d": dataset, "q": query, "k": 5 }),
+            json!({ "d": dataset, "q": query, "k": k }),
         )
         .await;
     data(found)["searchDataset"]

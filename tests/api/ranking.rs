@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{Account, create_organization, data, register};
-use crate::knowledge::{SEARCH, UPDATE_SEGMENT, dataset, document, wait_indexed};
+use crate::knowledge::{UPDATE_SEGMENT, dataset, document, search_top as ranked, wait_indexed};
 
 /// A TEXT document of one segment (or more, past `max_tokens`), indexed.
 async fn text_document(
@@ -31,26 +31,6 @@ async fn text_document(
         .to_string();
     wait_indexed(server, &id).await;
     id
-}
-
-async fn ranked(
-    server: &TestServer,
-    owner: &Account,
-    set: &str,
-    query: &str,
-    k: i64,
-) -> Vec<Value> {
-    let found = server
-        .graphql_as(
-            owner.token(),
-            SEARCH,
-            json!({ "d": set, "q": query, "k": k }),
-        )
-        .await;
-    data(found)["searchDataset"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
 }
 
 fn names(found: &[Value]) -> Vec<&str> {
