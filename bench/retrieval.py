@@ -28,19 +28,29 @@ WORKERS = int(os.environ.get("WORKERS", "4"))
 TOP_K = 10
 
 
+# The bench's account: an access token lasts minutes, an ingestion through a slow embedding
+# model can last longer, so a refused token is renewed by signing in again.
+ACCOUNT = {}
+
+
 def graphql(query, variables=None, token=None):
     body = json.dumps({"query": query, "variables": variables or {}}).encode()
     request = urllib.request.Request(URL + "/graphql", data=body, method="POST")
     request.add_header("content-type", "application/json")
     if token:
-        request.add_header("authorization", "Bearer " + token)
+        request.add_header("authorization", "Bearer " + ACCOUNT.get("token", token))
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.load(response)
     except urllib.error.HTTPError as e:
         answer = json.load(e)
-    if answer.get("errors"):
-        raise SystemExit("GraphQL error: " + json.dumps(answer["errors"]))
+    errors = answer.get("errors") or []
+    if token and ACCOUNT and any(e.get("extensions", {}).get("code") == "UNAUTHENTICATED" for e in errors):
+        ACCOUNT["token"] = graphql("mutation($i: LoginInput!) { login(input: $i) { accessToken } }",
+                                   {"i": ACCOUNT["login"]})["login"]["accessToken"]
+        return graphql(query, variables, token)
+    if errors:
+        raise SystemExit("GraphQL error: " + json.dumps(errors))
     return answer["data"]
 
 
@@ -145,9 +155,10 @@ def main():
     corpus, tests, relevant = read_collection(sys.argv[1])
     print(f"{len(corpus)} documents, {len(tests)} test queries", flush=True)
     stamp = str(int(time.time() * 1000))
+    login = {"email": f"retrieval-{stamp}@example.com", "password": f"retrieval bench {stamp}"}
     token = graphql("mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
-                    {"i": {"email": f"retrieval-{stamp}@example.com",
-                           "password": f"retrieval bench {stamp}", "name": "Retrieval"}})["register"]["accessToken"]
+                    {"i": {**login, "name": "Retrieval"}})["register"]["accessToken"]
+    ACCOUNT.update(login=login, token=token)
     workspace = graphql('mutation { createOrganization(input: { name: "Retrieval" }) { teams { workspaces { id } } } }',
                         token=token)["createOrganization"]["teams"][0]["workspaces"][0]["id"]
     create = "mutation($i: CreateDatasetInput!) { createDataset(input: $i) { id } }"

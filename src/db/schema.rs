@@ -145,8 +145,9 @@ diesel::table! {
         updated_at -> Timestamptz,
         embedding_provider_id -> Nullable<Uuid>,
         embedding_version -> Int8,
-        indexed_segments -> Int4,
-        indexed_length -> Int8,
+        rerank_provider_id -> Nullable<Uuid>,
+        #[max_length = 100]
+        rerank_model -> Nullable<Varchar>,
     }
 }
 
@@ -215,6 +216,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         source_text -> Nullable<Text>,
         process_rule -> Jsonb,
+        doc_metadata -> Jsonb,
     }
 }
 

@@ -2,6 +2,9 @@
 //!
 //! - `WEFT_WORKERS` (256): runs one instance executes at once (they mostly wait on models);
 //!   0 makes an instance that serves the API and watches leases but executes no runs.
+//! - `WEFT_INDEXING_WORKERS` (4): documents one instance indexes at once, among its
+//!   workers (indexing reads, splits, embeds and writes: more at once only queue on the
+//!   machine's cores and the database's connections).
 //! - `WEFT_RUN_LEASE_SECS` (30): how long a claimed run stays an instance's without a
 //!   renewal (renewed every third of it); a run whose lease ran out is finished as FAILED
 //!   ("interrupted").
@@ -18,6 +21,7 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub workers: usize,
+    pub indexing_workers: usize,
     pub lease: Duration,
     pub node_timeout: Duration,
     pub interactive_timeout: Duration,
@@ -30,6 +34,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             workers: 256,
+            indexing_workers: 4,
             lease: Duration::from_secs(30),
             node_timeout: Duration::from_secs(300),
             interactive_timeout: Duration::from_secs(10),
@@ -53,6 +58,11 @@ impl EngineConfig {
         };
         Ok(EngineConfig {
             workers: number("WEFT_WORKERS", defaults.workers as u64, true)? as usize,
+            indexing_workers: number(
+                "WEFT_INDEXING_WORKERS",
+                defaults.indexing_workers as u64,
+                false,
+            )? as usize,
             vector_cache_mb: number(
                 "WEFT_VECTOR_CACHE_MB",
                 defaults.vector_cache_mb as u64,

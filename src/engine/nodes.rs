@@ -125,6 +125,8 @@ async fn knowledge(
     config: &Value,
     vars: &Vars,
 ) -> Result<NodeOutput, String> {
+    use crate::knowledge::metadata::MetadataFilter;
+    use crate::knowledge::rerank::RerankChoice;
     use crate::knowledge::retrieval::{self, SearchOptions};
     let ids: Vec<Uuid> = config
         .get("datasetIds")
@@ -142,6 +144,24 @@ async fn knowledge(
             .and_then(Value::as_u64)
             .map(|k| k.clamp(1, 100) as usize),
         threshold: config.get("scoreThreshold").and_then(Value::as_f64),
+        filter: match config.get("metadataFilter") {
+            Some(filter) if !filter.is_null() => {
+                let rendered = numeric_bounds(vars.render_value(filter)?);
+                MetadataFilter::parse(&rendered)
+                    .map_err(|e| format!("config.metadataFilter: {e}"))?
+            }
+            _ => None,
+        },
+        rerank: match (
+            text(config, "rerankProviderId").parse::<Uuid>(),
+            text(config, "rerankModel"),
+        ) {
+            (Ok(provider_id), model) if !model.trim().is_empty() => Some(RerankChoice {
+                provider_id,
+                model: model.trim().to_string(),
+            }),
+            _ => None,
+        },
     };
     let unavailable = |e: crate::error::AppError| match e {
         crate::error::AppError::Internal(_) => {
@@ -180,6 +200,7 @@ async fn knowledge(
                 "documentName": h.document_name,
                 "position": h.segment.position,
                 "score": h.score,
+                "metadata": h.document_metadata,
                 "content": h.segment.content,
             })
         })
@@ -189,6 +210,27 @@ async fn knowledge(
         outputs: json!({ "context": context, "segments": segments }),
         ..NodeOutput::default()
     })
+}
+
+/// A metadata filter's range bounds rendered from variables are text: those that read as
+/// numbers become numbers.
+fn numeric_bounds(mut filter: Value) -> Value {
+    for condition in filter.as_array_mut().into_iter().flatten() {
+        let Some(range) = condition.get_mut("range").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for bound in range.values_mut() {
+            let number = bound
+                .as_str()
+                .and_then(|s| s.trim().parse::<f64>().ok())
+                .filter(|n| n.is_finite())
+                .and_then(serde_json::Number::from_f64);
+            if let Some(n) = number {
+                *bound = Value::Number(n);
+            }
+        }
+    }
+    filter
 }
 
 async fn llm(

@@ -143,22 +143,25 @@ pub async fn stop_requested_locked(
         .optional()?)
 }
 
-/// Claims up to `n` of the oldest unclaimed jobs for `instance`, in one statement.
+/// Claims up to `n` of the oldest unclaimed jobs of `kind` (RUN or INDEX) for `instance`,
+/// in one statement.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     instance: &str,
     lease: Duration,
+    kind: &str,
     n: i64,
 ) -> AppResult<Vec<Job>> {
     let sql = format!(
         "UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2, \
          attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM execution_jobs WHERE leased_by IS NULL \
-                      ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3) {RETURNING}"
+         WHERE id IN (SELECT id FROM execution_jobs WHERE leased_by IS NULL AND kind = $3 \
+                      ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $4) {RETURNING}"
     );
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(instance)
         .bind::<Interval, _>(interval(lease))
+        .bind::<Text, _>(kind)
         .bind::<diesel::sql_types::BigInt, _>(n)
         .load::<Job>(conn)
         .await?)

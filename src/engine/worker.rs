@@ -86,6 +86,8 @@ pub async fn interrupt_all(app: &App, within: Duration) {
 
 async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     let permits = Arc::new(Semaphore::new(app.engine.config.workers));
+    // Indexings hold one of these besides a worker's.
+    let indexing = Arc::new(Semaphore::new(app.engine.config.indexing_workers));
     loop {
         if *stop.borrow() {
             return;
@@ -97,15 +99,7 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 break;
             }
             let claimed = match app.engine.pool.get().await {
-                Ok(mut conn) => {
-                    queue::claim(
-                        &mut conn,
-                        &app.engine.instance,
-                        app.engine.config.lease,
-                        free as i64,
-                    )
-                    .await
-                }
+                Ok(mut conn) => claim(&app, &mut conn, free, indexing.available_permits()).await,
                 Err(e) => Err(e.into()),
             };
             let jobs = match claimed {
@@ -121,9 +115,17 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     break;
                 };
+                let indexing_permit = match job.execution_id {
+                    Some(_) => None,
+                    None => match indexing.clone().try_acquire_owned() {
+                        Ok(p) => Some(p),
+                        Err(_) => break,
+                    },
+                };
                 let app = app.clone();
                 tokio::spawn(async move {
                     run_job(&app, job).await;
+                    drop(indexing_permit);
                     drop(permit);
                     // A free worker may take the next queued run.
                     app.engine.wake();
@@ -139,6 +141,22 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(POLL) => {}
         }
     }
+}
+
+/// Claims up to `free` jobs: runs first, then indexings while `free_indexing` allow.
+async fn claim(
+    app: &App,
+    conn: &mut diesel_async::AsyncPgConnection,
+    free: usize,
+    free_indexing: usize,
+) -> crate::error::AppResult<Vec<queue::Job>> {
+    let (instance, lease) = (&app.engine.instance, app.engine.config.lease);
+    let mut jobs = queue::claim(conn, instance, lease, "RUN", free as i64).await?;
+    let room = free.saturating_sub(jobs.len()).min(free_indexing);
+    if room > 0 {
+        jobs.extend(queue::claim(conn, instance, lease, "INDEX", room as i64).await?);
+    }
+    Ok(jobs)
 }
 
 /// Stops and queued runs announced by other instances.

@@ -1,7 +1,7 @@
 //! Datasets and documents in GraphQL (metadata; documents are added and indexed by the
 //! knowledge pipeline).
 
-use async_graphql::{Context, Enum, InputObject, Json, Object, Result};
+use async_graphql::{Context, Enum, InputObject, Json, MaybeUndefined, Object, Result};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -74,6 +74,14 @@ impl DatasetObject {
     /// The model provider that embeds the segments (HIGH_QUALITY).
     async fn embedding_provider_id(&self) -> Option<Uuid> {
         self.0.embedding_provider_id
+    }
+    /// The model provider whose rerank endpoint reorders the best candidates of every
+    /// search, when one is set.
+    async fn rerank_provider_id(&self) -> Option<Uuid> {
+        self.0.rerank_provider_id
+    }
+    async fn rerank_model(&self) -> Option<&str> {
+        self.0.rerank_model.as_deref()
     }
     async fn retrieval_model_config(&self) -> Json<Value> {
         Json(self.0.retrieval_model_config.clone())
@@ -201,6 +209,10 @@ impl DocumentObject {
     async fn archived(&self) -> bool {
         self.0.archived
     }
+    /// Keys and values searches can filter on (`searchDataset(filter:)`).
+    async fn metadata(&self) -> Json<Value> {
+        Json(self.0.doc_metadata.clone())
+    }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -270,6 +282,12 @@ pub struct CreateDatasetInput {
     embedding_provider_id: Option<Uuid>,
     /// The embedding model, e.g. text-embedding-3-small.
     embedding_model: Option<String>,
+    /// A model provider of the workspace whose rerank endpoint (`POST {baseUrl}/rerank`,
+    /// as Jina, Cohere-compatible and vLLM servers serve it) reorders the best candidates
+    /// of every search.
+    rerank_provider_id: Option<Uuid>,
+    /// The reranking model, e.g. jina-reranker-v2-base-multilingual.
+    rerank_model: Option<String>,
 }
 
 #[derive(InputObject)]
@@ -286,6 +304,11 @@ pub struct UpdateDatasetInput {
     embedding_provider_id: Option<Uuid>,
     /// The embedding model, e.g. text-embedding-3-small.
     embedding_model: Option<String>,
+    /// A model provider of the workspace whose rerank endpoint reorders the best
+    /// candidates of every search; null turns reranking off.
+    rerank_provider_id: MaybeUndefined<Uuid>,
+    /// The reranking model.
+    rerank_model: Option<String>,
 }
 
 /// `Workspace.datasets`, newest first.
@@ -367,6 +390,8 @@ impl DatasetMutation {
             top_k: input.top_k,
             embedding_provider_id: input.embedding_provider_id,
             embedding_model: input.embedding_model,
+            rerank_provider_id: input.rerank_provider_id.map(Some),
+            rerank_model: input.rerank_model,
         };
         let dataset = datasets::create_dataset(
             &mut conn,
@@ -397,6 +422,12 @@ impl DatasetMutation {
             top_k: input.top_k,
             embedding_provider_id: input.embedding_provider_id,
             embedding_model: input.embedding_model,
+            rerank_provider_id: match input.rerank_provider_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(id) => Some(Some(id)),
+            },
+            rerank_model: input.rerank_model,
         };
         let (dataset, reindexing) =
             datasets::update_dataset(&mut conn, actor, &ctx.client(), input.id, settings).await?;

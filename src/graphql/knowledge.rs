@@ -1,8 +1,9 @@
 //! The knowledge pipeline in GraphQL: DocumentSegment and RetrievedSegment, searchDataset,
 //! and createDocument, updateDocument, reindexDocument, deleteDocument, updateSegment.
 
-use async_graphql::{Context, InputObject, Object, Result};
+use async_graphql::{Context, InputObject, Json, Object, Result};
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
@@ -95,7 +96,8 @@ impl RetrievedSegmentObject {
     async fn document_name(&self) -> &str {
         &self.0.document_name
     }
-    /// The combined score the results are ordered by.
+    /// The score the results are ordered by: the reranker's when reranked, else keyword
+    /// and vector fused (0 to 1).
     async fn score(&self) -> f64 {
         self.0.score
     }
@@ -106,6 +108,15 @@ impl RetrievedSegmentObject {
     /// The cosine similarity, for datasets searched by vector too.
     async fn vector_score(&self) -> Option<f64> {
         self.0.vector_score
+    }
+    /// The reranker's relevance score, when a reranker ordered the results (it is then
+    /// the score).
+    async fn rerank_score(&self) -> Option<f64> {
+        self.0.rerank_score
+    }
+    /// The document's metadata.
+    async fn document_metadata(&self) -> Json<Value> {
+        Json(self.0.document_metadata.clone())
     }
     async fn content(&self) -> &str {
         &self.0.segment.content
@@ -145,6 +156,60 @@ impl RetrieverResourceObject {
     }
 }
 
+/// A condition on a document's metadata: exactly one of `eq`, `in` or `range`. A
+/// document without the key does not meet it.
+#[derive(InputObject)]
+pub struct MetadataCondition {
+    key: String,
+    /// Equal to this string, number or boolean.
+    eq: Option<Json<Value>>,
+    /// Equal to one of these (1 to 100).
+    #[graphql(name = "in")]
+    in_: Option<Vec<Json<Value>>>,
+    /// Within bounds: numbers, or dates (`2024-05-01`, RFC 3339 with an offset).
+    range: Option<MetadataRange>,
+}
+
+#[derive(InputObject)]
+pub struct MetadataRange {
+    gt: Option<Json<Value>>,
+    gte: Option<Json<Value>>,
+    lt: Option<Json<Value>>,
+    lte: Option<Json<Value>>,
+}
+
+impl MetadataCondition {
+    /// The condition as `knowledge::metadata` reads it (checked there).
+    fn into_json(self) -> Value {
+        let mut condition = serde_json::Map::new();
+        condition.insert("key".into(), Value::String(self.key));
+        if let Some(eq) = self.eq {
+            condition.insert("eq".into(), eq.0);
+        }
+        if let Some(values) = self.in_ {
+            condition.insert(
+                "in".into(),
+                Value::Array(values.into_iter().map(|v| v.0).collect()),
+            );
+        }
+        if let Some(range) = self.range {
+            let mut bounds = serde_json::Map::new();
+            for (name, bound) in [
+                ("gt", range.gt),
+                ("gte", range.gte),
+                ("lt", range.lt),
+                ("lte", range.lte),
+            ] {
+                if let Some(bound) = bound {
+                    bounds.insert(name.into(), bound.0);
+                }
+            }
+            condition.insert("range".into(), Value::Object(bounds));
+        }
+        Value::Object(condition)
+    }
+}
+
 #[derive(InputObject)]
 pub struct CreateDocumentInput {
     dataset_id: Uuid,
@@ -158,6 +223,9 @@ pub struct CreateDocumentInput {
     /// Tokens a segment repeats from the end of the one before (at most half of
     /// maxTokens; 50 when omitted).
     overlap_tokens: Option<i32>,
+    /// Keys and values searches can filter on: an object of strings, numbers, booleans
+    /// and dates (`2024-05-01`, or RFC 3339 with an offset); at most 50 keys.
+    metadata: Option<Json<Value>>,
 }
 
 #[derive(InputObject)]
@@ -172,6 +240,8 @@ pub struct UpdateDocumentInput {
     archived: Option<bool>,
     max_tokens: Option<i32>,
     overlap_tokens: Option<i32>,
+    /// Replaces the document's metadata (the document is not indexed again).
+    metadata: Option<Json<Value>>,
 }
 
 #[derive(InputObject)]
@@ -193,16 +263,35 @@ pub struct KnowledgeQuery;
 #[Object]
 impl KnowledgeQuery {
     /// The segments of a dataset best matching `query` (keyword and, for HIGH_QUALITY
-    /// datasets with an embedding model, vector similarity), best first.
+    /// datasets with an embedding model, vector similarity; reranked when the dataset has
+    /// a reranker), best first; with `filter`, only segments of documents whose metadata
+    /// meets every condition.
     async fn search_dataset(
         &self,
         ctx: &Context<'_>,
         dataset_id: Uuid,
         query: String,
         top_k: Option<i32>,
+        filter: Option<Vec<MetadataCondition>>,
     ) -> Result<Vec<RetrievedSegmentObject>> {
         let actor = ctx.actor()?;
-        let hits = retrieval::search_dataset(ctx.app()?, actor, dataset_id, &query, top_k).await?;
+        let filter = filter.map(|conditions| {
+            Value::Array(
+                conditions
+                    .into_iter()
+                    .map(MetadataCondition::into_json)
+                    .collect(),
+            )
+        });
+        let hits = retrieval::search_dataset(
+            ctx.app()?,
+            actor,
+            dataset_id,
+            &query,
+            top_k,
+            filter.as_ref(),
+        )
+        .await?;
         Ok(hits.into_iter().map(RetrievedSegmentObject).collect())
     }
 }
@@ -233,6 +322,7 @@ impl KnowledgeMutation {
                 file_id: input.file_id,
                 max_tokens: input.max_tokens,
                 overlap_tokens: input.overlap_tokens,
+                metadata: input.metadata.map(|m| m.0),
             },
         )
         .await?;
@@ -263,6 +353,7 @@ impl KnowledgeMutation {
                 archived: input.archived,
                 max_tokens: input.max_tokens,
                 overlap_tokens: input.overlap_tokens,
+                metadata: input.metadata.map(|m| m.0),
             },
         )
         .await?;

@@ -28,13 +28,18 @@ pub struct DatasetSettings {
     /// The provider whose embeddings endpoint embeds segments (HIGH_QUALITY).
     pub embedding_provider_id: Option<Uuid>,
     pub embedding_model: Option<String>,
+    /// The provider whose rerank endpoint reorders the best candidates; `Some(None)`
+    /// turns reranking off.
+    pub rerank_provider_id: Option<Option<Uuid>>,
+    pub rerank_model: Option<String>,
 }
 
-/// Refuses an embedding provider that is not one of the workspace's.
-async fn check_embedding_provider(
+/// Refuses a provider (`field`) that is not one of the workspace's.
+async fn check_provider(
     conn: &mut AsyncPgConnection,
     workspace_id: Uuid,
     provider_id: Option<Uuid>,
+    field: &'static str,
 ) -> AppResult<()> {
     let Some(provider_id) = provider_id else {
         return Ok(());
@@ -47,8 +52,8 @@ async fn check_embedding_provider(
         .await?;
     if found == 0 {
         return Err(AppError::bad_input(
-            "embeddingProviderId",
-            "embeddingProviderId is not a model provider of the dataset's workspace",
+            field,
+            format!("{field} is not a model provider of the dataset's workspace"),
         ));
     }
     Ok(())
@@ -72,7 +77,42 @@ fn check(settings: &DatasetSettings) -> AppResult<()> {
     if let Some(model) = &settings.embedding_model {
         validate::name("embeddingModel", model, 100)?;
     }
+    if let Some(model) = &settings.rerank_model {
+        validate::name("rerankModel", model, 100)?;
+    }
     Ok(())
+}
+
+/// The reranker a dataset ends with: both its provider and model, or neither.
+fn rerank_of(
+    settings: &DatasetSettings,
+    current: Option<&Dataset>,
+) -> AppResult<(Option<Uuid>, Option<String>)> {
+    let provider = match settings.rerank_provider_id {
+        Some(p) => p,
+        None => current.and_then(|d| d.rerank_provider_id),
+    };
+    let model = match provider {
+        None => None,
+        Some(_) => settings
+            .rerank_model
+            .as_deref()
+            .map(|m| m.trim().to_string())
+            .or_else(|| current.and_then(|d| d.rerank_model.clone())),
+    };
+    if provider.is_some() && model.is_none() {
+        return Err(AppError::bad_input(
+            "rerankModel",
+            "a reranking provider needs rerankModel, the model its rerank endpoint serves",
+        ));
+    }
+    if provider.is_none() && settings.rerank_model.is_some() {
+        return Err(AppError::bad_input(
+            "rerankProviderId",
+            "rerankModel needs rerankProviderId, the provider that serves it",
+        ));
+    }
+    Ok((provider, model))
 }
 
 pub async fn create_dataset(
@@ -91,7 +131,15 @@ pub async fn create_dataset(
     check(&settings)?;
     conn.transaction(async |conn| {
         authorize_workspace(conn, actor, workspace_id, Action::Build).await?;
-        check_embedding_provider(conn, workspace_id, settings.embedding_provider_id).await?;
+        check_provider(
+            conn,
+            workspace_id,
+            settings.embedding_provider_id,
+            "embeddingProviderId",
+        )
+        .await?;
+        let (rerank_provider, rerank_model) = rerank_of(&settings, None)?;
+        check_provider(conn, workspace_id, rerank_provider, "rerankProviderId").await?;
         let dataset: Dataset = diesel::insert_into(datasets::table)
             .values((
                 datasets::workspace_id.eq(workspace_id),
@@ -105,6 +153,8 @@ pub async fn create_dataset(
                 datasets::top_k.eq(settings.top_k.unwrap_or(5)),
                 datasets::embedding_provider_id.eq(settings.embedding_provider_id),
                 datasets::embedding_model.eq(settings.embedding_model.as_deref().map(str::trim)),
+                datasets::rerank_provider_id.eq(rerank_provider),
+                datasets::rerank_model.eq(&rerank_model),
                 datasets::created_by.eq(actor.user_id().ok()),
             ))
             .returning(Dataset::as_returning())
@@ -139,7 +189,7 @@ pub(crate) async fn dataset_for_building(
         .filter(datasets::deleted_at.is_null())
         .filter(datasets::workspace_id.eq_any(visible_workspace_ids(user_id)))
         .select(Dataset::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()?
@@ -170,8 +220,23 @@ pub async fn update_dataset(
     check(&settings)?;
     conn.transaction(async |conn| {
         let current = dataset_for_building(conn, actor, id).await?;
-        check_embedding_provider(conn, current.workspace_id, settings.embedding_provider_id)
+        check_provider(
+            conn,
+            current.workspace_id,
+            settings.embedding_provider_id,
+            "embeddingProviderId",
+        )
+        .await?;
+        let (rerank_provider, rerank_model) = rerank_of(&settings, Some(&current))?;
+        if settings.rerank_provider_id.is_some() {
+            check_provider(
+                conn,
+                current.workspace_id,
+                rerank_provider,
+                "rerankProviderId",
+            )
             .await?;
+        }
         let provider = settings
             .embedding_provider_id
             .or(current.embedding_provider_id);
@@ -202,6 +267,8 @@ pub async fn update_dataset(
                 datasets::top_k.eq(settings.top_k.unwrap_or(current.top_k)),
                 datasets::embedding_provider_id.eq(provider),
                 datasets::embedding_model.eq(&model),
+                datasets::rerank_provider_id.eq(rerank_provider),
+                datasets::rerank_model.eq(&rerank_model),
                 datasets::embedding_version
                     .eq(current.embedding_version + i64::from(embedding_changed)),
             ))

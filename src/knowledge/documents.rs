@@ -61,6 +61,8 @@ pub struct NewDocument {
     pub file_id: Option<Uuid>,
     pub max_tokens: Option<i32>,
     pub overlap_tokens: Option<i32>,
+    /// Keys and values searches filter on (`metadata::check`).
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// Changes to a document; `None` keeps what is there. New text or a new rule re-indexes.
@@ -72,6 +74,15 @@ pub struct DocumentChanges {
     pub archived: Option<bool>,
     pub max_tokens: Option<i32>,
     pub overlap_tokens: Option<i32>,
+    /// Replaces the document's metadata (no re-indexing).
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The document metadata given, checked.
+fn checked_metadata(value: &serde_json::Value) -> AppResult<serde_json::Value> {
+    super::metadata::check(value)
+        .map(serde_json::Value::Object)
+        .map_err(|message| AppError::bad_input("metadata", message))
 }
 
 fn rule_of(
@@ -119,6 +130,12 @@ pub async fn create_document(
 ) -> AppResult<Document> {
     let name = validate::name("name", &input.name, 255)?;
     let rule = rule_of(SplitRule::default(), input.max_tokens, input.overlap_tokens)?;
+    let metadata = input
+        .metadata
+        .as_ref()
+        .map(checked_metadata)
+        .transpose()?
+        .unwrap_or_else(|| json!({}));
     let text = match (&input.text, input.file_id) {
         (Some(text), None) => Some(checked_text(text)?),
         (None, Some(_)) => None,
@@ -165,6 +182,7 @@ pub async fn create_document(
                 documents::file_id.eq(input.file_id),
                 documents::source_text.eq(&text),
                 documents::process_rule.eq(json!(rule)),
+                documents::doc_metadata.eq(&metadata),
                 documents::position.eq(position),
                 documents::progress_msg.eq(Some("Waiting to be indexed")),
                 documents::created_by.eq(actor.user_id().ok()),
@@ -206,7 +224,7 @@ async fn document_for_building(
     let (document, rule): (Document, serde_json::Value) = documents::table
         .find(document.id)
         .select((Document::as_select(), documents::process_rule))
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await?;
     Ok((document, serde_json::from_value(rule).unwrap_or_default()))
@@ -228,6 +246,11 @@ pub async fn update_document(
         .map(|n| validate::name("name", n, 255))
         .transpose()?;
     let text = changes.text.as_deref().map(checked_text).transpose()?;
+    let metadata = changes
+        .metadata
+        .as_ref()
+        .map(checked_metadata)
+        .transpose()?;
     conn.transaction(async |conn| {
         let (current, current_rule) = document_for_building(conn, actor, id).await?;
         let rule = rule_of(current_rule, changes.max_tokens, changes.overlap_tokens)?;
@@ -247,6 +270,7 @@ pub async fn update_document(
                 documents::disabled_by.eq(disabled_by),
                 documents::archived.eq(changes.archived.unwrap_or(current.archived)),
                 documents::process_rule.eq(json!(rule)),
+                documents::doc_metadata.eq(metadata.as_ref().unwrap_or(&current.doc_metadata)),
             ))
             .returning(Document::as_returning())
             .get_result(conn)
@@ -276,6 +300,7 @@ pub async fn update_document(
                 metadata: json!({
                     "renamed": name.is_some(),
                     "textReplaced": text.is_some(),
+                    "metadataReplaced": metadata.is_some(),
                     "enabled": updated.enabled,
                     "archived": updated.archived,
                     "reindexed": reindex,

@@ -28,21 +28,26 @@ pub async fn embedder(
     ) else {
         return Ok(None);
     };
-    let access = ProviderAccess {
-        encryption_key: &app.config.encryption_key,
-        http: app.engine.http.clone(),
-        outbound: &app.config.outbound,
-        echo_pace: app.engine.config.echo_pace,
-    };
     provider::resolve(
         conn,
-        &access,
+        &access(app),
         dataset.workspace_id,
         provider_id,
         Some(model),
     )
     .await
     .map(Some)
+}
+
+/// How knowledge calls the workspace's model providers (embeddings, reranking): the
+/// engine's outbound client, keys opened with the instance's key.
+pub fn access(app: &App) -> ProviderAccess<'_> {
+    ProviderAccess {
+        encryption_key: &app.config.encryption_key,
+        http: app.engine.http.clone(),
+        outbound: &app.config.outbound,
+        echo_pace: app.engine.config.echo_pace,
+    }
 }
 
 /// Embeds `texts` (one request), counting their tokens against the provider's quota (no

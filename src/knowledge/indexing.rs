@@ -404,9 +404,11 @@ async fn index(
 /// (measured: 16 s instead of 5 ms for one query over 114,000 segments), and joined
 /// documents as if there were one. Autovacuum keeps statistics current where it runs, but
 /// it may be off or behind, so after an indexing the segments, documents and keyword index
-/// tables are analyzed when a tenth of one (at least 1,000 segments, 10,000 postings or
-/// terms, or 50 documents) changed since its last ANALYZE (autovacuum's own rule), by one
-/// instance at a time.
+/// tables are analyzed when a tenth of one (at least 1,000 segments, 10,000 postings, or 50
+/// documents) changed since its last ANALYZE (autovacuum's own rule), by one instance at a
+/// time. The postings are vacuumed too: a search reads them by index only, which visits
+/// the table for every row until a VACUUM marks its pages all-visible (measured over
+/// 114,000 segments: keyword search p99 58 ms before, 22 ms after).
 async fn keep_statistics(app: &App) {
     #[derive(QueryableByName)]
     struct Stale {
@@ -424,7 +426,7 @@ async fn keep_statistics(app: &App) {
             "SELECT relname::text AS table FROM pg_stat_user_tables \
              WHERE (relid = 'document_segments'::regclass \
                     AND n_mod_since_analyze > GREATEST(1000, 0.1 * n_live_tup)) \
-                OR (relid IN ('segment_terms'::regclass, 'dataset_terms'::regclass) \
+                OR (relid = 'segment_terms'::regclass \
                     AND n_mod_since_analyze > GREATEST(10000, 0.1 * n_live_tup)) \
                 OR (relid = 'documents'::regclass \
                     AND n_mod_since_analyze > GREATEST(50, 0.1 * n_live_tup))",
@@ -434,27 +436,32 @@ async fn keep_statistics(app: &App) {
         if stale.is_empty() {
             return Ok(());
         }
-        conn.transaction(async |conn| {
-            let lock: Locked = diesel::sql_query(
-                "SELECT pg_try_advisory_xact_lock(hashtext('weft.analyze.knowledge')) AS locked",
-            )
-            .get_result(conn)
-            .await?;
-            if lock.locked {
-                for table in stale {
-                    // Only the names the query above can return.
-                    let statement = match table.table.as_str() {
-                        "documents" => "ANALYZE documents",
-                        "segment_terms" => "ANALYZE segment_terms",
-                        "dataset_terms" => "ANALYZE dataset_terms",
-                        _ => "ANALYZE document_segments",
-                    };
-                    diesel::sql_query(statement).execute(conn).await?;
-                }
+        // VACUUM runs outside a transaction: the lock is the session's, released below.
+        let lock: Locked = diesel::sql_query(
+            "SELECT pg_try_advisory_lock(hashtext('weft.analyze.knowledge')) AS locked",
+        )
+        .get_result(&mut conn)
+        .await?;
+        if !lock.locked {
+            return Ok(());
+        }
+        let mut outcome = Ok(());
+        for table in stale {
+            // Only the names the query above can return.
+            let statement = match table.table.as_str() {
+                "documents" => "ANALYZE documents",
+                "segment_terms" => "VACUUM (ANALYZE) segment_terms",
+                _ => "ANALYZE document_segments",
+            };
+            if let Err(e) = diesel::sql_query(statement).execute(&mut conn).await {
+                outcome = Err(e.into());
+                break;
             }
-            Ok::<_, AppError>(())
-        })
-        .await
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(hashtext('weft.analyze.knowledge'))")
+            .execute(&mut conn)
+            .await?;
+        outcome
     }
     .await;
     if let Err(e) = result {
@@ -495,7 +502,7 @@ async fn write(
                     documents::tokens,
                     documents::deleted_at.is_not_null(),
                 ))
-                .for_update()
+                .for_no_key_update()
                 .first(conn)
                 .await?;
             if deleted {

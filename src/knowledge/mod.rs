@@ -3,13 +3,18 @@
 //! - `datasets`, `documents`, `segments`: what builders create and change.
 //! - `indexing`: the job that turns a document into segments (`extract` its text, `text`
 //!   cleaning and keywords, `split` by structure and size, `tokens` counted, `embed`).
-//! - `retrieval`: keyword and vector search combined; `vectors` the embeddings in memory.
+//! - `retrieval`: a search: `metadata` filters, `keyword` ranking (BM25), `vectors` (the
+//!   embeddings in memory), their `fusion`, and `rerank`.
 
 pub mod datasets;
 pub mod documents;
 pub mod embed;
 pub mod extract;
+pub mod fusion;
 pub mod indexing;
+pub mod keyword;
+pub mod metadata;
+pub mod rerank;
 pub mod retrieval;
 pub mod segments;
 pub mod split;

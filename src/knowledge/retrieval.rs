@@ -1,29 +1,33 @@
 //! Retrieval, shared by `searchDataset` and the KNOWLEDGE_RETRIEVAL node. Per dataset:
 //!
-//! - keyword score: Okapi BM25 (k1 = 1.2, b = 0.75) of the segment for the query's terms,
-//!   from the dataset's inverted index in PostgreSQL (`segment_terms`, `dataset_terms` and
-//!   the dataset's segment count and total length, kept by triggers in the transaction that
-//!   writes a segment, migration 000026): every segment holding a query term is scored;
-//!   divided by the best score of the query in the dataset, so the best keyword match
-//!   scores 1;
-//! - vector score (HIGH_QUALITY datasets with an embedding model): the cosine between the
-//!   query's embedding and the segment's, from the in-memory vectors (`vectors`);
-//! - combined as `w × vector + (1 − w) × keyword` with the dataset's
-//!   `vector_similarity_weight` (keyword score alone for a keyword-only dataset), kept from
-//!   `similarity_threshold` up, best `top_k`.
+//! - a metadata filter (`metadata`), when given, keeps the documents it matches, in SQL,
+//!   before anything is ranked;
+//! - keyword candidates: Okapi BM25 over the dataset's inverted index (`keyword`);
+//! - vector candidates (HIGH_QUALITY datasets with an embedding model): the cosine between
+//!   the query's embedding and the segments', from the in-memory vectors (`vectors`);
+//! - both fused (`fusion`) with the dataset's `vector_similarity_weight`;
+//! - a reranker (`rerank`), the node's or else the dataset's, reorders the best fused
+//!   candidates: its relevance score becomes the score;
+//! - kept from the threshold (the node's, else the dataset's `similarity_threshold`) up,
+//!   best `top_k` of all datasets together.
 //!
 //! Only enabled, non-archived segments of enabled, non-archived, live documents are found;
-//! the segments returned count a hit each.
+//! the segments returned count a hit each. No database connection is held while a provider
+//! embeds the query or reranks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Double, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::embed;
+use super::fusion::{self, Candidate as Scored, Fused};
+use super::keyword::{self, Ranked};
+use super::metadata::MetadataFilter;
+use super::rerank::{self, RerankChoice};
 use super::vectors::DatasetVectors;
 use crate::app::App;
 use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
@@ -34,8 +38,8 @@ use crate::db::schema::{datasets, document_segments, documents};
 use crate::error::{AppError, AppResult};
 use crate::llm::provider::ResolvedModel;
 
-/// Candidates taken from each side before combining: enough that the best `top_k` of the
-/// combination are among them.
+/// Candidates taken from each side before fusing: enough that the best `top_k` of the
+/// fusion (and the reranker's candidates) are among them.
 fn candidates(top_k: usize) -> i64 {
     (top_k * 10).max(100) as i64
 }
@@ -47,6 +51,11 @@ pub struct SearchOptions {
     pub top_k: Option<usize>,
     /// Least score kept (default: each dataset's `similarity_threshold`).
     pub threshold: Option<f64>,
+    /// Only segments of documents whose metadata meets it.
+    pub filter: Option<MetadataFilter>,
+    /// A reranker for the fused candidates of all datasets together, instead of each
+    /// dataset's own.
+    pub rerank: Option<RerankChoice>,
 }
 
 /// A segment found.
@@ -54,138 +63,73 @@ pub struct SearchOptions {
 pub struct Hit {
     pub segment: DocumentSegment,
     pub document_name: String,
+    pub document_metadata: Value,
+    /// What results are ordered by: the reranker's score when reranked, else the fusion.
     pub score: f64,
     pub keyword_score: f64,
     pub vector_score: Option<f64>,
+    pub rerank_score: Option<f64>,
 }
 
-#[derive(QueryableByName)]
-struct Ranked {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = Double)]
-    rank: f64,
-}
-
-/// Conditions every retrievable segment `s` (of document `d`) meets.
-const RETRIEVABLE: &str = "s.enabled AND NOT s.archived AND d.enabled AND NOT d.archived \
-     AND d.deleted_at IS NULL AND d.workspace_id = s.workspace_id";
-
-/// Okapi BM25's term-frequency saturation.
-const K1: f64 = 1.2;
-/// Okapi BM25's length normalization.
-const B: f64 = 0.75;
-
-/// The query's terms (`$3`, parsed as segments are: English stems, no stop words), each
-/// weighted by its inverse document frequency in dataset `$2` (BM25's
-/// `ln(1 + (N − n + 0.5) / (n + 0.5))`) times its repeats in the query, and the dataset's
-/// average segment length: `WITH stats, w` for the statements below. Each term's postings
-/// are then read by the index, one term at a time (`OFFSET 0` keeps the subquery a loop),
-/// whatever the table statistics say.
-const QUERY_TERMS: &str = "WITH stats AS ( \
-       SELECT indexed_segments::float8 AS n, \
-              GREATEST(indexed_length::float8 / GREATEST(indexed_segments, 1), 1) AS avgdl \
-       FROM datasets WHERE id = $2), \
-     q AS ( \
-       SELECT u.lexeme AS term, coalesce(array_length(u.positions, 1), 1) AS repeats \
-       FROM unnest(to_tsvector('english', $3)) u), \
-     w AS MATERIALIZED ( \
-       SELECT q.term, q.repeats * ln(1 + (stats.n - t.document_frequency + 0.5) \
-                                         / (t.document_frequency + 0.5)) AS idf \
-       FROM q JOIN dataset_terms t ON t.dataset_id = $2 AND t.term = q.term, stats)";
-
-/// A posting `p`'s part of a segment's score.
-fn term_score() -> String {
-    format!(
-        "w.idf * p.frequency * {k1p1} / (p.frequency + {k1} * ({one_b} + {B} * p.segment_length / stats.avgdl))",
-        k1p1 = K1 + 1.0,
-        k1 = K1,
-        one_b = 1.0 - B,
-    )
-}
-
-/// The dataset's `limit` best segments for the query by BM25, from the postings of the
-/// query's terms (`segment_terms`, which holds retrievable segments only): every segment
-/// holding any of the terms is scored, so none is left out whatever the order of rows.
-async fn keyword_ranks(
-    conn: &mut AsyncPgConnection,
-    dataset: &Dataset,
-    query: &str,
-    limit: i64,
-) -> AppResult<Vec<Ranked>> {
-    let sql = format!(
-        "{QUERY_TERMS} \
-         SELECT p.segment_id AS id, sum({score})::float8 AS rank \
-         FROM w CROSS JOIN LATERAL ( \
-           SELECT p.segment_id, p.frequency, p.segment_length FROM segment_terms p \
-           WHERE p.workspace_id = $1 AND p.dataset_id = $2 AND p.term = w.term OFFSET 0) p, stats \
-         GROUP BY p.segment_id ORDER BY rank DESC, p.segment_id LIMIT $4",
-        score = term_score(),
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dataset.workspace_id)
-        .bind::<SqlUuid, _>(dataset.id)
-        .bind::<Text, _>(query)
-        .bind::<BigInt, _>(limit)
-        .load(conn)
-        .await?)
-}
-
-/// BM25 scores of given segments (0 where none of the words occur), retrievable ones only.
-async fn ranks_of(
-    conn: &mut AsyncPgConnection,
-    dataset: &Dataset,
-    query: &str,
-    ids: &[Uuid],
-) -> AppResult<Vec<Ranked>> {
-    let sql = format!(
-        "{QUERY_TERMS} \
-         SELECT s.id, coalesce((SELECT sum({score}) FROM segment_terms p JOIN w ON p.term = w.term \
-                                WHERE p.segment_id = s.id), 0)::float8 AS rank \
-         FROM document_segments s JOIN documents d ON d.id = s.document_id, stats \
-         WHERE s.workspace_id = $1 AND s.dataset_id = $2 AND s.id = ANY($4) AND {RETRIEVABLE}",
-        score = term_score(),
-    );
-    Ok(diesel::sql_query(sql)
-        .bind::<SqlUuid, _>(dataset.workspace_id)
-        .bind::<SqlUuid, _>(dataset.id)
-        .bind::<Text, _>(query)
-        .bind::<Array<SqlUuid>, _>(ids)
-        .load(conn)
-        .await?)
-}
-
-/// What one dataset offers before the query is embedded: its keyword candidates, and its
-/// embedding model and vectors when it is searched by vector too.
+/// What one dataset offers before the query is embedded.
 struct Prepared<'a> {
     dataset: &'a Dataset,
     keyword: Vec<Ranked>,
+    /// The documents a metadata filter keeps (`None`: no filter).
+    documents: Option<HashSet<Uuid>>,
     vector: Option<(ResolvedModel, Arc<DatasetVectors>)>,
+    /// The dataset's own reranker (when the search has none of its own).
+    reranker: Option<ResolvedModel>,
 }
 
-/// Reads one dataset's keyword candidates, embedding model and vectors.
+/// Reads one dataset's filtered documents, keyword candidates, embedding model, vectors
+/// and reranker.
 async fn prepare<'a>(
     app: &App,
     conn: &mut AsyncPgConnection,
     dataset: &'a Dataset,
     query: &str,
     limit: i64,
+    options: &SearchOptions,
 ) -> AppResult<Prepared<'a>> {
-    let keyword = keyword_ranks(conn, dataset, query, limit).await?;
+    let documents = match &options.filter {
+        Some(filter) => Some(keyword::documents_matching(conn, dataset, filter).await?),
+        None => None,
+    };
+    let keyword = match &documents {
+        Some(ids) if ids.is_empty() => Vec::new(),
+        _ => keyword::keyword_ranks(conn, dataset, query, limit, documents.as_deref()).await?,
+    };
     let vector = match embed::embedder(app, conn, dataset).await? {
-        Some(model) => {
+        Some(model) if documents.as_ref().is_none_or(|d| !d.is_empty()) => {
             let vectors = app
                 .vectors
                 .of(conn, dataset.id, dataset.embedding_version)
                 .await?;
             (!vectors.is_empty()).then_some((model, vectors))
         }
-        None => None,
+        _ => None,
+    };
+    let reranker = match (
+        &options.rerank,
+        dataset.rerank_provider_id,
+        &dataset.rerank_model,
+    ) {
+        (None, Some(provider_id), Some(model)) => {
+            let choice = RerankChoice {
+                provider_id,
+                model: model.clone(),
+            };
+            Some(rerank::resolve(app, conn, dataset.workspace_id, &choice).await?)
+        }
+        _ => None,
     };
     Ok(Prepared {
         dataset,
         keyword,
+        documents: documents.map(|d| d.into_iter().collect()),
         vector,
+        reranker,
     })
 }
 
@@ -214,76 +158,136 @@ async fn embed_query(
     Ok(embedded)
 }
 
-/// Scores of one dataset's best segments: (id, score, keyword, vector).
-async fn score(
+/// One dataset's candidates fused, best first (no threshold, no cut): the keyword side's
+/// and the vector side's, each with both scores.
+async fn fused(
     conn: &mut AsyncPgConnection,
     prepared: &Prepared<'_>,
     embedded: &HashMap<(Uuid, String), Vec<f32>>,
     query: &str,
-    top_k: usize,
-    threshold: f64,
-) -> AppResult<Vec<(Uuid, f64, f64, Option<f64>)>> {
+    limit: i64,
+) -> AppResult<Vec<Fused>> {
     let (dataset, keyword) = (prepared.dataset, &prepared.keyword);
-    let limit = candidates(top_k);
-    let mut scores: HashMap<Uuid, (f64, Option<f64>)> =
-        keyword.iter().map(|r| (r.id, (r.rank, None))).collect();
-    let weight = match &prepared.vector {
-        Some((model, vectors)) => {
-            let key = (model.provider_id, model.model.clone());
-            let query_vector = embedded.get(&key).map(Vec::as_slice).unwrap_or_default();
-            let nearest = vectors.nearest(query_vector, limit as usize);
-            let unranked: Vec<Uuid> = nearest
-                .iter()
-                .map(|(id, _)| *id)
-                .filter(|id| !scores.contains_key(id))
-                .collect();
-            let mut visible: HashMap<Uuid, f64> = keyword.iter().map(|r| (r.id, r.rank)).collect();
-            if !unranked.is_empty() {
-                for r in ranks_of(conn, dataset, query, &unranked).await? {
-                    visible.insert(r.id, r.rank);
-                }
-            }
-            for (id, cosine) in nearest {
-                // Found by vector but no longer retrievable (disabled, archived).
-                let Some(rank) = visible.get(&id) else {
-                    continue;
-                };
-                scores.insert(id, (*rank, Some(f64::from(cosine).clamp(0.0, 1.0))));
-            }
-            f64::from(dataset.vector_similarity_weight)
-        }
-        None => 0.0,
+    let Some((model, vectors)) = &prepared.vector else {
+        let candidates: Vec<Scored> = keyword
+            .iter()
+            .map(|r| Scored {
+                id: r.id,
+                bm25: r.rank,
+                cosine: None,
+            })
+            .collect();
+        return Ok(fusion::fuse(&candidates, 0.0, false));
     };
-    let best_rank = scores
-        .values()
-        .map(|(rank, _)| *rank)
-        .fold(0.0f64, f64::max);
-    let mut scored: Vec<(Uuid, f64, f64, Option<f64>)> = scores
-        .into_iter()
-        .map(|(id, (rank, vector))| {
-            let keyword = if best_rank > 0.0 {
-                rank / best_rank
-            } else {
-                0.0
-            };
-            let score = match vector {
-                Some(v) => weight * v + (1.0 - weight) * keyword,
-                None if weight > 0.0 => (1.0 - weight) * keyword,
-                None => keyword,
-            };
-            (id, score, keyword, vector)
-        })
-        .filter(|(_, score, _, _)| *score > 0.0 && *score >= threshold)
+    let key = (model.provider_id, model.model.clone());
+    let query_vector = embedded.get(&key).map(Vec::as_slice).unwrap_or_default();
+    let nearest = vectors.nearest(query_vector, limit as usize, prepared.documents.as_ref());
+    let mut cosines: HashMap<Uuid, f64> =
+        nearest.iter().map(|(id, c)| (*id, f64::from(*c))).collect();
+    let keyword_only: Vec<Uuid> = keyword
+        .iter()
+        .map(|r| r.id)
+        .filter(|id| !cosines.contains_key(id))
         .collect();
-    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    scored.truncate(top_k);
-    Ok(scored)
+    for (id, cosine) in vectors.cosines(query_vector, &keyword_only) {
+        cosines.insert(id, f64::from(cosine));
+    }
+    // BM25 of the vector candidates the keyword side did not return (0 for those without
+    // a query term); a candidate no longer retrievable is left out.
+    let mut ranks: HashMap<Uuid, f64> = keyword.iter().map(|r| (r.id, r.rank)).collect();
+    let unranked: Vec<Uuid> = nearest
+        .iter()
+        .map(|(id, _)| *id)
+        .filter(|id| !ranks.contains_key(id))
+        .collect();
+    let mut visible: Vec<Uuid> = keyword.iter().map(|r| r.id).collect();
+    if !unranked.is_empty() {
+        for r in keyword::ranks_of(conn, dataset, query, &unranked).await? {
+            ranks.insert(r.id, r.rank);
+            visible.push(r.id);
+        }
+    }
+    let candidates: Vec<Scored> = visible
+        .into_iter()
+        .map(|id| Scored {
+            id,
+            bm25: ranks.get(&id).copied().unwrap_or(0.0),
+            cosine: cosines.get(&id).copied(),
+        })
+        .collect();
+    Ok(fusion::fuse(
+        &candidates,
+        f64::from(dataset.vector_similarity_weight),
+        true,
+    ))
+}
+
+/// A candidate on its way: fused, perhaps reranked, from dataset `dataset` (an index).
+struct Candidate {
+    dataset: usize,
+    fused: Fused,
+    rerank: Option<f64>,
+}
+
+impl Candidate {
+    fn score(&self) -> f64 {
+        self.rerank.unwrap_or(self.fused.score)
+    }
+}
+
+fn by_score(list: &mut [Candidate]) {
+    list.sort_by(|a, b| {
+        b.score()
+            .total_cmp(&a.score())
+            .then(a.fused.id.cmp(&b.fused.id))
+    });
+}
+
+/// Reorders `group` (best fused first) by `model`: its best `rerank::candidates(top_k)`
+/// are scored and kept, the rest dropped.
+async fn rerank_group(
+    app: &App,
+    pool: &DbPool,
+    model: &ResolvedModel,
+    query: &str,
+    mut group: Vec<Candidate>,
+    top_k: usize,
+) -> AppResult<Vec<Candidate>> {
+    group.truncate(rerank::candidates(top_k));
+    if group.is_empty() {
+        return Ok(group);
+    }
+    let ids: Vec<Uuid> = group.iter().map(|c| c.fused.id).collect();
+    let texts: HashMap<Uuid, String> = {
+        let mut conn = pool.get().await?;
+        document_segments::table
+            .filter(document_segments::id.eq_any(&ids))
+            .select((document_segments::id, document_segments::content))
+            .load::<(Uuid, String)>(&mut conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    group.retain(|c| texts.contains_key(&c.fused.id));
+    let documents: Vec<String> = group
+        .iter()
+        .map(|c| texts.get(&c.fused.id).cloned().unwrap_or_default())
+        .collect();
+    let model = model
+        .clone()
+        .interactive(app.engine.config.interactive_timeout);
+    let scores = rerank::rerank(app, &model, query, &documents).await?;
+    for (candidate, score) in group.iter_mut().zip(scores) {
+        candidate.rerank = Some(score);
+    }
+    by_score(&mut group);
+    Ok(group)
 }
 
 /// Searches `datasets` (already checked to be the caller's) for `query`: the best segments
 /// of all of them together, each counted as a hit. Connections are taken from `pool` (the
-/// requests' or the engine's) for the reads before and after the query's embedding, never
-/// held while a provider answers.
+/// requests' or the engine's) for the reads between the provider calls, never held while
+/// a provider answers.
 pub async fn search(
     app: &App,
     pool: &DbPool,
@@ -304,28 +308,71 @@ pub async fn search(
     });
     let limit = candidates(top_k);
     let mut prepared = Vec::with_capacity(datasets.len());
-    {
+    let search_reranker = {
         let mut conn = pool.get().await?;
         for dataset in datasets {
-            prepared.push(prepare(app, &mut conn, dataset, query, limit).await?);
+            prepared.push(prepare(app, &mut conn, dataset, query, limit, options).await?);
+        }
+        match &options.rerank {
+            Some(choice) => {
+                Some(rerank::resolve(app, &mut conn, datasets[0].workspace_id, choice).await?)
+            }
+            None => None,
+        }
+    };
+    let embedded = embed_query(app, &prepared, query).await?;
+    let mut groups: Vec<Vec<Candidate>> = Vec::with_capacity(prepared.len());
+    {
+        let mut conn = pool.get().await?;
+        for (index, one) in prepared.iter().enumerate() {
+            let list = fused(&mut conn, one, &embedded, query, limit).await?;
+            groups.push(
+                list.into_iter()
+                    .map(|fused| Candidate {
+                        dataset: index,
+                        fused,
+                        rerank: None,
+                    })
+                    .collect(),
+            );
         }
     }
-    let embedded = embed_query(app, &prepared, query).await?;
-    let mut conn = pool.get().await?;
-    let conn = &mut *conn;
-    let mut all: Vec<(Uuid, f64, f64, Option<f64>)> = Vec::new();
-    for one in &prepared {
+    let mut all: Vec<Candidate> = match &search_reranker {
+        Some(model) => {
+            let mut merged: Vec<Candidate> = groups.into_iter().flatten().collect();
+            by_score(&mut merged);
+            rerank_group(app, pool, model, query, merged, top_k).await?
+        }
+        None => {
+            let mut all = Vec::new();
+            for (group, one) in groups.into_iter().zip(&prepared) {
+                match &one.reranker {
+                    Some(model) => {
+                        all.extend(rerank_group(app, pool, model, query, group, top_k).await?)
+                    }
+                    None => all.extend(group),
+                }
+            }
+            all
+        }
+    };
+    all.retain(|c| {
         let threshold = options
             .threshold
-            .unwrap_or(f64::from(one.dataset.similarity_threshold));
-        all.extend(score(conn, one, &embedded, query, top_k, threshold).await?);
-    }
-    all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            .unwrap_or(f64::from(prepared[c.dataset].dataset.similarity_threshold));
+        match c.rerank {
+            Some(score) => threshold <= 0.0 || score >= threshold,
+            None => c.fused.score > 0.0 && c.fused.score >= threshold,
+        }
+    });
+    by_score(&mut all);
     all.truncate(top_k);
     if all.is_empty() {
         return Ok(Vec::new());
     }
-    let ids: Vec<Uuid> = all.iter().map(|h| h.0).collect();
+    let mut conn = pool.get().await?;
+    let conn = &mut *conn;
+    let ids: Vec<Uuid> = all.iter().map(|c| c.fused.id).collect();
     let segments: Vec<DocumentSegment> =
         diesel::update(document_segments::table.filter(document_segments::id.eq_any(&ids)))
             .set(document_segments::hit_count.eq(document_segments::hit_count + 1))
@@ -333,37 +380,46 @@ pub async fn search(
             .get_results(conn)
             .await?;
     let document_ids: Vec<Uuid> = segments.iter().map(|s| s.document_id).collect();
-    let names: HashMap<Uuid, String> = documents::table
+    let described: HashMap<Uuid, (String, Value)> = documents::table
         .filter(documents::id.eq_any(&document_ids))
-        .select((documents::id, documents::name))
-        .load::<(Uuid, String)>(conn)
+        .select((documents::id, documents::name, documents::doc_metadata))
+        .load::<(Uuid, String, Value)>(conn)
         .await?
         .into_iter()
+        .map(|(id, name, metadata)| (id, (name, metadata)))
         .collect();
     let mut by_id: HashMap<Uuid, DocumentSegment> =
         segments.into_iter().map(|s| (s.id, s)).collect();
     Ok(all
         .into_iter()
-        .filter_map(|(id, score, keyword_score, vector_score)| {
-            let segment = by_id.remove(&id)?;
+        .filter_map(|c| {
+            let segment = by_id.remove(&c.fused.id)?;
+            let (document_name, document_metadata) = described
+                .get(&segment.document_id)
+                .cloned()
+                .unwrap_or_default();
             Some(Hit {
-                document_name: names.get(&segment.document_id).cloned().unwrap_or_default(),
+                document_name,
+                document_metadata,
                 segment,
-                score,
-                keyword_score,
-                vector_score,
+                score: c.score(),
+                keyword_score: c.fused.keyword,
+                vector_score: c.fused.vector,
+                rerank_score: c.rerank,
             })
         })
         .collect())
 }
 
-/// `searchDataset`: a builder (READ in the dataset's workspace) searches one dataset.
+/// `searchDataset`: a builder (READ in the dataset's workspace) searches one dataset,
+/// its documents narrowed by `filter` (a list of metadata conditions) when given.
 pub async fn search_dataset(
     app: &App,
     actor: Actor,
     dataset_id: Uuid,
     query: &str,
     top_k: Option<i32>,
+    filter: Option<&Value>,
 ) -> AppResult<Vec<Hit>> {
     if query.trim().is_empty() {
         return Err(AppError::bad_input("query", "query is empty"));
@@ -379,6 +435,12 @@ pub async fn search_dataset(
             return Err(AppError::bad_input("topK", "topK is between 1 and 100"));
         }
         k => k.map(|k| k as usize),
+    };
+    let filter = match filter {
+        Some(f) => {
+            MetadataFilter::parse(f).map_err(|message| AppError::bad_input("filter", message))?
+        }
+        None => None,
     };
     let user_id = actor.user_id()?;
     let dataset: Dataset = {
@@ -397,7 +459,8 @@ pub async fn search_dataset(
     };
     let options = SearchOptions {
         top_k,
-        threshold: None,
+        filter,
+        ..SearchOptions::default()
     };
     search(app, &app.pool, &[dataset], query, &options).await
 }

@@ -6,7 +6,7 @@
 //! search that finds a different version loads them again. What is kept is bounded by
 //! `WEFT_VECTOR_CACHE_MB`; the least recently used datasets are dropped first.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +23,10 @@ pub struct DatasetVectors {
     pub version: i64,
     pub dims: usize,
     ids: Vec<Uuid>,
+    /// The document of each segment, for metadata filters.
+    documents: Vec<Uuid>,
+    /// Each segment's place in `ids`.
+    index: HashMap<Uuid, u32>,
     data: Vec<f32>,
     last_used: AtomicU64,
 }
@@ -37,12 +41,17 @@ impl DatasetVectors {
     }
 
     fn bytes(&self) -> usize {
-        self.data.len() * 4 + self.ids.len() * 16
+        self.data.len() * 4 + self.ids.len() * 56
     }
 
-    /// The `n` segments most similar to `query` (cosine), best first; none when the
-    /// dimensions differ.
-    pub fn nearest(&self, query: &[f32], n: usize) -> Vec<(Uuid, f32)> {
+    /// The `n` segments most similar to `query` (cosine), best first, among the segments
+    /// of `documents` when given; none when the dimensions differ.
+    pub fn nearest(
+        &self,
+        query: &[f32],
+        n: usize,
+        documents: Option<&HashSet<Uuid>>,
+    ) -> Vec<(Uuid, f32)> {
         let Some(query) = normalized(query) else {
             return Vec::new();
         };
@@ -53,6 +62,9 @@ impl DatasetVectors {
         let mut best: std::collections::BinaryHeap<std::cmp::Reverse<(Ordered, usize)>> =
             std::collections::BinaryHeap::with_capacity(n + 1);
         for (i, vector) in self.data.chunks_exact(self.dims).enumerate() {
+            if documents.is_some_and(|only| !only.contains(&self.documents[i])) {
+                continue;
+            }
             let score: f32 = vector.iter().zip(&query).map(|(a, b)| a * b).sum();
             if best.len() < n {
                 best.push(std::cmp::Reverse((Ordered(score), i)));
@@ -70,6 +82,25 @@ impl DatasetVectors {
             .collect();
         found.sort_by(|a, b| b.1.total_cmp(&a.1));
         found
+    }
+}
+
+impl DatasetVectors {
+    /// The cosine between `query` and each of `ids` that has a vector here.
+    pub fn cosines(&self, query: &[f32], ids: &[Uuid]) -> Vec<(Uuid, f32)> {
+        let Some(query) = normalized(query) else {
+            return Vec::new();
+        };
+        if query.len() != self.dims {
+            return Vec::new();
+        }
+        ids.iter()
+            .filter_map(|id| {
+                let row = *self.index.get(id)? as usize;
+                let vector = &self.data[row * self.dims..(row + 1) * self.dims];
+                Some((*id, vector.iter().zip(&query).map(|(a, b)| a * b).sum()))
+            })
+            .collect()
     }
 }
 
@@ -143,10 +174,14 @@ impl VectorCache {
         if let Some(found) = self.cached(dataset_id, version) {
             return Ok(found);
         }
-        let rows: Vec<(Uuid, Option<Vec<Option<f32>>>)> = document_segments::table
+        let rows: Vec<Row> = document_segments::table
             .filter(document_segments::dataset_id.eq(dataset_id))
             .filter(document_segments::embedding.is_not_null())
-            .select((document_segments::id, document_segments::embedding))
+            .select((
+                document_segments::id,
+                document_segments::document_id,
+                document_segments::embedding,
+            ))
             .load(conn)
             .await?;
         let loaded = Arc::new(build(version, rows));
@@ -175,11 +210,14 @@ impl VectorCache {
     }
 }
 
-fn build(version: i64, rows: Vec<(Uuid, Option<Vec<Option<f32>>>)>) -> DatasetVectors {
+/// A segment's id, its document's and its embedding.
+type Row = (Uuid, Uuid, Option<Vec<Option<f32>>>);
+
+fn build(version: i64, rows: Vec<Row>) -> DatasetVectors {
     // The dimension of the dataset's embeddings is that of most of them (a model changed
     // half-way leaves some of another size; those cannot be compared and are left out).
     let mut sizes: HashMap<usize, usize> = HashMap::new();
-    for (_, v) in &rows {
+    for (_, _, v) in &rows {
         if let Some(v) = v {
             *sizes.entry(v.len()).or_default() += 1;
         }
@@ -189,8 +227,9 @@ fn build(version: i64, rows: Vec<(Uuid, Option<Vec<Option<f32>>>)>) -> DatasetVe
         .max_by_key(|(_, n)| *n)
         .map_or(0, |(d, _)| d);
     let mut ids = Vec::with_capacity(rows.len());
+    let mut documents = Vec::with_capacity(rows.len());
     let mut data = Vec::with_capacity(rows.len() * dims);
-    for (id, vector) in rows {
+    for (id, document, vector) in rows {
         let Some(vector) = vector else { continue };
         if vector.len() != dims || dims == 0 {
             continue;
@@ -198,13 +237,21 @@ fn build(version: i64, rows: Vec<(Uuid, Option<Vec<Option<f32>>>)>) -> DatasetVe
         let plain: Vec<f32> = vector.into_iter().map(|x| x.unwrap_or(0.0)).collect();
         if let Some(unit) = normalized(&plain) {
             ids.push(id);
+            documents.push(document);
             data.extend(unit);
         }
     }
+    let index = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i as u32))
+        .collect();
     DatasetVectors {
         version,
         dims,
         ids,
+        documents,
+        index,
         data,
         last_used: AtomicU64::new(0),
     }
@@ -220,21 +267,31 @@ mod tests {
         let b = Uuid::new_v4();
         let c = Uuid::new_v4();
         let odd = Uuid::new_v4();
+        let (one, two) = (Uuid::new_v4(), Uuid::new_v4());
         let v = |x: &[f32]| Some(x.iter().map(|f| Some(*f)).collect());
         let vectors = build(
             3,
             vec![
-                (a, v(&[1.0, 0.0])),
-                (b, v(&[0.7, 0.7])),
-                (c, v(&[0.0, 5.0])),
-                (odd, v(&[1.0, 0.0, 0.0])),
+                (a, one, v(&[1.0, 0.0])),
+                (b, two, v(&[0.7, 0.7])),
+                (c, two, v(&[0.0, 5.0])),
+                (odd, one, v(&[1.0, 0.0, 0.0])),
             ],
         );
         assert_eq!(vectors.len(), 3);
-        let found = vectors.nearest(&[2.0, 0.1], 2);
+        let found = vectors.nearest(&[2.0, 0.1], 2, None);
         assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![a, b]);
         assert!((found[0].1 - 0.99875).abs() < 1e-3);
-        assert!(vectors.nearest(&[1.0, 0.0, 0.0], 2).is_empty());
-        assert!(vectors.nearest(&[0.0, 0.0], 2).is_empty());
+        let of_two = vectors.nearest(&[2.0, 0.1], 2, Some(&HashSet::from([two])));
+        assert_eq!(of_two.iter().map(|f| f.0).collect::<Vec<_>>(), vec![b, c]);
+        let cosines = vectors.cosines(&[2.0, 0.1], &[c, odd, Uuid::new_v4()]);
+        assert_eq!(
+            cosines.len(),
+            1,
+            "only segments with a vector of the dimensions"
+        );
+        assert!((cosines[0].1 - 0.0499).abs() < 1e-3);
+        assert!(vectors.nearest(&[1.0, 0.0, 0.0], 2, None).is_empty());
+        assert!(vectors.nearest(&[0.0, 0.0], 2, None).is_empty());
     }
 }

@@ -71,6 +71,23 @@ pub fn embedding(text: &str) -> Vec<f32> {
     vector
 }
 
+/// ECHO's reranking score: the share of the query's distinct words (lower-cased) that the
+/// document holds, 0 to 1.
+pub fn relevance(query: &str, document: &str) -> f64 {
+    let words = |t: &str| -> std::collections::HashSet<String> {
+        t.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let asked = words(query);
+    if asked.is_empty() {
+        return 0.0;
+    }
+    let held = words(document);
+    asked.iter().filter(|w| held.contains(*w)).count() as f64 / asked.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

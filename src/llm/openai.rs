@@ -117,25 +117,10 @@ impl OpenAiClient {
         inputs: &[String],
     ) -> Result<Vec<Vec<f32>>, LlmError> {
         let body = json!({ "model": model, "input": inputs });
-        let mut response = self.send("embeddings", &body).await?;
+        let response = self.send("embeddings", &body).await?;
         // Room for the vectors asked for (up to 8,192 dimensions as JSON), and no more.
         let limit = EMBEDDINGS_BASE_BYTES + inputs.len() * EMBEDDING_BYTES;
-        let mut bytes = Vec::new();
-        loop {
-            let piece = tokio::time::timeout(self.timeout, response.chunk())
-                .await
-                .map_err(|_| LlmError::Timeout(self.timeout))?
-                .map_err(|e| LlmError::Transport(without_url(&e)))?;
-            let Some(piece) = piece else { break };
-            bytes.extend_from_slice(&piece);
-            if bytes.len() > limit {
-                return Err(LlmError::Protocol(format!(
-                    "the embeddings answer is larger than {limit} bytes"
-                )));
-            }
-        }
-        let answer: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| LlmError::Protocol(format!("the embeddings answer is not JSON: {e}")))?;
+        let answer = self.json_answer(response, limit, "embeddings").await?;
         let mut rows: Vec<(usize, Vec<f32>)> = answer["data"]
             .as_array()
             .ok_or_else(|| LlmError::Protocol("the embeddings answer has no data".into()))?
@@ -164,6 +149,55 @@ impl OpenAiClient {
             )));
         }
         Ok(rows.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Scores `documents` against `query` with a reranking model (`POST {baseUrl}/rerank`,
+    /// the shape Jina, Cohere-compatible and vLLM servers serve): the `top_n` best as
+    /// (index into `documents`, relevance score), best first.
+    pub async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[String],
+        top_n: usize,
+    ) -> Result<Vec<(usize, f64)>, LlmError> {
+        let body = json!({
+            "model": model,
+            "query": query,
+            "documents": documents,
+            "top_n": top_n,
+            "return_documents": false,
+        });
+        let response = self.send("rerank", &body).await?;
+        let limit = EMBEDDINGS_BASE_BYTES + documents.len() * 256;
+        let answer = self.json_answer(response, limit, "rerank").await?;
+        read_rerank(&answer, documents.len())
+    }
+
+    /// The JSON body of a `what` answer, read up to `limit` bytes (a larger answer is a
+    /// protocol error: the client stops reading).
+    async fn json_answer(
+        &self,
+        mut response: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Value, LlmError> {
+        let mut bytes = Vec::new();
+        loop {
+            let piece = tokio::time::timeout(self.timeout, response.chunk())
+                .await
+                .map_err(|_| LlmError::Timeout(self.timeout))?
+                .map_err(|e| LlmError::Transport(without_url(&e)))?;
+            let Some(piece) = piece else { break };
+            bytes.extend_from_slice(&piece);
+            if bytes.len() > limit {
+                return Err(LlmError::Protocol(format!(
+                    "the {what} answer is larger than {limit} bytes"
+                )));
+            }
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| LlmError::Protocol(format!("the {what} answer is not JSON: {e}")))
     }
 
     /// POSTs `body`, retrying what may pass on a second try, until a 2xx answer.
@@ -226,6 +260,36 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
 
 /// The room an embeddings answer may take: its envelope, and each vector.
 const EMBEDDINGS_BASE_BYTES: usize = 64 * 1024;
+
+/// The results of a rerank answer (`results: [{index, relevance_score}]`), best first; an
+/// index out of range, a repeated one or a score that is not a number is a protocol error.
+fn read_rerank(answer: &Value, documents: usize) -> Result<Vec<(usize, f64)>, LlmError> {
+    let rows = answer["results"]
+        .as_array()
+        .ok_or_else(|| LlmError::Protocol("the rerank answer has no results".into()))?;
+    let mut seen = vec![false; documents];
+    let mut results = Vec::with_capacity(rows.len());
+    for row in rows {
+        let index = row["index"]
+            .as_u64()
+            .map(|i| i as usize)
+            .filter(|i| *i < documents && !seen[*i])
+            .ok_or_else(|| LlmError::Protocol("a rerank result names no document asked".into()))?;
+        let score = row["relevance_score"]
+            .as_f64()
+            .filter(|s| s.is_finite())
+            .ok_or_else(|| LlmError::Protocol("a rerank result has no relevance_score".into()))?;
+        seen[index] = true;
+        results.push((index, score));
+    }
+    best_first(&mut results);
+    Ok(results)
+}
+
+/// Orders (index, score) pairs best first, ties by index.
+pub fn best_first(scored: &mut [(usize, f64)]) {
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+}
 const EMBEDDING_BYTES: usize = 8192 * 24;
 
 /// The most of an error answer read.

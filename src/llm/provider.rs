@@ -214,6 +214,30 @@ impl ModelClient {
         }
     }
 
+    /// Scores `documents` against `query`: the `top_n` best as (index, relevance score),
+    /// best first.
+    pub async fn rerank(
+        &self,
+        model: &str,
+        query: &str,
+        documents: &[String],
+        top_n: usize,
+    ) -> Result<Vec<(usize, f64)>, LlmError> {
+        match self {
+            ModelClient::OpenAi(client) => client.rerank(model, query, documents, top_n).await,
+            ModelClient::Echo { .. } => {
+                let mut scored: Vec<(usize, f64)> = documents
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| (i, echo::relevance(query, d)))
+                    .collect();
+                super::openai::best_first(&mut scored);
+                scored.truncate(top_n);
+                Ok(scored)
+            }
+        }
+    }
+
     /// Streams a reply; the usage is the provider's, or estimated (about four characters a
     /// token) when it reported none.
     pub async fn stream_chat(

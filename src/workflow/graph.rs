@@ -228,7 +228,30 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
             }
             string_field(map, "query", true)?;
             number_field(map, "topK", 1.0, 100.0, true)?;
-            number_field(map, "scoreThreshold", 0.0, 1.0, false)
+            number_field(map, "scoreThreshold", 0.0, 1.0, false)?;
+            match map.get("metadataFilter") {
+                None | Some(Value::Null) => {}
+                // Values from variables are checked when the node runs.
+                Some(filter) if filter.is_array() && filter.to_string().contains("{{") => {}
+                Some(filter) => {
+                    crate::knowledge::metadata::MetadataFilter::parse(filter)
+                        .map_err(|e| format!("config.metadataFilter: {e}"))?;
+                }
+            }
+            string_field(map, "rerankProviderId", false)?;
+            string_field(map, "rerankModel", false)?;
+            let given = |field: &str| map.get(field).and_then(Value::as_str).is_some();
+            match (given("rerankProviderId"), given("rerankModel")) {
+                (false, false) => Ok(()),
+                (true, true) => {
+                    if let Some(Value::String(id)) = map.get("rerankProviderId") {
+                        uuid::Uuid::parse_str(id)
+                            .map_err(|_| "config.rerankProviderId must be a UUID".to_string())?;
+                    }
+                    Ok(())
+                }
+                _ => Err("config.rerankProviderId and config.rerankModel go together".into()),
+            }
         }
         NodeType::Template => string_field(map, "template", true),
         NodeType::Condition => {

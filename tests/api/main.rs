@@ -28,6 +28,7 @@ mod plugins;
 mod prompts;
 mod providers;
 mod ranking;
+mod retrieval_options;
 mod rights;
 mod run_history;
 mod schema_sdl;

@@ -39,7 +39,7 @@ const DATA_MODEL_TABLES: [&str; 42] = [
     "documents",
     "document_segments",
     "dataset_application_joins",
-    "dataset_terms",
+    "dataset_statistics",
     "segment_terms",
     "plugins",
     "installed_plugins",

@@ -34,6 +34,8 @@ pub struct Dataset {
     pub updated_at: DateTime<Utc>,
     pub embedding_provider_id: Option<Uuid>,
     pub embedding_version: i64,
+    pub rerank_provider_id: Option<Uuid>,
+    pub rerank_model: Option<String>,
 }
 
 /// A row of `documents` (without its source text, read only by indexing).
@@ -73,6 +75,9 @@ pub struct Document {
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Keys and values searches filter on (`knowledge::metadata`).
+    #[serde(default)]
+    pub doc_metadata: Value,
 }
 
 /// A row of `document_segments` (without its embedding, read only by retrieval).

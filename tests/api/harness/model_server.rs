@@ -1,8 +1,9 @@
 //! A small OpenAI-compatible server inside the test process: `POST /v1/chat/completions`
-//! streaming real SSE over HTTP, and `POST /v1/embeddings`. The model name picks the
-//! behaviour: `flaky` fails twice with 503 first, `busy` is always 429, `slow` streams a
-//! token every 20 ms (up to 500) and records whether the client hung up early; any other
-//! model answers "Hello world" in three pieces with usage. The key is `test-key`.
+//! streaming real SSE over HTTP, `POST /v1/embeddings`, and `POST /v1/rerank` (the Jina /
+//! Cohere shape; shorter documents score higher). The model name picks the behaviour:
+//! `flaky` fails twice with 503 first, `busy` is always 429, `slow` streams a token every
+//! 20 ms (up to 500) and records whether the client hung up early; any other model answers
+//! "Hello world" in three pieces with usage. The key is `test-key`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ impl ModelServer {
         let router = axum::Router::new()
             .route("/v1/chat/completions", post(chat))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/rerank", post(rerank))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -231,4 +233,43 @@ async fn embeddings(
         })
         .collect();
     Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+/// Scores each document `1 / (1 + its words)`: the shortest first, whatever the query.
+/// Answers the `top_n` best, best first, as Jina and Cohere do.
+async fn rerank(
+    State(seen): State<Arc<Seen>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    if let Some(refusal) = refused(&headers) {
+        return refusal;
+    }
+    if let Ok(mut last) = seen.last_body.lock() {
+        *last = Some(body.clone());
+    }
+    if body["model"] == "busy" {
+        return (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
+    }
+    let documents: Vec<String> = body["documents"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut results: Vec<(usize, f64)> = documents
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i, 1.0 / (1.0 + d.split_whitespace().count() as f64)))
+        .collect();
+    results.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    results.truncate(body["top_n"].as_u64().map_or(results.len(), |n| n as usize));
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|(index, score)| json!({ "index": index, "relevance_score": score }))
+        .collect();
+    Json(json!({ "model": body["model"], "results": results })).into_response()
 }
