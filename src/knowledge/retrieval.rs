@@ -24,7 +24,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::embed;
-use super::fusion::{self, Candidate as Scored, Fused};
+use super::fusion::{self, Candidate, Fused};
 use super::keyword::{self, Ranked};
 use super::metadata::MetadataFilter;
 use super::rerank::{self, RerankChoice};
@@ -169,9 +169,9 @@ async fn fused(
 ) -> AppResult<Vec<Fused>> {
     let (dataset, keyword) = (prepared.dataset, &prepared.keyword);
     let Some((model, vectors)) = &prepared.vector else {
-        let candidates: Vec<Scored> = keyword
+        let candidates: Vec<Candidate> = keyword
             .iter()
-            .map(|r| Scored {
+            .map(|r| Candidate {
                 id: r.id,
                 bm25: r.rank,
                 cosine: None,
@@ -207,9 +207,9 @@ async fn fused(
             visible.push(r.id);
         }
     }
-    let candidates: Vec<Scored> = visible
+    let candidates: Vec<Candidate> = visible
         .into_iter()
-        .map(|id| Scored {
+        .map(|id| Candidate {
             id,
             bm25: ranks.get(&id).copied().unwrap_or(0.0),
             cosine: cosines.get(&id).copied(),
@@ -223,19 +223,19 @@ async fn fused(
 }
 
 /// A candidate on its way: fused, perhaps reranked, from dataset `dataset` (an index).
-struct Candidate {
+struct Pending {
     dataset: usize,
     fused: Fused,
     rerank: Option<f64>,
 }
 
-impl Candidate {
+impl Pending {
     fn score(&self) -> f64 {
         self.rerank.unwrap_or(self.fused.score)
     }
 }
 
-fn by_score(list: &mut [Candidate]) {
+fn by_score(list: &mut [Pending]) {
     list.sort_by(|a, b| {
         b.score()
             .total_cmp(&a.score())
@@ -250,9 +250,9 @@ async fn rerank_group(
     pool: &DbPool,
     model: &ResolvedModel,
     query: &str,
-    mut group: Vec<Candidate>,
+    mut group: Vec<Pending>,
     top_k: usize,
-) -> AppResult<Vec<Candidate>> {
+) -> AppResult<Vec<Pending>> {
     group.truncate(rerank::candidates(top_k));
     if group.is_empty() {
         return Ok(group);
@@ -321,14 +321,14 @@ pub async fn search(
         }
     };
     let embedded = embed_query(app, &prepared, query).await?;
-    let mut groups: Vec<Vec<Candidate>> = Vec::with_capacity(prepared.len());
+    let mut groups: Vec<Vec<Pending>> = Vec::with_capacity(prepared.len());
     {
         let mut conn = pool.get().await?;
         for (index, one) in prepared.iter().enumerate() {
             let list = fused(&mut conn, one, &embedded, query, limit).await?;
             groups.push(
                 list.into_iter()
-                    .map(|fused| Candidate {
+                    .map(|fused| Pending {
                         dataset: index,
                         fused,
                         rerank: None,
@@ -337,9 +337,9 @@ pub async fn search(
             );
         }
     }
-    let mut all: Vec<Candidate> = match &search_reranker {
+    let mut all: Vec<Pending> = match &search_reranker {
         Some(model) => {
-            let mut merged: Vec<Candidate> = groups.into_iter().flatten().collect();
+            let mut merged: Vec<Pending> = groups.into_iter().flatten().collect();
             by_score(&mut merged);
             rerank_group(app, pool, model, query, merged, top_k).await?
         }
