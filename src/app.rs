@@ -153,7 +153,10 @@ impl App {
             engine_pool,
             config.outbound.client(std::time::Duration::from_secs(10)),
         );
-        let vectors = crate::knowledge::vectors::VectorCache::new(config.engine.vector_cache_mb);
+        let vectors = crate::knowledge::vectors::VectorCache::new(
+            config.engine.vector_cache_mb,
+            config.engine.vector_approximate_above,
+        );
         crate::knowledge::tokens::warm_up();
         Ok(Arc::new(App {
             engine,

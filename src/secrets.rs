@@ -163,10 +163,11 @@ pub fn decrypt(key: &Secret, sealed: &[u8], binding: &str) -> Result<Vec<u8>, St
         };
         cipher.decrypt(&Nonce::from(nonce), payload).ok()
     };
-    if sealed.len() >= 1 + 12 + 16 && sealed[0] == SEALED_V2 {
-        if let Some(plain) = open(&sealed[1..13], &sealed[13..], binding.as_bytes()) {
-            return Ok(plain);
-        }
+    if sealed.len() >= 1 + 12 + 16
+        && sealed[0] == SEALED_V2
+        && let Some(plain) = open(&sealed[1..13], &sealed[13..], binding.as_bytes())
+    {
+        return Ok(plain);
     }
     if sealed.len() >= 12 + 16 {
         // Sealed without a binding (a random nonce may begin with the version byte).

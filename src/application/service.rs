@@ -192,13 +192,13 @@ pub async fn update_application(
             validate::name("suggestedQuestions", q, 500)?;
         }
     }
-    if let Some(t) = changes.annotation_reply_threshold {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(AppError::bad_input(
-                "annotationReplyThreshold",
-                "the threshold is between 0 and 1",
-            ));
-        }
+    if let Some(t) = changes.annotation_reply_threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(AppError::bad_input(
+            "annotationReplyThreshold",
+            "the threshold is between 0 and 1",
+        ));
     }
     conn.transaction(async |conn| {
         let current = application_for_action(conn, actor, application_id, Action::Build).await?;

@@ -182,6 +182,8 @@ diesel::table! {
         created_by -> Nullable<Uuid>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        parent_segment_id -> Nullable<Uuid>,
+        answer -> Nullable<Text>,
     }
 }
 
@@ -217,6 +219,8 @@ diesel::table! {
         source_text -> Nullable<Text>,
         process_rule -> Jsonb,
         doc_metadata -> Jsonb,
+        #[max_length = 20]
+        chunk_mode -> Varchar,
     }
 }
 
@@ -492,6 +496,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    parent_segments (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        dataset_id -> Uuid,
+        document_id -> Uuid,
+        position -> Int4,
+        content -> Text,
+        tokens -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     password_resets (id) {
         id -> Uuid,
         user_id -> Uuid,
@@ -740,6 +758,7 @@ diesel::joinable!(datasets -> users (created_by));
 diesel::joinable!(datasets -> workspaces (workspace_id));
 diesel::joinable!(document_segments -> datasets (dataset_id));
 diesel::joinable!(document_segments -> documents (document_id));
+diesel::joinable!(document_segments -> parent_segments (parent_segment_id));
 diesel::joinable!(document_segments -> workspaces (workspace_id));
 diesel::joinable!(documents -> datasets (dataset_id));
 diesel::joinable!(documents -> file_references (file_id));
@@ -786,6 +805,9 @@ diesel::joinable!(node_execution_results -> workspaces (workspace_id));
 diesel::joinable!(nodes -> workflow_versions (version_id));
 diesel::joinable!(nodes -> workspaces (workspace_id));
 diesel::joinable!(organizations -> users (created_by));
+diesel::joinable!(parent_segments -> datasets (dataset_id));
+diesel::joinable!(parent_segments -> documents (document_id));
+diesel::joinable!(parent_segments -> workspaces (workspace_id));
 diesel::joinable!(password_resets -> users (user_id));
 diesel::joinable!(prompt_template_versions -> prompt_templates (prompt_template_id));
 diesel::joinable!(prompt_template_versions -> users (created_by));
@@ -829,6 +851,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     node_execution_results,
     nodes,
     organizations,
+    parent_segments,
     password_resets,
     plugins,
     prompt_template_versions,

@@ -14,6 +14,8 @@
 //!   embedding provider; they get one retry where background indexing gets three.
 //! - `WEFT_ECHO_PACE_MS` (40): the pause between the words of the ECHO provider.
 //! - `WEFT_VECTOR_CACHE_MB` (1024): memory for datasets' embeddings held for vector search.
+//! - `WEFT_VECTOR_APPROXIMATE_ABOVE` (20000): datasets of at least this many vectors are
+//!   searched through an approximate graph (HNSW) once it is built.
 //! - `WEFT_DEMO` (`true`): seed the demo on an empty database (`false` or `--no-demo`: not).
 
 use std::time::Duration;
@@ -28,6 +30,7 @@ pub struct EngineConfig {
     pub echo_pace: Duration,
     pub demo: bool,
     pub vector_cache_mb: usize,
+    pub vector_approximate_above: usize,
 }
 
 impl Default for EngineConfig {
@@ -41,6 +44,7 @@ impl Default for EngineConfig {
             echo_pace: Duration::from_millis(40),
             demo: true,
             vector_cache_mb: 1024,
+            vector_approximate_above: 20_000,
         }
     }
 }
@@ -66,6 +70,11 @@ impl EngineConfig {
             vector_cache_mb: number(
                 "WEFT_VECTOR_CACHE_MB",
                 defaults.vector_cache_mb as u64,
+                false,
+            )? as usize,
+            vector_approximate_above: number(
+                "WEFT_VECTOR_APPROXIMATE_ABOVE",
+                defaults.vector_approximate_above as u64,
                 false,
             )? as usize,
             lease: Duration::from_secs(number(

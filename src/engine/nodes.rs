@@ -187,7 +187,7 @@ async fn knowledge(
         .map_err(unavailable)?;
     let context = hits
         .iter()
-        .map(|h| h.segment.content.as_str())
+        .map(|h| h.context.as_str())
         .collect::<Vec<_>>()
         .join("\n\n");
     let segments: Vec<Value> = hits
@@ -201,7 +201,7 @@ async fn knowledge(
                 "position": h.segment.position,
                 "score": h.score,
                 "metadata": h.document_metadata,
-                "content": h.segment.content,
+                "content": h.context,
             })
         })
         .collect();

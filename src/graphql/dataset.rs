@@ -7,7 +7,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
-use super::enums::parse;
+use super::enums::{ChunkMode, parse};
 use super::file::FileObject;
 use super::knowledge::{DocumentSegmentObject, SegmentFilter};
 use super::lists::{ListFilter, ListName};
@@ -208,6 +208,10 @@ impl DocumentObject {
     }
     async fn archived(&self) -> bool {
         self.0.archived
+    }
+    /// How the document is cut into segments.
+    async fn chunk_mode(&self) -> async_graphql::Result<ChunkMode> {
+        Ok(parse(&self.0.chunk_mode)?)
     }
     /// Keys and values searches can filter on (`searchDataset(filter:)`).
     async fn metadata(&self) -> Json<Value> {

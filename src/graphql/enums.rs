@@ -20,6 +20,10 @@ macro_rules! stored_enum {
     };
 }
 
+stored_enum!(/// How a document is cut into segments: GENERAL (segments searched and given as
+    /// they are), PARENT_CHILD (small child segments searched, their parent section given),
+    /// QA (rows of question and answer: the question searched, the pair given).
+    ChunkMode { General, ParentChild, Qa });
 stored_enum!(/// What an application is for.
     ApplicationMode { Chat, Workflow });
 stored_enum!(/// Whether end users can reach an application.

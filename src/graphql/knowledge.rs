@@ -8,8 +8,10 @@ use uuid::Uuid;
 
 use super::context::{ContextExt, conn};
 use super::dataset::DocumentObject;
+use super::enums::ChunkMode;
 use super::loaders::*;
-use crate::db::models::{DocumentSegment, RetrieverResource};
+use crate::db::models::{DocumentSegment, ParentSegment, RetrieverResource};
+use crate::knowledge::chunk;
 use crate::knowledge::documents::{self, DocumentChanges, NewDocument};
 use crate::knowledge::retrieval::{self, Hit};
 
@@ -77,6 +79,53 @@ impl DocumentSegmentObject {
             .await?
             .map(DocumentObject))
     }
+    /// In a QA document: the answer to the question that is this segment's content.
+    async fn answer(&self) -> Option<&str> {
+        self.0.answer.as_deref()
+    }
+    /// In a PARENT_CHILD document: the parent this child segment stands for.
+    async fn parent_segment_id(&self) -> Option<Uuid> {
+        self.0.parent_segment_id
+    }
+    /// In a PARENT_CHILD document: the parent section, what a search gives in this
+    /// segment's place.
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<ParentSegmentObject>> {
+        let Some(id) = self.0.parent_segment_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(ParentSegmentById(id))
+            .await?
+            .map(ParentSegmentObject))
+    }
+}
+
+/// A section of a PARENT_CHILD document: its child segments are searched, it is what a
+/// search gives.
+pub struct ParentSegmentObject(pub ParentSegment);
+
+#[Object(name = "ParentSegment")]
+impl ParentSegmentObject {
+    async fn id(&self) -> Uuid {
+        self.0.id
+    }
+    async fn document_id(&self) -> Uuid {
+        self.0.document_id
+    }
+    async fn dataset_id(&self) -> Uuid {
+        self.0.dataset_id
+    }
+    /// Its place in the document, from 0.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+    async fn content(&self) -> &str {
+        &self.0.content
+    }
+    async fn tokens(&self) -> i32 {
+        self.0.tokens
+    }
 }
 
 /// A segment found by a search, with its score (0 to 1).
@@ -118,8 +167,10 @@ impl RetrievedSegmentObject {
     async fn document_metadata(&self) -> Json<Value> {
         Json(self.0.document_metadata.clone())
     }
+    /// What the model is given: the segment's text; for a child segment (PARENT_CHILD),
+    /// its parent section; for a question (QA), the question and its answer.
     async fn content(&self) -> &str {
-        &self.0.segment.content
+        &self.0.context
     }
 }
 
@@ -216,13 +267,21 @@ pub struct CreateDocumentInput {
     name: String,
     /// The document's text; or give `fileId`.
     text: Option<String>,
-    /// An uploaded file (plain text, Markdown or HTML) of the dataset's workspace.
+    /// An uploaded file of the dataset's workspace: plain text, Markdown, HTML, PDF,
+    /// DOCX, CSV or a spreadsheet (XLSX, XLS, ODS).
     file_id: Option<Uuid>,
-    /// The longest segment, in tokens (50 to 4000; 500 when omitted).
+    /// GENERAL when omitted. A QA document's text is CSV (or its file a CSV file or a
+    /// spreadsheet): a question and its answer per row.
+    chunk_mode: Option<ChunkMode>,
+    /// The longest segment, in tokens (50 to 4000; 500 when omitted, 200 for the child
+    /// segments of a PARENT_CHILD document).
     max_tokens: Option<i32>,
     /// Tokens a segment repeats from the end of the one before (at most half of
-    /// maxTokens; 50 when omitted).
+    /// maxTokens; 50 when omitted, 20 for child segments).
     overlap_tokens: Option<i32>,
+    /// PARENT_CHILD documents: the longest parent section, in tokens (50 to 4000; 1000
+    /// when omitted).
+    parent_max_tokens: Option<i32>,
     /// Keys and values searches can filter on: an object of strings, numbers, booleans
     /// and dates (`2024-05-01`, or RFC 3339 with an offset); at most 50 keys.
     metadata: Option<Json<Value>>,
@@ -240,6 +299,8 @@ pub struct UpdateDocumentInput {
     archived: Option<bool>,
     max_tokens: Option<i32>,
     overlap_tokens: Option<i32>,
+    /// PARENT_CHILD documents: the longest parent section.
+    parent_max_tokens: Option<i32>,
     /// Replaces the document's metadata (the document is not indexed again).
     metadata: Option<Json<Value>>,
 }
@@ -322,6 +383,12 @@ impl KnowledgeMutation {
                 file_id: input.file_id,
                 max_tokens: input.max_tokens,
                 overlap_tokens: input.overlap_tokens,
+                chunk_mode: input.chunk_mode.map(|mode| match mode {
+                    ChunkMode::General => chunk::ChunkMode::General,
+                    ChunkMode::ParentChild => chunk::ChunkMode::ParentChild,
+                    ChunkMode::Qa => chunk::ChunkMode::Qa,
+                }),
+                parent_max_tokens: input.parent_max_tokens,
                 metadata: input.metadata.map(|m| m.0),
             },
         )
@@ -353,6 +420,7 @@ impl KnowledgeMutation {
                 archived: input.archived,
                 max_tokens: input.max_tokens,
                 overlap_tokens: input.overlap_tokens,
+                parent_max_tokens: input.parent_max_tokens,
                 metadata: input.metadata.map(|m| m.0),
             },
         )

@@ -21,16 +21,17 @@ use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, DocumentSegment,
     EndUser, ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message,
-    MessageAnnotation, MessageFeedback, Node, NodeExecutionResult, Organization, Plugin,
-    PromptTemplate, PromptTemplateVersion, RetrieverResource, Team, TeamInvitation, TeamMember,
-    Workflow, WorkflowVersion, Workspace,
+    MessageAnnotation, MessageFeedback, Node, NodeExecutionResult, Organization, ParentSegment,
+    Plugin, PromptTemplate, PromptTemplateVersion, RetrieverResource, Team, TeamInvitation,
+    TeamMember, Workflow, WorkflowVersion, Workspace,
 };
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
     documents, end_users, execution_records, file_references, installed_plugins, llm_providers,
     message_annotations, message_feedbacks, message_retriever_resources, messages,
-    node_execution_results, nodes, organizations, plugins, prompt_template_versions,
-    team_invitations, team_members, teams, users, workflow_versions, workflows, workspaces,
+    node_execution_results, nodes, organizations, parent_segments, plugins,
+    prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
+    workflows, workspaces,
 };
 use crate::error::AppError;
 
@@ -917,6 +918,9 @@ impl Loader<DatasetsOfApplication> for DbLoader {
 
 by_id_loader!(/// A file the viewer can see.
     FileById, FileReference, file_references);
+
+by_id_loader!(/// The parent segment of a child segment the viewer can see.
+    ParentSegmentById, ParentSegment, parent_segments);
 
 key!(/// A plugin of the catalogue (the catalogue is the same for everyone).
     PluginById);

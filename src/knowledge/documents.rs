@@ -8,6 +8,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::json;
 use uuid::Uuid;
 
+use super::chunk::{self, ChunkMode};
 use super::datasets::dataset_for_building;
 use super::extract;
 use super::split::SplitRule;
@@ -61,6 +62,9 @@ pub struct NewDocument {
     pub file_id: Option<Uuid>,
     pub max_tokens: Option<i32>,
     pub overlap_tokens: Option<i32>,
+    /// GENERAL when omitted (`chunk`).
+    pub chunk_mode: Option<ChunkMode>,
+    pub parent_max_tokens: Option<i32>,
     /// Keys and values searches filter on (`metadata::check`).
     pub metadata: Option<serde_json::Value>,
 }
@@ -74,6 +78,7 @@ pub struct DocumentChanges {
     pub archived: Option<bool>,
     pub max_tokens: Option<i32>,
     pub overlap_tokens: Option<i32>,
+    pub parent_max_tokens: Option<i32>,
     /// Replaces the document's metadata (no re-indexing).
     pub metadata: Option<serde_json::Value>,
 }
@@ -85,14 +90,39 @@ fn checked_metadata(value: &serde_json::Value) -> AppResult<serde_json::Value> {
         .map_err(|message| AppError::bad_input("metadata", message))
 }
 
+/// The split rule a document gets: `current`'s values where none is given. QA documents
+/// are not split (a row is a segment); only PARENT_CHILD ones have parents.
 fn rule_of(
+    mode: ChunkMode,
     current: SplitRule,
     max_tokens: Option<i32>,
     overlap_tokens: Option<i32>,
+    parent_max_tokens: Option<i32>,
 ) -> AppResult<SplitRule> {
     let field = |name: &'static str, v: i32| {
         usize::try_from(v).map_err(|_| AppError::bad_input(name, format!("{name} is negative")))
     };
+    if mode == ChunkMode::Qa {
+        for (name, given) in [
+            ("maxTokens", max_tokens),
+            ("overlapTokens", overlap_tokens),
+            ("parentMaxTokens", parent_max_tokens),
+        ] {
+            if given.is_some() {
+                return Err(AppError::bad_input(
+                    name,
+                    format!("{name} does not apply to QA documents: each row is one segment"),
+                ));
+            }
+        }
+        return Ok(current);
+    }
+    if mode == ChunkMode::General && parent_max_tokens.is_some() {
+        return Err(AppError::bad_input(
+            "parentMaxTokens",
+            "parentMaxTokens applies to PARENT_CHILD documents only",
+        ));
+    }
     SplitRule {
         max_tokens: max_tokens
             .map(|v| field("maxTokens", v))
@@ -102,9 +132,37 @@ fn rule_of(
             .map(|v| field("overlapTokens", v))
             .transpose()?
             .unwrap_or(current.overlap_tokens),
+        parent_max_tokens: match mode {
+            ChunkMode::ParentChild => Some(
+                parent_max_tokens
+                    .map(|v| field("parentMaxTokens", v))
+                    .transpose()?
+                    .or(current.parent_max_tokens)
+                    .unwrap_or(chunk::DEFAULT_PARENT_MAX_TOKENS),
+            ),
+            _ => None,
+        },
     }
     .checked()
     .map_err(|(field, message)| AppError::bad_input(field, message))
+}
+
+/// The rule of a new document of `mode` before anything given.
+fn default_rule(mode: ChunkMode) -> SplitRule {
+    match mode {
+        ChunkMode::ParentChild => chunk::DEFAULT_CHILD_RULE,
+        _ => SplitRule::default(),
+    }
+}
+
+/// A QA document's text: CSV rows of question and answer, checked now so that a bad row
+/// is refused with nothing written.
+fn checked_pairs(text: &str) -> AppResult<()> {
+    let rows = extract::rows_of("text/csv", text.as_bytes())
+        .map_err(|message| AppError::bad_input("text", message))?;
+    chunk::pairs(&rows)
+        .map(|_| ())
+        .map_err(|message| AppError::bad_input("text", message))
 }
 
 fn checked_text(text: &str) -> AppResult<String> {
@@ -129,7 +187,14 @@ pub async fn create_document(
     input: NewDocument,
 ) -> AppResult<Document> {
     let name = validate::name("name", &input.name, 255)?;
-    let rule = rule_of(SplitRule::default(), input.max_tokens, input.overlap_tokens)?;
+    let mode = input.chunk_mode.unwrap_or(ChunkMode::General);
+    let rule = rule_of(
+        mode,
+        default_rule(mode),
+        input.max_tokens,
+        input.overlap_tokens,
+        input.parent_max_tokens,
+    )?;
     let metadata = input
         .metadata
         .as_ref()
@@ -137,7 +202,13 @@ pub async fn create_document(
         .transpose()?
         .unwrap_or_else(|| json!({}));
     let text = match (&input.text, input.file_id) {
-        (Some(text), None) => Some(checked_text(text)?),
+        (Some(text), None) => {
+            let text = checked_text(text)?;
+            if mode == ChunkMode::Qa {
+                checked_pairs(&text)?;
+            }
+            Some(text)
+        }
         (None, Some(_)) => None,
         _ => {
             return Err(AppError::bad_input(
@@ -166,6 +237,14 @@ pub async fn create_document(
                     ),
                 ));
             }
+            if mode == ChunkMode::Qa && !extract::tabular(&mime_type) {
+                return Err(AppError::bad_input(
+                    "fileId",
+                    format!(
+                        "a QA document is made from a CSV file or a spreadsheet, not {mime_type}"
+                    ),
+                ));
+            }
         }
         let position: i32 = documents::table
             .filter(documents::dataset_id.eq(dataset.id))
@@ -183,6 +262,7 @@ pub async fn create_document(
                 documents::source_text.eq(&text),
                 documents::process_rule.eq(json!(rule)),
                 documents::doc_metadata.eq(&metadata),
+                documents::chunk_mode.eq(mode.as_str()),
                 documents::position.eq(position),
                 documents::progress_msg.eq(Some("Waiting to be indexed")),
                 documents::created_by.eq(actor.user_id().ok()),
@@ -253,7 +333,19 @@ pub async fn update_document(
         .transpose()?;
     conn.transaction(async |conn| {
         let (current, current_rule) = document_for_building(conn, actor, id).await?;
-        let rule = rule_of(current_rule, changes.max_tokens, changes.overlap_tokens)?;
+        let mode = ChunkMode::of(&current.chunk_mode);
+        if mode == ChunkMode::Qa
+            && let Some(text) = &text
+        {
+            checked_pairs(text)?;
+        }
+        let rule = rule_of(
+            mode,
+            current_rule,
+            changes.max_tokens,
+            changes.overlap_tokens,
+            changes.parent_max_tokens,
+        )?;
         let reindex = text.is_some() || rule != current_rule;
         let now = Utc::now();
         let enabled = changes.enabled.unwrap_or(current.enabled);

@@ -14,11 +14,12 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::chunk::{self, ChunkMode, Chunks};
 use super::split::{Piece, SplitRule};
-use super::{embed, extract, split, text};
+use super::{embed, extract, text, tokens};
 use crate::app::App;
 use crate::db::models::{Dataset, Document};
-use crate::db::schema::{datasets, document_segments, documents, file_references};
+use crate::db::schema::{datasets, document_segments, documents, file_references, parent_segments};
 use crate::engine::queue::{self, Job};
 use crate::engine::{Cancel, RunHandle};
 use crate::error::{AppError, AppResult};
@@ -200,6 +201,7 @@ struct Source {
     dataset: Dataset,
     text: Option<String>,
     rule: SplitRule,
+    mode: ChunkMode,
 }
 
 async fn source(conn: &mut AsyncPgConnection, document_id: Uuid) -> AppResult<Option<Source>> {
@@ -230,6 +232,7 @@ async fn source(conn: &mut AsyncPgConnection, document_id: Uuid) -> AppResult<Op
     };
     let rule = serde_json::from_value(rule).unwrap_or_default();
     Ok(Some(Source {
+        mode: ChunkMode::of(&document.chunk_mode),
         document,
         dataset,
         text,
@@ -237,10 +240,15 @@ async fn source(conn: &mut AsyncPgConnection, document_id: Uuid) -> AppResult<Op
     }))
 }
 
-/// The document's text: its own, or its file's.
-async fn read_text(app: &App, source: &Source) -> Result<String, Failure> {
+/// The document's bytes and their media type: its own text (CSV for a QA document), or
+/// its file.
+async fn read_source(app: &App, source: &Source) -> Result<(Vec<u8>, String), Failure> {
     if let Some(text) = &source.text {
-        return Ok(text.clone());
+        let mime_type = match source.mode {
+            ChunkMode::Qa => "text/csv",
+            _ => "text/plain",
+        };
+        return Ok((text.clone().into_bytes(), mime_type.into()));
     }
     let Some(file_id) = source.document.file_id else {
         return Err(Failure(
@@ -265,15 +273,34 @@ async fn read_text(app: &App, source: &Source) -> Result<String, Failure> {
         .get(&key)
         .await
         .map_err(|e| Failure::from(AppError::internal(e)))?;
-    tokio::task::spawn_blocking(move || extract::text_of(&mime_type, &bytes))
-        .await
-        .map_err(|e| Failure::from(AppError::internal(e)))?
-        .map_err(Failure)
+    Ok((bytes.to_vec(), mime_type))
+}
+
+/// The document's segments in its chunk mode, from its bytes. CPU-bound (PDF and
+/// spreadsheets especially): called off the async workers.
+fn chunks_of(
+    mode: ChunkMode,
+    rule: SplitRule,
+    mime_type: &str,
+    bytes: &[u8],
+) -> Result<Chunks, String> {
+    if mode == ChunkMode::Qa {
+        return chunk::question_answer(&extract::rows_of(mime_type, bytes)?);
+    }
+    let cleaned = text::clean(&extract::text_of(mime_type, bytes)?);
+    Ok(match mode {
+        ChunkMode::ParentChild => chunk::parent_child(&cleaned, rule),
+        _ => chunk::general(&cleaned, rule),
+    })
 }
 
 /// A segment ready to be written.
 struct NewSegment {
     piece: Piece,
+    /// Its parent (an index into the parents written with it).
+    parent: Option<usize>,
+    answer: Option<String>,
+    /// Words of its text (and answer).
     words: usize,
     keywords: Vec<String>,
     embedding: Option<Vec<f32>>,
@@ -299,7 +326,7 @@ async fn index(
         true,
     )
     .await?;
-    let raw = read_text(app, &source).await?;
+    let (bytes, mime_type) = read_source(app, &source).await?;
     if handle.token.is_cancelled() {
         return Ok(Ended::Again);
     }
@@ -313,21 +340,30 @@ async fn index(
         false,
     )
     .await?;
-    let rule = source.rule;
-    let mut segments = tokio::task::spawn_blocking(move || {
-        let cleaned = text::clean(&raw);
-        split::split(&cleaned, rule)
+    let (rule, mode) = (source.rule, source.mode);
+    let (parents, mut segments) = tokio::task::spawn_blocking(move || {
+        let chunks = chunks_of(mode, rule, &mime_type, &bytes)?;
+        let segments = chunks
+            .segments
             .into_iter()
-            .map(|piece| NewSegment {
-                words: text::word_count(&piece.content),
-                keywords: text::keywords(&piece.content, KEYWORDS),
-                piece,
-                embedding: None,
+            .map(|chunk| {
+                let words = text::word_count(&chunk.piece.content)
+                    + chunk.answer.as_deref().map_or(0, text::word_count);
+                NewSegment {
+                    keywords: text::keywords(&chunk.piece.content, KEYWORDS),
+                    words,
+                    piece: chunk.piece,
+                    parent: chunk.parent,
+                    answer: chunk.answer,
+                    embedding: None,
+                }
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        Ok::<_, String>((chunks.parents, segments))
     })
     .await
-    .map_err(|e| Failure::from(AppError::internal(e)))?;
+    .map_err(|e| Failure::from(AppError::internal(e)))?
+    .map_err(Failure)?;
     if segments.is_empty() {
         return Err(Failure("the document has no text to index".into()));
     }
@@ -386,7 +422,7 @@ async fn index(
         }
     }
     let mut conn = app.engine.pool.get().await.map_err(AppError::from)?;
-    let written = write(&mut conn, job, &source, &segments).await?;
+    let written = write(&mut conn, job, &source, &parents, &segments).await?;
     drop(conn);
     if let Written::Indexed(document) = &written {
         publish(app, document).await;
@@ -484,6 +520,7 @@ async fn write(
     conn: &mut AsyncPgConnection,
     job: &Job,
     source: &Source,
+    parents: &[Piece],
     segments: &[NewSegment],
 ) -> Result<Written, Failure> {
     let document = &source.document;
@@ -520,6 +557,36 @@ async fn write(
             )
             .execute(conn)
             .await?;
+            diesel::delete(
+                parent_segments::table.filter(parent_segments::document_id.eq(document.id)),
+            )
+            .execute(conn)
+            .await?;
+            let mut parent_ids: Vec<Uuid> = Vec::with_capacity(parents.len());
+            for (batch_index, batch) in parents.chunks(INSERT_BATCH).enumerate() {
+                let rows: Vec<_> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        (
+                            parent_segments::workspace_id.eq(document.workspace_id),
+                            parent_segments::dataset_id.eq(document.dataset_id),
+                            parent_segments::document_id.eq(document.id),
+                            parent_segments::position.eq((batch_index * INSERT_BATCH + i) as i32),
+                            parent_segments::content.eq(&p.content),
+                            parent_segments::tokens.eq(p.tokens as i32),
+                        )
+                    })
+                    .collect();
+                let ids: Vec<(i32, Uuid)> = diesel::insert_into(parent_segments::table)
+                    .values(rows)
+                    .returning((parent_segments::position, parent_segments::id))
+                    .get_results(conn)
+                    .await?;
+                let mut ids = ids;
+                ids.sort_by_key(|(position, _)| *position);
+                parent_ids.extend(ids.into_iter().map(|(_, id)| id));
+            }
             for (batch_index, batch) in segments.chunks(INSERT_BATCH).enumerate() {
                 let rows: Vec<_> = batch
                     .iter()
@@ -542,6 +609,9 @@ async fn write(
                                 .as_ref()
                                 .map(|v| v.iter().map(|x| Some(*x)).collect::<Vec<_>>())),
                             document_segments::created_by.eq(document.created_by),
+                            document_segments::parent_segment_id
+                                .eq(s.parent.and_then(|p| parent_ids.get(p).copied())),
+                            document_segments::answer.eq(s.answer.as_deref()),
                         )
                     })
                     .collect();
@@ -550,8 +620,26 @@ async fn write(
                     .execute(conn)
                     .await?;
             }
-            let words: i32 = segments.iter().map(|s| s.words as i32).sum();
-            let tokens: i32 = segments.iter().map(|s| s.piece.tokens as i32).sum();
+            // A parent-child document's text is its parents' (children overlap).
+            let (words, tokens): (i32, i32) = if parents.is_empty() {
+                (
+                    segments.iter().map(|s| s.words as i32).sum(),
+                    segments
+                        .iter()
+                        .map(|s| {
+                            (s.piece.tokens + s.answer.as_deref().map_or(0, tokens::count)) as i32
+                        })
+                        .sum(),
+                )
+            } else {
+                (
+                    parents
+                        .iter()
+                        .map(|p| text::word_count(&p.content) as i32)
+                        .sum(),
+                    parents.iter().map(|p| p.tokens as i32).sum(),
+                )
+            };
             let embedded = segments.iter().any(|s| s.embedding.is_some());
             let updated: Document = diesel::update(documents::table.find(document.id))
                 .set((

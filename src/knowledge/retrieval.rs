@@ -23,18 +23,18 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::embed;
 use super::fusion::{self, Candidate, Fused};
 use super::keyword::{self, Ranked};
 use super::metadata::MetadataFilter;
 use super::rerank::{self, RerankChoice};
-use super::vectors::DatasetVectors;
+use super::vectors::{DatasetVectors, VectorIndex};
+use super::{chunk, embed};
 use crate::app::App;
 use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor};
 use crate::db::DbPool;
 use crate::db::models::{Dataset, DocumentSegment};
-use crate::db::schema::{datasets, document_segments, documents};
+use crate::db::schema::{datasets, document_segments, documents, parent_segments};
 use crate::error::{AppError, AppResult};
 use crate::llm::provider::ResolvedModel;
 
@@ -62,6 +62,9 @@ pub struct SearchOptions {
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub segment: DocumentSegment,
+    /// What the model is given: the segment's text; for a child segment, its parent's;
+    /// for a question, the question and its answer (`chunk`).
+    pub context: String,
     pub document_name: String,
     pub document_metadata: Value,
     /// What results are ordered by: the reranker's score when reranked, else the fusion.
@@ -366,12 +369,12 @@ pub async fn search(
         }
     });
     by_score(&mut all);
-    all.truncate(top_k);
+    let mut conn = pool.get().await?;
+    let conn = &mut *conn;
+    let all = one_per_parent(conn, all, top_k).await?;
     if all.is_empty() {
         return Ok(Vec::new());
     }
-    let mut conn = pool.get().await?;
-    let conn = &mut *conn;
     let ids: Vec<Uuid> = all.iter().map(|c| c.fused.id).collect();
     let segments: Vec<DocumentSegment> =
         diesel::update(document_segments::table.filter(document_segments::id.eq_any(&ids)))
@@ -388,6 +391,21 @@ pub async fn search(
         .into_iter()
         .map(|(id, name, metadata)| (id, (name, metadata)))
         .collect();
+    let parent_ids: Vec<Uuid> = segments
+        .iter()
+        .filter_map(|s| s.parent_segment_id)
+        .collect();
+    let parents: HashMap<Uuid, String> = if parent_ids.is_empty() {
+        HashMap::new()
+    } else {
+        parent_segments::table
+            .filter(parent_segments::id.eq_any(&parent_ids))
+            .select((parent_segments::id, parent_segments::content))
+            .load::<(Uuid, String)>(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let mut by_id: HashMap<Uuid, DocumentSegment> =
         segments.into_iter().map(|s| (s.id, s)).collect();
     Ok(all
@@ -398,9 +416,18 @@ pub async fn search(
                 .get(&segment.document_id)
                 .cloned()
                 .unwrap_or_default();
+            let context = match (&segment.parent_segment_id, &segment.answer) {
+                (Some(parent), _) => parents
+                    .get(parent)
+                    .cloned()
+                    .unwrap_or_else(|| segment.content.clone()),
+                (None, Some(answer)) => chunk::qa_context(&segment.content, answer),
+                (None, None) => segment.content.clone(),
+            };
             Some(Hit {
                 document_name,
                 document_metadata,
+                context,
                 segment,
                 score: c.score(),
                 keyword_score: c.fused.keyword,
@@ -409,6 +436,43 @@ pub async fn search(
             })
         })
         .collect())
+}
+
+/// The best `top_k` of `ranked` (best first), a child segment counted only when no
+/// better child of the same parent came before it (its parent is what is given).
+async fn one_per_parent(
+    conn: &mut AsyncPgConnection,
+    mut ranked: Vec<Pending>,
+    top_k: usize,
+) -> AppResult<Vec<Pending>> {
+    let ids: Vec<Uuid> = ranked.iter().map(|c| c.fused.id).collect();
+    let parent_of: HashMap<Uuid, Uuid> = document_segments::table
+        .filter(document_segments::id.eq_any(&ids))
+        .filter(document_segments::parent_segment_id.is_not_null())
+        .select((document_segments::id, document_segments::parent_segment_id))
+        .load::<(Uuid, Option<Uuid>)>(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(id, parent)| Some((id, parent?)))
+        .collect();
+    if parent_of.is_empty() {
+        ranked.truncate(top_k);
+        return Ok(ranked);
+    }
+    let mut seen: HashSet<Uuid> = HashSet::new();
+    let mut kept = Vec::with_capacity(top_k);
+    for candidate in ranked {
+        if kept.len() == top_k {
+            break;
+        }
+        if let Some(parent) = parent_of.get(&candidate.fused.id)
+            && !seen.insert(*parent)
+        {
+            continue;
+        }
+        kept.push(candidate);
+    }
+    Ok(kept)
 }
 
 /// `searchDataset`: a builder (READ in the dataset's workspace) searches one dataset,

@@ -1,5 +1,6 @@
 //! Splitting a document into segments: by structure first (a Markdown heading starts a new
-//! section, paragraphs stay whole where they fit), then by size (sentences, then words),
+//! section, paragraphs and code blocks stay whole where they fit; the structure is read by
+//! `pulldown-cmark`), then by size (sentences, then words; lines of code),
 //! with each segment at most `max_tokens` long and, inside a section, starting with the
 //! last `overlap_tokens` or so of the one before.
 
@@ -13,6 +14,10 @@ use super::tokens;
 pub struct SplitRule {
     pub max_tokens: usize,
     pub overlap_tokens: usize,
+    /// PARENT_CHILD documents: the longest parent segment (`chunk`); `max_tokens` is then
+    /// the longest child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_max_tokens: Option<usize>,
 }
 
 impl Default for SplitRule {
@@ -20,6 +25,7 @@ impl Default for SplitRule {
         SplitRule {
             max_tokens: 500,
             overlap_tokens: 50,
+            parent_max_tokens: None,
         }
     }
 }
@@ -42,6 +48,20 @@ impl SplitRule {
                 "overlapTokens is at most half of maxTokens".into(),
             ));
         }
+        if let Some(parent) = self.parent_max_tokens {
+            if !(MIN_MAX_TOKENS..=MAX_MAX_TOKENS).contains(&parent) {
+                return Err((
+                    "parentMaxTokens",
+                    format!("parentMaxTokens is between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS}"),
+                ));
+            }
+            if self.max_tokens > parent {
+                return Err((
+                    "maxTokens",
+                    "maxTokens (of the child segments) is at most parentMaxTokens".into(),
+                ));
+            }
+        }
         Ok(self)
     }
 }
@@ -60,6 +80,8 @@ struct Unit {
     tokens: usize,
     /// First of its paragraph: joined with a blank line, not a space.
     opens_paragraph: bool,
+    /// Joined with a line break (it starts a line of its block), not a space.
+    line_break: bool,
 }
 
 /// Splits cleaned text (see `text::clean`) into pieces.
@@ -71,39 +93,82 @@ pub fn split(text: &str, rule: SplitRule) -> Vec<Piece> {
     pieces
 }
 
-fn is_heading(line: &str) -> bool {
-    let hashes = line.chars().take_while(|c| *c == '#').count();
-    (1..=6).contains(&hashes) && line[hashes..].starts_with(' ')
+/// A block of a section: a paragraph (a list, a quote and a table count as one) or a
+/// code block, as its Markdown source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Block {
+    text: String,
+    code: bool,
 }
 
-/// Sections (a heading and what follows it), each a list of paragraphs.
-fn sections(text: &str) -> Vec<Vec<String>> {
-    let mut sections: Vec<Vec<String>> = Vec::new();
-    let mut paragraphs: Vec<String> = Vec::new();
-    for paragraph in text.split("\n\n") {
-        let mut current = String::new();
-        for line in paragraph.lines() {
-            if is_heading(line.trim_start()) {
-                if !current.is_empty() {
-                    paragraphs.push(std::mem::take(&mut current));
+/// Sections (a heading and the blocks that follow it), read by `pulldown-cmark`: a `#`
+/// line inside a code block is code, not a heading; setext headings (`Title` over `===`)
+/// are headings too, written as `#` headings.
+fn sections(text: &str) -> Vec<Vec<Block>> {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut sections: Vec<Vec<Block>> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
+    let mut depth = 0usize;
+    // The heading being read: its level and text.
+    let mut heading: Option<(usize, String)> = None;
+    for (event, range) in Parser::new_ext(text, Options::ENABLE_TABLES).into_offset_iter() {
+        match event {
+            Event::Start(tag) => {
+                if depth == 0 {
+                    match tag {
+                        Tag::Heading { level, .. } => {
+                            heading = Some((level as usize, String::new()))
+                        }
+                        Tag::CodeBlock(_) => blocks.push(Block {
+                            text: text[range].trim_end().to_string(),
+                            code: true,
+                        }),
+                        _ => {
+                            let source = text[range].trim();
+                            if !source.is_empty() {
+                                blocks.push(Block {
+                                    text: source.to_string(),
+                                    code: false,
+                                });
+                            }
+                        }
+                    }
                 }
-                if !paragraphs.is_empty() {
-                    sections.push(std::mem::take(&mut paragraphs));
+                depth += 1;
+            }
+            Event::End(tag) => {
+                depth = depth.saturating_sub(1);
+                if depth == 0
+                    && matches!(tag, TagEnd::Heading(_))
+                    && let Some((level, title)) = heading.take()
+                {
+                    if !blocks.is_empty() {
+                        sections.push(std::mem::take(&mut blocks));
+                    }
+                    let title = title.split_whitespace().collect::<Vec<_>>().join(" ");
+                    blocks.push(Block {
+                        text: format!("{} {title}", "#".repeat(level))
+                            .trim_end()
+                            .to_string(),
+                        code: false,
+                    });
                 }
-                paragraphs.push(line.trim().to_string());
-                continue;
             }
-            if !current.is_empty() {
-                current.push('\n');
+            Event::Text(t) | Event::Code(t) => {
+                if let Some((_, title)) = heading.as_mut() {
+                    title.push_str(&t);
+                }
             }
-            current.push_str(line);
-        }
-        if !current.trim().is_empty() {
-            paragraphs.push(current);
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some((_, title)) = heading.as_mut() {
+                    title.push(' ');
+                }
+            }
+            _ => {}
         }
     }
-    if !paragraphs.is_empty() {
-        sections.push(paragraphs);
+    if !blocks.is_empty() {
+        sections.push(blocks);
     }
     sections
 }
@@ -229,28 +294,67 @@ fn slices(text: &str, cap: usize) -> Vec<(String, usize)> {
 }
 
 /// The units of a section: sentences, long ones sliced so that one still fits after an
-/// overlap.
-fn units(paragraphs: &[String], rule: SplitRule) -> Vec<Vec<Unit>> {
+/// overlap; a code block is one unit when it fits, else runs of whole lines.
+fn units(blocks: &[Block], rule: SplitRule) -> Vec<Vec<Unit>> {
     let cap = rule.max_tokens - rule.overlap_tokens;
-    paragraphs
+    blocks
         .iter()
-        .map(|paragraph| {
-            let mut units = Vec::new();
-            for sentence in sentences(paragraph) {
-                let n = tokens::count(&sentence);
-                if n <= cap {
-                    units.push(Unit {
-                        text: sentence,
-                        tokens: n,
-                        opens_paragraph: units.is_empty(),
-                    });
-                } else {
-                    for (text, tokens) in slices(&sentence, cap) {
-                        units.push(Unit {
-                            text,
-                            tokens,
-                            opens_paragraph: units.is_empty(),
-                        });
+        .map(|block| {
+            let mut units: Vec<Unit> = Vec::new();
+            let push = |units: &mut Vec<Unit>, text: String, tokens: usize, line_break: bool| {
+                units.push(Unit {
+                    text,
+                    tokens,
+                    opens_paragraph: units.is_empty(),
+                    line_break,
+                })
+            };
+            if block.code {
+                let whole = tokens::count(&block.text);
+                if whole <= cap {
+                    push(&mut units, block.text.clone(), whole, true);
+                    return units;
+                }
+                let mut run = String::new();
+                let mut run_tokens = 0;
+                for line in block.text.lines() {
+                    let n = tokens::count(line) + 1;
+                    if n > cap {
+                        if !run.is_empty() {
+                            push(&mut units, std::mem::take(&mut run), run_tokens, true);
+                            run_tokens = 0;
+                        }
+                        for (text, tokens) in slices(line, cap) {
+                            push(&mut units, text, tokens, true);
+                        }
+                        continue;
+                    }
+                    if run_tokens + n > cap && !run.is_empty() {
+                        push(&mut units, std::mem::take(&mut run), run_tokens, true);
+                        run_tokens = 0;
+                    }
+                    if !run.is_empty() {
+                        run.push('\n');
+                    }
+                    run.push_str(line);
+                    run_tokens += n;
+                }
+                if !run.is_empty() {
+                    let n = tokens::count(&run);
+                    push(&mut units, run, n, true);
+                }
+                return units;
+            }
+            // A line's first sentence keeps its line break (list items, table rows).
+            for line in block.text.lines() {
+                for (i, sentence) in sentences(line).into_iter().enumerate() {
+                    let n = tokens::count(&sentence);
+                    if n <= cap {
+                        push(&mut units, sentence, n, i == 0);
+                    } else {
+                        for (j, (text, tokens)) in slices(&sentence, cap).into_iter().enumerate() {
+                            push(&mut units, text, tokens, i == 0 && j == 0);
+                        }
                     }
                 }
             }
@@ -264,7 +368,13 @@ fn join(units: &[Unit]) -> String {
     let mut text = String::new();
     for (i, unit) in units.iter().enumerate() {
         if i > 0 {
-            text.push_str(if unit.opens_paragraph { "\n\n" } else { " " });
+            text.push_str(if unit.opens_paragraph {
+                "\n\n"
+            } else if unit.line_break {
+                "\n"
+            } else {
+                " "
+            });
         }
         text.push_str(&unit.text);
     }
@@ -304,6 +414,7 @@ fn overlap_of(units: &[Unit], overlap: usize) -> Vec<Unit> {
                 tokens: tokens::count(&text),
                 text,
                 opens_paragraph: false,
+                line_break: false,
             });
         }
     }
@@ -314,7 +425,7 @@ fn overlap_of(units: &[Unit], overlap: usize) -> Vec<Unit> {
 }
 
 /// Packs a section's units into segments.
-fn split_section(paragraphs: &[String], rule: SplitRule, out: &mut Vec<Piece>) {
+fn split_section(blocks: &[Block], rule: SplitRule, out: &mut Vec<Piece>) {
     let max = rule.max_tokens;
     let mut current: Vec<Unit> = Vec::new();
     // Units of `current` carried over from the segment before.
@@ -344,7 +455,7 @@ fn split_section(paragraphs: &[String], rule: SplitRule, out: &mut Vec<Piece>) {
             }
         }
     };
-    for paragraph in units(paragraphs, rule) {
+    for paragraph in units(blocks, rule) {
         let whole: usize = paragraph.iter().map(|u| u.tokens + 1).sum();
         // Structure first: a paragraph that does not fit but would fit a segment of its
         // own starts one, unless the current one is not yet half full.
@@ -370,6 +481,7 @@ mod tests {
         SplitRule {
             max_tokens,
             overlap_tokens,
+            parent_max_tokens: None,
         }
     }
 
@@ -421,7 +533,7 @@ mod tests {
             contents,
             vec![
                 "# Alpha\n\nFirst part.",
-                "## Beta\n\nSecond part. Still second."
+                "## Beta\n\nSecond part.\nStill second."
             ]
         );
     }
@@ -485,9 +597,77 @@ mod tests {
     }
 
     #[test]
+    fn code_blocks_are_kept_whole_and_their_hash_lines_are_not_headings() {
+        let code = "```python\n# not a heading\ndef tide(t):\n\n    return t * 2\n```";
+        let text = format!(
+            "# Tides\n\nIntro sentence. Another one.\n\n{code}\n\nAfter the code.\n\nSetext title\n============\n\nLast."
+        );
+        let pieces = split(&text, SplitRule::default());
+        let contents: Vec<&str> = pieces.iter().map(|p| p.content.as_str()).collect();
+        assert_eq!(
+            contents,
+            vec![
+                format!("# Tides\n\nIntro sentence. Another one.\n\n{code}\n\nAfter the code."),
+                "# Setext title\n\nLast.".to_string(),
+            ]
+        );
+        // A code block that does not fit the rest of a segment starts the next one whole.
+        let filler = (0..30)
+            .map(|i| format!("Filler sentence {i} about boats."))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let block = format!(
+            "```\n{}\n```",
+            (0..12)
+                .map(|i| format!("let berth_{i} = harbour.berth({i});"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let pieces = split(&format!("{filler}\n\n{block}"), rule(300, 0));
+        assert!(
+            pieces.iter().any(|p| p.content.ends_with(&block)),
+            "{pieces:?}"
+        );
+        assert!(
+            pieces
+                .iter()
+                .all(|p| !p.content.contains("```") || p.content.contains(&block))
+        );
+    }
+
+    #[test]
+    fn a_code_block_longer_than_a_segment_is_cut_at_line_ends() {
+        let lines: Vec<String> = (0..80)
+            .map(|i| format!("    call_harbour_master({i}, \"berth\");"))
+            .collect();
+        let text = format!("```\n{}\n```", lines.join("\n"));
+        let pieces = split(&text, rule(100, 0));
+        assert!(pieces.len() > 2);
+        for piece in &pieces {
+            assert!(piece.tokens <= 100);
+            for line in piece.content.lines() {
+                assert!(
+                    line == "```" || lines.iter().any(|l| l == line),
+                    "cut inside a line: {line:?}"
+                );
+            }
+        }
+        for line in &lines {
+            assert!(pieces.iter().any(|p| p.content.lines().any(|l| l == line)));
+        }
+    }
+
+    #[test]
     fn rules_are_checked() {
         assert!(rule(500, 50).checked().is_ok());
         assert_eq!(rule(10, 0).checked().unwrap_err().0, "maxTokens");
         assert_eq!(rule(100, 60).checked().unwrap_err().0, "overlapTokens");
+        let parent = |p| SplitRule {
+            parent_max_tokens: Some(p),
+            ..rule(200, 20)
+        };
+        assert!(parent(1000).checked().is_ok());
+        assert_eq!(parent(150).checked().unwrap_err().0, "maxTokens");
+        assert_eq!(parent(9000).checked().unwrap_err().0, "parentMaxTokens");
     }
 }

@@ -5,18 +5,40 @@
 //! compares them here. A dataset's `embedding_version` changes with its embeddings, and a
 //! search that finds a different version loads them again. What is kept is bounded by
 //! `WEFT_VECTOR_CACHE_MB`; the least recently used datasets are dropped first.
+//!
+//! Searches ask a `VectorIndex`. A dataset's vectors answer by scanning them all (exact),
+//! or, for a dataset of at least `WEFT_VECTOR_APPROXIMATE_ABOVE` vectors once its graph is
+//! built in the background (`approximate`), by walking the graph. A deployment whose
+//! vectors outgrow one process's memory answers the same two questions from an external
+//! engine (see ARCHITECTURE.md, "Vectors at scale").
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::approximate::{self, ApproximateIndex};
 use crate::db::schema::document_segments;
 use crate::error::AppResult;
+
+/// What a search asks of a dataset's vectors. In memory here (`DatasetVectors`); an
+/// external engine (pgvector, a vector database) would answer the same two questions.
+pub trait VectorIndex: Send + Sync {
+    /// The `n` segments most similar to `query` (cosine), best first, among the segments
+    /// of `documents` when given; none when the dimensions differ.
+    fn nearest(
+        &self,
+        query: &[f32],
+        n: usize,
+        documents: Option<&HashSet<Uuid>>,
+    ) -> Vec<(Uuid, f32)>;
+    /// The cosine between `query` and each of `ids` that has a vector.
+    fn cosines(&self, query: &[f32], ids: &[Uuid]) -> Vec<(Uuid, f32)>;
+}
 
 /// One dataset's vectors, normalized to length 1 (so a dot product is the cosine).
 pub struct DatasetVectors {
@@ -27,7 +49,9 @@ pub struct DatasetVectors {
     documents: Vec<Uuid>,
     /// Each segment's place in `ids`.
     index: HashMap<Uuid, u32>,
-    data: Vec<f32>,
+    data: Arc<[f32]>,
+    /// The graph, once built (large datasets only).
+    approximate: OnceLock<ApproximateIndex>,
     last_used: AtomicU64,
 }
 
@@ -40,24 +64,67 @@ impl DatasetVectors {
         self.ids.is_empty()
     }
 
+    /// Memory held: the vectors, ids and map, and the graph's links when built.
     fn bytes(&self) -> usize {
-        self.data.len() * 4 + self.ids.len() * 56
+        let graph = if self.approximate.get().is_some() {
+            self.ids.len() * approximate::BYTES_PER_ROW
+        } else {
+            0
+        };
+        self.data.len() * 4 + self.ids.len() * 56 + graph
     }
 
-    /// The `n` segments most similar to `query` (cosine), best first, among the segments
-    /// of `documents` when given; none when the dimensions differ.
-    pub fn nearest(
+    /// Builds the graph (CPU-bound: call it off the async workers).
+    pub fn build_approximate(&self) {
+        if self.approximate.get().is_none() {
+            let _ = self
+                .approximate
+                .set(ApproximateIndex::build(self.data.clone(), self.dims));
+        }
+    }
+
+    /// Whether searches walk the graph.
+    pub fn is_approximate(&self) -> bool {
+        self.approximate.get().is_some()
+    }
+
+    /// The `n` nearest by walking the graph, when it is built and can answer: enough of
+    /// the dataset is kept by the filter for `n` to be found among the candidates it
+    /// visits. `None`: scan instead.
+    fn nearest_approximate(
+        &self,
+        query: &[f32],
+        n: usize,
+        documents: Option<&HashSet<Uuid>>,
+    ) -> Option<Vec<(Uuid, f32)>> {
+        let graph = self.approximate.get()?;
+        if n * 2 > approximate::SEARCH_BREADTH {
+            return None;
+        }
+        if let Some(only) = documents {
+            let kept = self.documents.iter().filter(|d| only.contains(d)).count();
+            if kept * approximate::SEARCH_BREADTH < 2 * n * self.ids.len() {
+                return None;
+            }
+        }
+        let found = graph.nearest(query, n, |row| {
+            documents.is_none_or(|only| only.contains(&self.documents[row]))
+        });
+        (found.len() == n.min(self.ids.len())).then(|| {
+            found
+                .into_iter()
+                .map(|(row, c)| (self.ids[row], c))
+                .collect()
+        })
+    }
+
+    /// Every vector compared with `query`: the exact `n` nearest.
+    fn nearest_exact(
         &self,
         query: &[f32],
         n: usize,
         documents: Option<&HashSet<Uuid>>,
     ) -> Vec<(Uuid, f32)> {
-        let Some(query) = normalized(query) else {
-            return Vec::new();
-        };
-        if query.len() != self.dims || n == 0 {
-            return Vec::new();
-        }
         // A bounded min-heap of the best so far.
         let mut best: std::collections::BinaryHeap<std::cmp::Reverse<(Ordered, usize)>> =
             std::collections::BinaryHeap::with_capacity(n + 1);
@@ -65,7 +132,7 @@ impl DatasetVectors {
             if documents.is_some_and(|only| !only.contains(&self.documents[i])) {
                 continue;
             }
-            let score: f32 = vector.iter().zip(&query).map(|(a, b)| a * b).sum();
+            let score: f32 = vector.iter().zip(query).map(|(a, b)| a * b).sum();
             if best.len() < n {
                 best.push(std::cmp::Reverse((Ordered(score), i)));
             } else if best
@@ -85,9 +152,24 @@ impl DatasetVectors {
     }
 }
 
-impl DatasetVectors {
-    /// The cosine between `query` and each of `ids` that has a vector here.
-    pub fn cosines(&self, query: &[f32], ids: &[Uuid]) -> Vec<(Uuid, f32)> {
+impl VectorIndex for DatasetVectors {
+    fn nearest(
+        &self,
+        query: &[f32],
+        n: usize,
+        documents: Option<&HashSet<Uuid>>,
+    ) -> Vec<(Uuid, f32)> {
+        let Some(query) = normalized(query) else {
+            return Vec::new();
+        };
+        if query.len() != self.dims || n == 0 {
+            return Vec::new();
+        }
+        self.nearest_approximate(&query, n, documents)
+            .unwrap_or_else(|| self.nearest_exact(&query, n, documents))
+    }
+
+    fn cosines(&self, query: &[f32], ids: &[Uuid]) -> Vec<(Uuid, f32)> {
         let Some(query) = normalized(query) else {
             return Vec::new();
         };
@@ -130,15 +212,18 @@ pub struct VectorCache {
     /// One load at a time (a burst of searches of a new dataset loads it once).
     loading: tokio::sync::Mutex<()>,
     budget_bytes: usize,
+    /// Datasets of at least this many vectors get a graph.
+    approximate_above: usize,
     clock: AtomicU64,
 }
 
 impl VectorCache {
-    pub fn new(budget_mb: usize) -> VectorCache {
+    pub fn new(budget_mb: usize, approximate_above: usize) -> VectorCache {
         VectorCache {
             datasets: Mutex::new(HashMap::new()),
             loading: tokio::sync::Mutex::new(()),
             budget_bytes: budget_mb.saturating_mul(1024 * 1024),
+            approximate_above,
             clock: AtomicU64::new(0),
         }
     }
@@ -185,6 +270,11 @@ impl VectorCache {
             .load(conn)
             .await?;
         let loaded = Arc::new(build(version, rows));
+        if loaded.len() >= self.approximate_above {
+            // Searches scan until the graph is ready; it is dropped with the vectors.
+            let building = loaded.clone();
+            tokio::task::spawn_blocking(move || building.build_approximate());
+        }
         // Just used: the last to be dropped.
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
         AtomicU64::store(&loaded.last_used, now, Ordering::Relaxed);
@@ -252,7 +342,8 @@ fn build(version: i64, rows: Vec<Row>) -> DatasetVectors {
         ids,
         documents,
         index,
-        data,
+        data: Arc::from(data),
+        approximate: OnceLock::new(),
         last_used: AtomicU64::new(0),
     }
 }

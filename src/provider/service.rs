@@ -138,13 +138,13 @@ pub async fn create_provider(
         .as_deref()
         .map(|m| validate::name("defaultModel", m, 100))
         .transpose()?;
-    if let Some(m) = &default_model {
-        if !models.contains(m) {
-            return Err(AppError::bad_input(
-                "defaultModel",
-                "defaultModel must be one of models",
-            ));
-        }
+    if let Some(m) = &default_model
+        && !models.contains(m)
+    {
+        return Err(AppError::bad_input(
+            "defaultModel",
+            "defaultModel must be one of models",
+        ));
     }
     let embedding_model = input
         .embedding_model
@@ -264,13 +264,13 @@ pub async fn update_provider(
             .default_model
             .clone()
             .or(current.default_model.clone());
-        if let Some(m) = &default_model {
-            if !models.contains(m) {
-                return Err(AppError::bad_input(
-                    "defaultModel",
-                    "defaultModel must be one of models",
-                ));
-            }
+        if let Some(m) = &default_model
+            && !models.contains(m)
+        {
+            return Err(AppError::bad_input(
+                "defaultModel",
+                "defaultModel must be one of models",
+            ));
         }
         // A key goes only where it was entered for: a new baseUrl without the key entered
         // again drops the stored one, so it is never sent to another host.

@@ -654,7 +654,7 @@ fn pdf(lines: &[&str]) -> Vec<u8> {
 }
 
 /// Uploads `bytes` and makes a document of it; the document's id.
-async fn document_from_file(
+pub(crate) async fn document_from_file(
     server: &TestServer,
     owner: &Account,
     tenant: &Tenant,
@@ -662,6 +662,27 @@ async fn document_from_file(
     name: &str,
     mime: &str,
     bytes: Vec<u8>,
+) -> String {
+    document_from_file_with(
+        server,
+        owner,
+        tenant,
+        dataset,
+        (name, mime, bytes),
+        json!({}),
+    )
+    .await
+}
+
+/// Uploads a file (name, media type, bytes) and makes a document of it with `extra` in
+/// its input (`chunkMode`, say); the document's id.
+pub(crate) async fn document_from_file_with(
+    server: &TestServer,
+    owner: &Account,
+    tenant: &Tenant,
+    dataset: &str,
+    (name, mime, bytes): (&str, &str, Vec<u8>),
+    extra: Value,
 ) -> String {
     let (status, uploaded) = crate::files::upload(
         server,
@@ -674,12 +695,12 @@ async fn document_from_file(
     .await;
     assert_eq!(status, 200, "{uploaded}");
     let file = data(uploaded)["uploadFile"]["id"].clone();
+    let mut input = json!({ "datasetId": dataset, "name": name, "fileId": file });
+    if let (Value::Object(input), Value::Object(extra)) = (&mut input, extra) {
+        input.extend(extra);
+    }
     let created = server
-        .graphql_as(
-            owner.token(),
-            CREATE,
-            json!({ "i": { "datasetId": dataset, "name": name, "fileId": file } }),
-        )
+        .graphql_as(owner.token(), CREATE, json!({ "i": input }))
         .await;
     data(created)["createDocument"]["id"]
         .as_str()

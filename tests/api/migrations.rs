@@ -12,7 +12,7 @@ use weft::db::migrate::{MIGRATIONS, SyncPgConnection};
 use crate::harness::TestDb;
 
 /// Every table named in DATA_MODEL.md.
-const DATA_MODEL_TABLES: [&str; 42] = [
+const DATA_MODEL_TABLES: [&str; 43] = [
     "users",
     "refresh_tokens",
     "password_resets",
@@ -38,6 +38,7 @@ const DATA_MODEL_TABLES: [&str; 42] = [
     "datasets",
     "documents",
     "document_segments",
+    "parent_segments",
     "dataset_application_joins",
     "dataset_statistics",
     "segment_terms",

@@ -284,7 +284,7 @@ async fn a_retrieval_node_filters_with_values_from_its_inputs() {
 }
 
 /// A workflow START → KNOWLEDGE_RETRIEVAL `kb` → END giving `context` (`kb.context`).
-async fn retrieval_flow(
+pub(crate) async fn retrieval_flow(
     server: &TestServer,
     owner: &Account,
     tenant: &Tenant,
@@ -306,7 +306,12 @@ async fn retrieval_flow(
 }
 
 /// Runs `flow` with `inputs` and waits for its end: {status, error, outputs}.
-async fn run_to_end(server: &TestServer, owner: &Account, flow: &str, inputs: Value) -> Value {
+pub(crate) async fn run_to_end(
+    server: &TestServer,
+    owner: &Account,
+    flow: &str,
+    inputs: Value,
+) -> Value {
     let started = server
         .graphql_as(
             owner.token(),

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::db::schema::{
     dataset_application_joins, datasets, document_segments, documents, message_retriever_resources,
+    parent_segments,
 };
 
 /// A row of `datasets`.
@@ -78,6 +79,13 @@ pub struct Document {
     /// Keys and values searches filter on (`knowledge::metadata`).
     #[serde(default)]
     pub doc_metadata: Value,
+    /// GENERAL, PARENT_CHILD or QA (`knowledge::chunk`).
+    #[serde(default = "general")]
+    pub chunk_mode: String,
+}
+
+fn general() -> String {
+    "GENERAL".into()
 }
 
 /// A row of `document_segments` (without its embedding, read only by retrieval).
@@ -103,6 +111,26 @@ pub struct DocumentSegment {
     pub status: String,
     pub error: Option<String>,
     pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// In a PARENT_CHILD document, the parent segment given in this one's place.
+    pub parent_segment_id: Option<Uuid>,
+    /// In a QA document, the answer to the question that is this segment's content.
+    pub answer: Option<String>,
+}
+
+/// A row of `parent_segments`: the section of a PARENT_CHILD document its child segments
+/// stand for.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = parent_segments, check_for_backend(diesel::pg::Pg))]
+pub struct ParentSegment {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub dataset_id: Uuid,
+    pub document_id: Uuid,
+    pub position: i32,
+    pub content: String,
+    pub tokens: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
