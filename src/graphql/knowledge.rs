@@ -308,8 +308,11 @@ pub struct UpdateDocumentInput {
 #[derive(InputObject)]
 pub struct UpdateSegmentInput {
     id: Uuid,
-    /// New text: its tokens, keywords and embedding are computed again at once.
+    /// New text: its tokens, keywords and embedding are computed again at once. In a QA
+    /// document, the question.
     content: Option<String>,
+    /// In a QA document: a new answer.
+    answer: Option<String>,
     /// Keywords to keep instead of those found in the text.
     keywords: Option<Vec<String>>,
     /// Disabled segments are never retrieved.
@@ -457,6 +460,7 @@ impl KnowledgeMutation {
             input.id,
             crate::knowledge::segments::SegmentChanges {
                 content: input.content,
+                answer: input.answer,
                 keywords: input.keywords,
                 enabled: input.enabled,
                 archived: input.archived,

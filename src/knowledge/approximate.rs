@@ -53,8 +53,8 @@ pub struct ApproximateIndex {
 }
 
 impl ApproximateIndex {
-    /// Builds the graph over `data` (`dims` values per row, each row normalized).
-    /// CPU-bound: seconds for 100,000 rows. The same rows give the same graph.
+    /// Builds the graph over `data` (`dims` values per row, each row normalized), on half
+    /// the cores. CPU-bound (measured in BENCHMARKS.md).
     pub fn build(data: Arc<[f32]>, dims: usize) -> ApproximateIndex {
         let rows = data.len().checked_div(dims).unwrap_or(0);
         let points: Vec<Row> = (0..rows)
@@ -64,11 +64,20 @@ impl ApproximateIndex {
                 row: row as u32,
             })
             .collect();
-        let (graph, _) = Builder::default()
-            .ef_search(SEARCH_BREADTH)
-            .ef_construction(BUILD_BREADTH)
-            .seed(rows as u64)
-            .build_hnsw(points);
+        let build = move || {
+            Builder::default()
+                .ef_search(SEARCH_BREADTH)
+                .ef_construction(BUILD_BREADTH)
+                .seed(rows as u64)
+                .build_hnsw(points)
+                .0
+        };
+        // Half the cores, so that requests keep the others while a graph is built.
+        let threads = std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1));
+        let graph = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+            Ok(pool) => pool.install(build),
+            Err(_) => build(),
+        };
         ApproximateIndex { graph, dims }
     }
 

@@ -22,6 +22,8 @@ use crate::error::{AppError, AppResult};
 #[derive(Default)]
 pub struct SegmentChanges {
     pub content: Option<String>,
+    /// A QA segment's answer (the question is its content).
+    pub answer: Option<String>,
     pub keywords: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub archived: Option<bool>,
@@ -93,10 +95,28 @@ pub async fn update_segment(
         .as_deref()
         .map(checked_keywords)
         .transpose()?;
+    let answer = changes
+        .answer
+        .as_deref()
+        .map(|a| {
+            checked_content(a).map_err(|_| {
+                AppError::bad_input(
+                    "answer",
+                    format!("answer is empty or longer than {MAX_MAX_TOKENS} tokens"),
+                )
+            })
+        })
+        .transpose()?;
     let (segment, embedder) = {
         let mut conn = app.pool.get().await?;
         let (segment, dataset) = visible_segment(&mut conn, actor, id).await?;
         authorize_workspace(&mut conn, actor, segment.workspace_id, Action::Build).await?;
+        if answer.is_some() && segment.answer.is_none() {
+            return Err(AppError::bad_input(
+                "answer",
+                "only the segments of QA documents have an answer",
+            ));
+        }
         let embedder = match &content {
             Some(_) => embed::embedder(app, &mut conn, &dataset).await?,
             None => None,
@@ -178,7 +198,33 @@ pub async fn update_segment(
                 ))
                 .execute(conn)
                 .await?;
-        } else if let Some(keywords) = &keywords {
+        }
+        if let (Some((answer, n)), Some(old)) = (&answer, &current.answer) {
+            updated = diesel::update(document_segments::table.find(id))
+                .set(document_segments::answer.eq(answer))
+                .returning(DocumentSegment::as_returning())
+                .get_result(conn)
+                .await?;
+            let dw = text::word_count(answer) as i32 - text::word_count(old) as i32;
+            let dt = *n as i32 - tokens::count(old) as i32;
+            diesel::update(documents::table.find(current.document_id))
+                .set((
+                    documents::word_count.eq(documents::word_count + dw),
+                    documents::tokens.eq(documents::tokens + dt),
+                ))
+                .execute(conn)
+                .await?;
+            diesel::update(datasets::table.find(current.dataset_id))
+                .set((
+                    datasets::word_count.eq(datasets::word_count + dw),
+                    datasets::tokens.eq(datasets::tokens + dt),
+                ))
+                .execute(conn)
+                .await?;
+        }
+        if content.is_none()
+            && let Some(keywords) = &keywords
+        {
             updated = diesel::update(document_segments::table.find(id))
                 .set(document_segments::keywords.eq(json!(keywords)))
                 .returning(DocumentSegment::as_returning())
@@ -197,6 +243,7 @@ pub async fn update_segment(
                 metadata: json!({
                     "documentId": updated.document_id,
                     "contentChanged": content.is_some(),
+                    "answerChanged": answer.is_some(),
                     "enabled": updated.enabled,
                     "archived": updated.archived,
                 }),

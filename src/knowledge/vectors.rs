@@ -271,9 +271,15 @@ impl VectorCache {
             .await?;
         let loaded = Arc::new(build(version, rows));
         if loaded.len() >= self.approximate_above {
-            // Searches scan until the graph is ready; it is dropped with the vectors.
+            // Searches scan until the graph is ready; it is dropped with the vectors. A
+            // thread of its own, not a blocking task: shutting down does not wait for it.
             let building = loaded.clone();
-            tokio::task::spawn_blocking(move || building.build_approximate());
+            let started = std::thread::Builder::new()
+                .name("vector-graph".into())
+                .spawn(move || building.build_approximate());
+            if let Err(e) = started {
+                tracing::warn!(%e, "the vector graph could not be built; searches scan");
+            }
         }
         // Just used: the last to be dropped.
         let now = self.clock.fetch_add(1, Ordering::Relaxed);
@@ -301,9 +307,10 @@ impl VectorCache {
 }
 
 /// A segment's id, its document's and its embedding.
-type Row = (Uuid, Uuid, Option<Vec<Option<f32>>>);
+pub type Row = (Uuid, Uuid, Option<Vec<Option<f32>>>);
 
-fn build(version: i64, rows: Vec<Row>) -> DatasetVectors {
+/// A dataset's vectors from its rows (as `VectorCache` loads them), without a graph.
+pub fn build(version: i64, rows: Vec<Row>) -> DatasetVectors {
     // The dimension of the dataset's embeddings is that of most of them (a model changed
     // half-way leaves some of another size; those cannot be compared and are left out).
     let mut sizes: HashMap<usize, usize> = HashMap::new();

@@ -16,7 +16,7 @@ const CREATE: &str =
 
 const SEARCH: &str =
     "query($d: UUID!, $q: String!, $k: Int) { searchDataset(datasetId: $d, query: $q, topK: $k) {
-    content segment { content answer parentSegmentId parent { content position } } } }";
+    content segment { id content answer parentSegmentId parent { content position } } } }";
 
 async fn create(server: &TestServer, owner: &Account, input: Value) -> Value {
     server
@@ -173,6 +173,43 @@ async fn qa_documents_search_questions_and_give_the_pairs() {
             .await
             .is_empty()
     );
+
+    // A builder corrects an answer; a GENERAL segment has none to correct.
+    let segment = hits[0]["segment"]["id"].clone();
+    let edited = server
+        .graphql_as(
+            owner.token(),
+            crate::knowledge::UPDATE_SEGMENT,
+            json!({ "i": { "id": segment, "answer": "At seven, from May." } }),
+        )
+        .await;
+    data(edited);
+    let hits = search(&server, &owner, &set, "when does the lock open").await;
+    assert_eq!(
+        hits[0]["content"],
+        "Question: When does the lock open?\nAnswer: At seven, from May."
+    );
+    let plain = create(
+        &server,
+        &owner,
+        json!({ "datasetId": set, "name": "plain", "text": "Lighthouse keepers log the weather." }),
+    )
+    .await;
+    let plain = data(plain)["createDocument"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_indexed(&server, &plain).await;
+    let general = search(&server, &owner, &set, "lighthouse keepers").await;
+    let refused = server
+        .graphql_as(
+            owner.token(),
+            crate::knowledge::UPDATE_SEGMENT,
+            json!({ "i": { "id": general[0]["segment"]["id"], "answer": "x" } }),
+        )
+        .await;
+    assert_eq!(error_code(&refused), "BAD_USER_INPUT");
+    assert_eq!(refused["errors"][0]["extensions"]["field"], "answer");
 
     // From a spreadsheet, its heading row skipped.
     let book = xlsx(
