@@ -8,7 +8,7 @@ graded judgments; Cleverdon, 1967): cran.all.1400, cran.qry, cranqrel. OUT recei
 corpus.jsonl, queries.jsonl and qrels/test.tsv. The queries are numbered 1 to 225 in the
 order of cran.qry, as cranqrel numbers them (its `.I` numbers skip). Judgments are graded
 1 (a complete answer) to 4 (minimum interest); they become gains 4 to 1, and -1 (no
-relevant document) is left out.
+relevant document) is left out. The two empty entries of the corpus are left out too.
 """
 
 import json
@@ -46,6 +46,8 @@ def main():
             # The abstract repeats the title first.
             if title and text.startswith(title):
                 text = text[len(title):].strip()
+            if not (title or text):
+                continue  # two entries of the collection are empty
             f.write(json.dumps({"_id": str(int(doc_id)), "title": title, "text": text}) + "\n")
     with open(os.path.join(out, "queries.jsonl"), "w", encoding="utf-8") as f:
         for number, (_, fields) in enumerate(records(os.path.join(src, "cran.qry")), start=1):
