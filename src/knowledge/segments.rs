@@ -75,6 +75,34 @@ fn checked_keywords(keywords: &[String]) -> AppResult<Vec<String>> {
         .collect()
 }
 
+/// Adds `words` and `tokens` to the counts of `segment`'s document and dataset; with
+/// `vectors_changed`, the dataset's held vectors become stale.
+async fn add_to_counts(
+    conn: &mut AsyncPgConnection,
+    segment: &DocumentSegment,
+    words: i32,
+    tokens: i32,
+    vectors_changed: bool,
+) -> AppResult<()> {
+    diesel::update(documents::table.find(segment.document_id))
+        .set((
+            documents::word_count.eq(documents::word_count + words),
+            documents::tokens.eq(documents::tokens + tokens),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(datasets::table.find(segment.dataset_id))
+        .set((
+            datasets::word_count.eq(datasets::word_count + words),
+            datasets::tokens.eq(datasets::tokens + tokens),
+            datasets::embedding_version
+                .eq(datasets::embedding_version + i64::from(vectors_changed)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// `updateSegment` (EDITOR and up). New content is embedded first (for a dataset with an
 /// embedding model, with no pooled connection held and an interactive caller's patience),
 /// then written with the counters in one transaction.
@@ -181,23 +209,9 @@ pub async fn update_segment(
                 .returning(DocumentSegment::as_returning())
                 .get_result(conn)
                 .await?;
+            // The content's vector changed (or is gone): held vectors are stale.
             let (dw, dt) = (words - current.word_count, tokens - current.tokens);
-            diesel::update(documents::table.find(current.document_id))
-                .set((
-                    documents::word_count.eq(documents::word_count + dw),
-                    documents::tokens.eq(documents::tokens + dt),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::update(datasets::table.find(current.dataset_id))
-                .set((
-                    datasets::word_count.eq(datasets::word_count + dw),
-                    datasets::tokens.eq(datasets::tokens + dt),
-                    // The content's vector changed (or is gone): held vectors are stale.
-                    datasets::embedding_version.eq(datasets::embedding_version + 1),
-                ))
-                .execute(conn)
-                .await?;
+            add_to_counts(conn, &current, dw, dt, true).await?;
         }
         if let (Some((answer, n)), Some(old)) = (&answer, &current.answer) {
             updated = diesel::update(document_segments::table.find(id))
@@ -207,20 +221,7 @@ pub async fn update_segment(
                 .await?;
             let dw = text::word_count(answer) as i32 - text::word_count(old) as i32;
             let dt = *n as i32 - tokens::count(old) as i32;
-            diesel::update(documents::table.find(current.document_id))
-                .set((
-                    documents::word_count.eq(documents::word_count + dw),
-                    documents::tokens.eq(documents::tokens + dt),
-                ))
-                .execute(conn)
-                .await?;
-            diesel::update(datasets::table.find(current.dataset_id))
-                .set((
-                    datasets::word_count.eq(datasets::word_count + dw),
-                    datasets::tokens.eq(datasets::tokens + dt),
-                ))
-                .execute(conn)
-                .await?;
+            add_to_counts(conn, &current, dw, dt, false).await?;
         }
         if content.is_none()
             && let Some(keywords) = &keywords

@@ -102,6 +102,8 @@ pub(super) fn text(html: &str) -> Result<String, String> {
         .collect();
     let mut out = String::with_capacity(html.len() / 2);
     let mut in_code = false;
+    // The fence the open code block began with, to close it with.
+    let mut fence = String::new();
     for (i, (text, preformatted)) in lines.iter().enumerate() {
         // A blank line between two preformatted ones belongs to the block.
         let code = *preformatted
@@ -115,10 +117,11 @@ pub(super) fn text(html: &str) -> Result<String, String> {
             if !out.is_empty() && !out.ends_with("\n\n") {
                 out.push('\n');
             }
-            out.push_str(&fence_for(&lines[i..]));
+            fence = fence_for(&lines[i..]);
+            out.push_str(&fence);
             out.push('\n');
         } else if !code && in_code {
-            out.push_str(&fence_for(&lines[..i]));
+            out.push_str(&fence);
             out.push('\n');
             if !text.is_empty() {
                 out.push('\n');
@@ -129,13 +132,13 @@ pub(super) fn text(html: &str) -> Result<String, String> {
         out.push('\n');
     }
     if in_code {
-        out.push_str(&fence_for(&lines));
+        out.push_str(&fence);
         out.push('\n');
     }
     Ok(out.trim().to_string())
 }
 
-/// A fence longer than any run of backticks in the block it closes.
+/// A fence longer than any run of backticks in the block that starts `lines`.
 fn fence_for(lines: &[(String, bool)]) -> String {
     let longest = lines
         .iter()
@@ -184,6 +187,10 @@ mod tests {
         );
         // Backticks inside the block get a longer fence.
         assert_eq!(text("<pre>a ``` b</pre>").unwrap(), "````\na ``` b\n````");
+        assert_eq!(
+            text("<p>Before</p><pre>a ``` b</pre><p>After</p>").unwrap(),
+            "Before\n\n````\na ``` b\n````\n\nAfter"
+        );
     }
 
     #[test]
