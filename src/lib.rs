@@ -27,6 +27,7 @@ pub mod plugin;
 pub mod prompt;
 pub mod provider;
 pub mod realtime;
+pub mod sandbox;
 pub mod secrets;
 pub mod server;
 pub mod storage;

@@ -22,6 +22,7 @@ use crate::db::schema::{
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::MessageEvent;
 use crate::workflow::executions::is_finished;
+use crate::workflow::publishing::{self, Edition};
 use crate::workflow::run::{self as runs, NewRun};
 
 /// The longest question accepted, in characters.
@@ -267,7 +268,9 @@ pub async fn send_message(
     let workflow_id = application.workflow_id.ok_or_else(|| {
         AppError::Conflict("the application has no workflow to answer with".into())
     })?;
-    let (version, graph) = runs::current_version(&mut conn, workflow_id).await?;
+    let workflow = publishing::workflow_row(&mut conn, workflow_id).await?;
+    let (version, graph) =
+        publishing::version_to_run(&mut conn, &workflow, Edition::for_actor(actor)).await?;
     let inputs = runs::check_inputs(&graph, input.inputs)?;
     let annotation = matching_annotation(&mut conn, &application, &query).await?;
     if annotation.is_none() {

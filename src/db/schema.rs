@@ -462,6 +462,7 @@ diesel::table! {
         finished_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        console -> Nullable<Jsonb>,
     }
 }
 
@@ -717,6 +718,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        published_version_id -> Nullable<Uuid>,
     }
 }
 

@@ -16,6 +16,8 @@
 //! - `WEFT_VECTOR_CACHE_MB` (1024): memory for datasets' embeddings held for vector search.
 //! - `WEFT_VECTOR_APPROXIMATE_ABOVE` (20000): datasets of at least this many vectors are
 //!   searched through an approximate graph (HNSW) once it is built.
+//! - `WEFT_CODE_TIMEOUT_MS` (2000): the longest a CODE node's code may run.
+//! - `WEFT_CODE_MEMORY_MB` (64): the memory a CODE node's code may use.
 //! - `WEFT_DEMO` (`true`): seed the demo on an empty database (`false` or `--no-demo`: not).
 
 use std::time::Duration;
@@ -31,6 +33,8 @@ pub struct EngineConfig {
     pub demo: bool,
     pub vector_cache_mb: usize,
     pub vector_approximate_above: usize,
+    pub code_timeout: Duration,
+    pub code_memory_mb: usize,
 }
 
 impl Default for EngineConfig {
@@ -45,6 +49,8 @@ impl Default for EngineConfig {
             demo: true,
             vector_cache_mb: 1024,
             vector_approximate_above: 20_000,
+            code_timeout: Duration::from_millis(2000),
+            code_memory_mb: 64,
         }
     }
 }
@@ -97,6 +103,13 @@ impl EngineConfig {
                 defaults.echo_pace.as_millis() as u64,
                 true,
             )?),
+            code_timeout: Duration::from_millis(number(
+                "WEFT_CODE_TIMEOUT_MS",
+                defaults.code_timeout.as_millis() as u64,
+                false,
+            )?),
+            code_memory_mb: number("WEFT_CODE_MEMORY_MB", defaults.code_memory_mb as u64, false)?
+                as usize,
             demo,
         })
     }

@@ -241,6 +241,7 @@ pub async fn execute(
                     branch,
                     usage: used,
                     model: used_model,
+                    console,
                 } = output;
                 states[index] = NodeState::Done { branch };
                 let tokens = used.map_or(0, |u| u.total_tokens);
@@ -283,6 +284,7 @@ pub async fn execute(
                         error: None,
                         elapsed_ms,
                         tokens,
+                        console,
                     },
                 )
                 .await;
@@ -299,6 +301,7 @@ pub async fn execute(
                         error: Some(error.clone()),
                         elapsed_ms,
                         tokens: 0,
+                        console: None,
                     },
                 )
                 .await;
@@ -333,6 +336,7 @@ pub async fn execute(
                     error: Some(interrupted.into()),
                     elapsed_ms: 0,
                     tokens: 0,
+                    console: None,
                 },
             )
             .await;
@@ -453,6 +457,7 @@ impl Progress<'_> {
                 results::elapsed_ms.eq(end.elapsed_ms),
                 results::total_tokens.eq(end.tokens),
                 results::finished_at.eq(Utc::now()),
+                results::console.eq(end.console.as_ref().map(|lines| json!(lines))),
             ))
             .execute(&mut conn)
             .await?;
@@ -539,6 +544,7 @@ struct NodeEnd {
     error: Option<String>,
     elapsed_ms: i64,
     tokens: i32,
+    console: Option<Vec<String>>,
 }
 
 #[cfg(test)]

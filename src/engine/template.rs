@@ -92,6 +92,25 @@ impl Vars {
         Ok(rendered)
     }
 
+    /// A template that is one reference and nothing else (`{{ node.items }}`) gives the
+    /// value itself (a number, a list, an object); any other template gives its text. Code
+    /// and tool arguments take values this way.
+    pub fn resolve(&self, template: &str) -> Result<Value, String> {
+        let trimmed = template.trim();
+        if let Some(inner) = trimmed
+            .strip_prefix("{{")
+            .and_then(|t| t.strip_suffix("}}"))
+            .map(str::trim)
+            && !inner.is_empty()
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        {
+            return Ok(self.lookup(inner).cloned().unwrap_or(Value::Null));
+        }
+        self.render(template).map(Value::String)
+    }
+
     /// Renders every string inside `value` (objects and lists kept as they are).
     pub fn render_value(&self, value: &Value) -> Result<Value, String> {
         Ok(match value {

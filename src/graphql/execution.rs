@@ -229,6 +229,16 @@ impl NodeExecutionResultObject {
     async fn error(&self) -> Option<&str> {
         self.0.error.as_deref()
     }
+    /// What a CODE node's code wrote to its console, a line a call (null for other nodes).
+    async fn console(&self) -> Option<Vec<String>> {
+        let lines = self.0.console.as_ref()?.as_array()?;
+        Some(
+            lines
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect(),
+        )
+    }
     async fn elapsed_ms(&self) -> Option<i64> {
         self.0.elapsed_ms
     }
@@ -327,6 +337,9 @@ pub struct RunWorkflowInput {
     workflow_id: Uuid,
     /// Values of the START node's inputs.
     inputs: Option<Json<Value>>,
+    /// The version to run, by sequence number (builders only); omitted: builders run the
+    /// current version (the draft), an application's API key the published one.
+    version: Option<i32>,
 }
 
 #[derive(Default)]
@@ -334,8 +347,8 @@ pub struct ExecutionMutation;
 
 #[Object]
 impl ExecutionMutation {
-    /// Runs a workflow's current version (RUN in its workspace, or the API key of an
-    /// application serving it). Returns at once, QUEUED; follow it with `executionEvents`.
+    /// Runs a workflow (RUN in its workspace: the draft or `version`; or the API key of an
+    /// application serving it: the published version). Returns at once, QUEUED; follow it with `executionEvents`.
     async fn run_workflow(
         &self,
         ctx: &Context<'_>,
@@ -349,6 +362,7 @@ impl ExecutionMutation {
             &ctx.client(),
             input.workflow_id,
             input.inputs.map(|j| j.0),
+            input.version,
         )
         .await?;
         Ok(ExecutionRecordObject(execution))

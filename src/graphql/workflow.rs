@@ -76,6 +76,18 @@ impl WorkflowObject {
             found.ok_or(AppError::NotFound("workflow version"))?,
         ))
     }
+    /// What applications, API keys and end users run; null while the workflow has never
+    /// been published (they run the current version then).
+    async fn published_version(&self, ctx: &Context<'_>) -> Result<Option<WorkflowVersionObject>> {
+        let Some(id) = self.0.published_version_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loader()?
+            .load_one(VersionById(id))
+            .await?
+            .map(WorkflowVersionObject))
+    }
     /// Its runs, newest first.
     #[graphql(
         complexity = "first.or(last).unwrap_or(20).clamp(0, 100) as usize * child_complexity"
@@ -323,6 +335,13 @@ pub struct RevertWorkflowInput {
 }
 
 #[derive(InputObject)]
+pub struct PublishWorkflowInput {
+    workflow_id: Uuid,
+    /// The version to publish; omitted: the current version.
+    sequence_number: Option<i32>,
+}
+
+#[derive(InputObject)]
 pub struct RenameWorkflowInput {
     workflow_id: Uuid,
     name: String,
@@ -457,6 +476,26 @@ impl WorkflowMutation {
         let actor = ctx.actor()?;
         let mut conn = conn(ctx.app()?).await?;
         let workflow = service::revert(
+            &mut conn,
+            actor,
+            &ctx.client(),
+            input.workflow_id,
+            input.sequence_number,
+        )
+        .await?;
+        Ok(WorkflowObject(workflow))
+    }
+
+    /// Makes a version (the current one unless told) what applications, API keys and end
+    /// users run; the draft stays as it is.
+    async fn publish_workflow(
+        &self,
+        ctx: &Context<'_>,
+        input: PublishWorkflowInput,
+    ) -> Result<WorkflowObject> {
+        let actor = ctx.actor()?;
+        let mut conn = conn(ctx.app()?).await?;
+        let workflow = crate::workflow::publishing::publish(
             &mut conn,
             actor,
             &ctx.client(),

@@ -22,6 +22,7 @@ pub enum NodeType {
     HttpRequest,
     Answer,
     End,
+    Code,
 }
 
 impl NodeType {
@@ -35,6 +36,7 @@ impl NodeType {
             NodeType::HttpRequest => "HTTP_REQUEST",
             NodeType::Answer => "ANSWER",
             NodeType::End => "END",
+            NodeType::Code => "CODE",
         }
     }
 
@@ -300,6 +302,7 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
             number_field(map, "timeoutMs", 1.0, 300_000.0, true)
         }
         NodeType::Answer => string_field(map, "answer", true),
+        NodeType::Code => check_code(map),
         NodeType::End => match map.get("outputs") {
             None | Some(Value::Null) => Ok(()),
             Some(Value::Object(o))
@@ -310,6 +313,35 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
             _ => Err("config.outputs must map output names to template strings".into()),
         },
     }
+}
+
+/// The most characters of a CODE node's code.
+const MAX_CODE: usize = 100_000;
+
+/// A CODE node: JAVASCRIPT code that parses and defines `main`, and inputs that are
+/// templates under identifier names.
+fn check_code(map: &serde_json::Map<String, Value>) -> Result<(), String> {
+    match map.get("language").and_then(Value::as_str) {
+        None | Some("JAVASCRIPT") => {}
+        Some(other) => {
+            return Err(format!(
+                "config.language {other:?} is not supported (JAVASCRIPT is)"
+            ));
+        }
+    }
+    string_field(map, "code", true)?;
+    let code = map.get("code").and_then(Value::as_str).unwrap_or("");
+    if code.chars().count() > MAX_CODE {
+        return Err(format!("config.code is longer than {MAX_CODE} characters"));
+    }
+    match map.get("inputs") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(inputs))
+            if inputs.keys().all(|k| is_identifier(k)) && inputs.values().all(Value::is_string) => {
+        }
+        _ => return Err("config.inputs must map input names to template strings".into()),
+    }
+    crate::sandbox::check(code).map_err(|e| format!("config.code: {e}"))
 }
 
 impl Graph {

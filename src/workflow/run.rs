@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::executions::{is_finished, visible_execution};
 use super::graph::{Graph, NodeType};
+use super::publishing::{Edition, version_to_run};
 use crate::app::App;
 use crate::audit::{self, AuditEntry};
 use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
@@ -171,14 +172,15 @@ pub async fn announce_queued(app: &App, execution: &ExecutionRecord) {
     }
 }
 
-/// `runWorkflow`: a builder (RUN in the workspace), or the API key of a published
-/// application serving this workflow.
+/// `runWorkflow`: a builder (RUN in the workspace), the draft or the version it names; or
+/// the API key of a published application serving this workflow, its published version.
 pub async fn run_workflow(
     app: &App,
     actor: Actor,
     client: &ClientInfo,
     workflow_id: Uuid,
     inputs: Option<Value>,
+    version: Option<i32>,
 ) -> AppResult<ExecutionRecord> {
     if matches!(actor, Actor::EndUser { .. }) {
         return Err(AppError::Forbidden);
@@ -224,7 +226,17 @@ pub async fn run_workflow(
             (None, Some(application_id))
         }
     };
-    let (version, graph) = current_version(&mut conn, workflow.id).await?;
+    let edition = match (actor, version) {
+        (_, None) => Edition::for_actor(actor),
+        (Actor::User { .. }, Some(n)) => Edition::Numbered(n),
+        (_, Some(_)) => {
+            return Err(AppError::bad_input(
+                "version",
+                "an application's key runs the published version; only builders choose one",
+            ));
+        }
+    };
+    let (version, graph) = version_to_run(&mut conn, &workflow, edition).await?;
     let inputs = check_inputs(&graph, inputs)?;
     crate::llm::provider::check_quotas(&mut conn, workflow.workspace_id, &providers_of(&graph))
         .await?;

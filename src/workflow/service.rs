@@ -184,7 +184,7 @@ pub async fn create_workflow(
 }
 
 /// A workflow the actor may build in, locked for the rest of the transaction.
-async fn workflow_for_building(
+pub(super) async fn workflow_for_building(
     conn: &mut AsyncPgConnection,
     actor: Actor,
     workflow_id: Uuid,

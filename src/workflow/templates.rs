@@ -18,10 +18,11 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 
 /// The official templates, shipped in the binary.
-const OFFICIAL: [&str; 3] = [
+const OFFICIAL: [&str; 4] = [
     include_str!("templates/chat_bot.json"),
     include_str!("templates/rag_chat_bot.json"),
     include_str!("templates/condition_router.json"),
+    include_str!("templates/code_transform.json"),
 ];
 
 #[derive(Deserialize)]

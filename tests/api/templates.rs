@@ -35,7 +35,8 @@ async fn templates_are_listed_official_first_and_make_workflows_that_remember_th
             .graphql_as(ada.token(), LIST, json!({ "f": { "source": "OFFICIAL" } }))
             .await,
     );
-    assert_eq!(official["workflowTemplates"]["totalCount"], 3);
+    let shipped = 4;
+    assert_eq!(official["workflowTemplates"]["totalCount"], shipped);
     let rag = official["workflowTemplates"]["edges"]
         .as_array()
         .unwrap()
@@ -75,7 +76,7 @@ async fn templates_are_listed_official_first_and_make_workflows_that_remember_th
     data(save("Bob private", false).await);
 
     let for_ada = names(&data(server.graphql_as(ada.token(), LIST, json!({})).await));
-    assert_eq!(for_ada.len(), 4, "{for_ada:?}");
+    assert_eq!(for_ada.len(), shipped + 1, "{for_ada:?}");
     assert_eq!(
         for_ada[0],
         (
@@ -84,9 +85,9 @@ async fn templates_are_listed_official_first_and_make_workflows_that_remember_th
         ),
         "official first, most used first"
     );
-    assert!(for_ada.iter().take(3).all(|(_, s)| s == "OFFICIAL"));
+    assert!(for_ada.iter().take(shipped).all(|(_, s)| s == "OFFICIAL"));
     assert_eq!(
-        for_ada[3],
+        for_ada[shipped],
         ("Bob shared".to_string(), "COMMUNITY".to_string())
     );
     let for_bob = names(&data(

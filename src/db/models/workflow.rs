@@ -45,6 +45,8 @@ pub struct Workflow {
     pub deleted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What applications, API keys and end users run (none: the draft, never published).
+    pub published_version_id: Option<Uuid>,
 }
 
 /// A row of `workflow_versions`.
@@ -150,4 +152,6 @@ pub struct NodeExecutionResult {
     pub finished_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What a CODE node wrote to its console.
+    pub console: Option<Value>,
 }

@@ -104,11 +104,30 @@ pub async fn chat_app(
     )
     .await;
     let workflow = workflow(server, &owner, &tenant, chat_graph(&provider, model)).await;
+    let (application, key) =
+        application_with_key(server, &owner, tenant.workspace_id, &workflow, "CHAT").await;
+    ChatApp {
+        owner,
+        tenant,
+        provider,
+        application,
+        key,
+    }
+}
+
+/// A published application (`mode` CHAT or WORKFLOW) on `workflow`, and an API key of it.
+pub async fn application_with_key(
+    server: &TestServer,
+    owner: &Account,
+    workspace_id: uuid::Uuid,
+    workflow: &str,
+    mode: &str,
+) -> (String, String) {
     let created = server
         .graphql_as(
             owner.token(),
             "mutation($i: CreateApplicationInput!) { createApplication(input: $i) { id } }",
-            json!({ "i": { "workspaceId": tenant.workspace_id, "name": "Helper", "mode": "CHAT", "workflowId": workflow } }),
+            json!({ "i": { "workspaceId": workspace_id, "name": "Helper", "mode": mode, "workflowId": workflow } }),
         )
         .await;
     let application = data(created)["createApplication"]["id"]
@@ -136,13 +155,7 @@ pub async fn chat_app(
         .as_str()
         .expect("a secret")
         .to_string();
-    ChatApp {
-        owner,
-        tenant,
-        provider,
-        application,
-        key,
-    }
+    (application, key)
 }
 
 /// Sends `query` as end user `end_user` (with the API key); the payload.

@@ -1,0 +1,169 @@
+//! LLM nodes: one streamed call of a model, its tokens into the reply when an ANSWER
+//! references it.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::{NodeContext, NodeOutput, text};
+use crate::engine::template::Vars;
+use crate::llm::ChatMessage;
+use crate::llm::ChatRequest;
+use crate::llm::provider::{self, ProviderAccess};
+
+pub async fn run(
+    ctx: &NodeContext<'_>,
+    index: usize,
+    config: &Value,
+    vars: &Vars,
+) -> Result<NodeOutput, String> {
+    let provider_id = Uuid::parse_str(text(config, "providerId"))
+        .map_err(|_| "config.providerId is not a UUID".to_string())?;
+    let system = vars.render(text(config, "systemPrompt"))?;
+    let prompt = vars.render(text(config, "prompt"))?;
+    let mut messages = Vec::new();
+    if !system.trim().is_empty() {
+        messages.push(ChatMessage::new("system", system.clone()));
+    }
+    if config.get("memory").and_then(Value::as_bool) == Some(true) {
+        messages.extend(ctx.history.iter().cloned());
+    }
+    messages.push(ChatMessage::new("user", prompt.clone()));
+    let access = ProviderAccess {
+        encryption_key: &ctx.app.config.encryption_key,
+        http: ctx.http.clone(),
+        outbound: &ctx.app.config.outbound,
+        echo_pace: ctx.config.echo_pace,
+    };
+    let resolved = {
+        let mut conn = ctx.app.engine.pool.get().await.map_err(|e| {
+            tracing::error!(error = %e, "no database connection for an LLM node");
+            "the database is unavailable".to_string()
+        })?;
+        provider::resolve(
+            &mut conn,
+            &access,
+            ctx.workspace_id,
+            provider_id,
+            Some(text(config, "model")),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::error::AppError::Internal(_) => "the model provider cannot be used".to_string(),
+            other => other.to_string(),
+        })?
+    };
+    let request = ChatRequest {
+        model: resolved.model.clone(),
+        messages,
+        temperature: config.get("temperature").and_then(Value::as_f64),
+        max_tokens: config
+            .get("maxTokens")
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u64::from(u32::MAX)) as u32),
+    };
+    let prefix = ctx
+        .streamable
+        .iter()
+        .find(|(node, _)| *node == index)
+        .map(|(_, prefix)| prefix.as_str());
+    let mut reply_text = String::new();
+    let mut streams: Option<bool> = None;
+    let mut unfinished = Unfinished {
+        pool: ctx.app.engine.pool.clone(),
+        provider_id: resolved.provider_id,
+        model: resolved.model.clone(),
+        prompt_chars: request
+            .messages
+            .iter()
+            .map(|m| m.content.chars().count())
+            .sum(),
+        completion_chars: 0,
+        done: false,
+    };
+    let usage = resolved
+        .client
+        .stream_chat(&request, |piece| {
+            reply_text.push_str(piece);
+            unfinished.completion_chars += piece.chars().count();
+            let (Some(reply), Some(prefix)) = (ctx.reply, prefix) else {
+                return;
+            };
+            let mine = *streams.get_or_insert_with(|| {
+                let mut owner = ctx.streaming.lock().unwrap_or_else(|p| p.into_inner());
+                match *owner {
+                    None => {
+                        *owner = Some(index);
+                        reply.delta(&vars.render(prefix).unwrap_or_default());
+                        true
+                    }
+                    Some(other) => other == index,
+                }
+            });
+            if mine {
+                reply.delta(piece);
+            }
+        })
+        .await;
+    unfinished.done = true;
+    let usage = usage.map_err(|e| e.to_string())?;
+    if let Ok(mut conn) = ctx.app.engine.pool.get().await
+        && let Err(e) =
+            provider::record_usage(&mut conn, resolved.provider_id, &resolved.model, usage).await
+    {
+        tracing::warn!(error = ?e, "cannot count a provider's tokens");
+    }
+    Ok(NodeOutput {
+        inputs: Some(json!({ "model": resolved.model, "system": system, "prompt": prompt })),
+        outputs: json!({
+            "text": reply_text,
+            "usage": {
+                "promptTokens": usage.prompt_tokens,
+                "completionTokens": usage.completion_tokens,
+                "totalTokens": usage.total_tokens,
+            },
+        }),
+        usage: Some(usage),
+        model: Some((resolved.provider_name, resolved.model)),
+        ..NodeOutput::default()
+    })
+}
+
+/// The tokens of a reply cut off by a stop (its future dropped mid-stream): the provider
+/// generated them, so they count against its quota (estimated, about four characters a
+/// token, as no usage arrived).
+struct Unfinished {
+    pool: crate::db::DbPool,
+    provider_id: Uuid,
+    model: String,
+    prompt_chars: usize,
+    completion_chars: usize,
+    done: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if self.done || self.completion_chars == 0 {
+            return;
+        }
+        let prompt_tokens = i32::try_from(self.prompt_chars.div_ceil(4)).unwrap_or(i32::MAX);
+        let completion_tokens =
+            i32::try_from(self.completion_chars.div_ceil(4)).unwrap_or(i32::MAX);
+        let usage = crate::llm::Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+        };
+        let (pool, provider_id, model) = (
+            self.pool.clone(),
+            self.provider_id,
+            std::mem::take(&mut self.model),
+        );
+        tokio::spawn(async move {
+            if let Ok(mut conn) = pool.get().await
+                && let Err(e) = provider::record_usage(&mut conn, provider_id, &model, usage).await
+            {
+                tracing::warn!(error = ?e, "cannot count a stopped reply's tokens");
+            }
+        });
+    }
+}
