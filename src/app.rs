@@ -28,6 +28,8 @@ pub struct App {
     pub engine: Engine,
     /// Datasets' embeddings held for vector search.
     pub vectors: crate::knowledge::vectors::VectorCache,
+    /// Sessions with MCP servers and their tool lists.
+    pub mcp: crate::mcp::McpClients,
 }
 
 /// What authentication needs beyond the database.
@@ -158,9 +160,11 @@ impl App {
             config.engine.vector_approximate_above,
         );
         crate::knowledge::tokens::warm_up();
+        let mcp = crate::mcp::McpClients::new(&config.outbound);
         Ok(Arc::new(App {
             engine,
             vectors,
+            mcp,
             config,
             pool,
             broker,

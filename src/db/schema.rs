@@ -388,6 +388,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    mcp_servers (id) {
+        id -> Uuid,
+        workspace_id -> Uuid,
+        #[max_length = 255]
+        name -> Varchar,
+        #[max_length = 2000]
+        url -> Varchar,
+        headers_encrypted -> Nullable<Bytea>,
+        header_names -> Jsonb,
+        enabled -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     message_retriever_resources (id) {
         id -> Uuid,
         workspace_id -> Uuid,
@@ -783,6 +800,8 @@ diesel::joinable!(installed_plugins -> users (installed_by));
 diesel::joinable!(installed_plugins -> workspaces (workspace_id));
 diesel::joinable!(llm_providers -> users (created_by));
 diesel::joinable!(llm_providers -> workspaces (workspace_id));
+diesel::joinable!(mcp_servers -> users (created_by));
+diesel::joinable!(mcp_servers -> workspaces (workspace_id));
 diesel::joinable!(message_annotations -> applications (application_id));
 diesel::joinable!(message_annotations -> conversations (conversation_id));
 diesel::joinable!(message_annotations -> messages (message_id));
@@ -846,6 +865,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_references,
     installed_plugins,
     llm_providers,
+    mcp_servers,
     message_annotations,
     message_feedbacks,
     message_retriever_resources,

@@ -20,7 +20,7 @@ use crate::auth::permissions::{member_team_ids, visible_workspace_ids};
 use crate::db::DbPool;
 use crate::db::models::{
     ApiKey, Application, AuditLog, Connection, Conversation, Dataset, Document, DocumentSegment,
-    EndUser, ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, Message,
+    EndUser, ExecutionRecord, FileReference, InstalledPlugin, LlmProvider, McpServer, Message,
     MessageAnnotation, MessageFeedback, Node, NodeExecutionResult, Organization, ParentSegment,
     Plugin, PromptTemplate, PromptTemplateVersion, RetrieverResource, Team, TeamInvitation,
     TeamMember, Workflow, WorkflowVersion, Workspace,
@@ -28,7 +28,7 @@ use crate::db::models::{
 use crate::db::schema::{
     api_keys, applications, connections, conversations, dataset_application_joins, datasets,
     documents, end_users, execution_records, file_references, installed_plugins, llm_providers,
-    message_annotations, message_feedbacks, message_retriever_resources, messages,
+    mcp_servers, message_annotations, message_feedbacks, message_retriever_resources, messages,
     node_execution_results, nodes, organizations, parent_segments, plugins,
     prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
     workflows, workspaces,
@@ -869,6 +869,9 @@ children_loader!(/// The model providers of a workspace.
     (llm_providers::name.asc(), llm_providers::id.asc()));
 by_id_loader!(/// A model provider the viewer can see.
     ProviderById, LlmProvider, llm_providers);
+children_loader!(/// The MCP servers of a workspace.
+    McpServersOfWorkspace, McpServer, mcp_servers, workspace_id,
+    (mcp_servers::name.asc(), mcp_servers::id.asc()));
 children_loader!(/// The versions of a prompt template, newest first.
     VersionsOfPromptTemplate, PromptTemplateVersion, prompt_template_versions, prompt_template_id,
     (prompt_template_versions::version_number.desc(), prompt_template_versions::id.desc()));

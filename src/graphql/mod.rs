@@ -18,6 +18,7 @@ mod knowledge;
 pub mod lists;
 mod live_rights;
 pub mod loaders;
+mod mcp;
 mod message_event;
 pub mod operation_limits;
 mod pages;

@@ -11,6 +11,7 @@ use super::execution::{ExecutionMutation, ExecutionQuery};
 use super::file::{FileMutation, FileQuery};
 use super::identity::{IdentityMutation, IdentityQuery};
 use super::knowledge::{KnowledgeMutation, KnowledgeQuery};
+use super::mcp::McpMutation;
 use super::plugin::{PluginMutation, PluginQuery};
 use super::prompt::PromptMutation;
 use super::provider::ProviderMutation;
@@ -75,5 +76,6 @@ pub struct Mutation(
     DatasetMutation,
     KnowledgeMutation,
     PluginMutation,
+    McpMutation,
     FileMutation,
 );

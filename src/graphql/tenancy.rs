@@ -282,6 +282,18 @@ impl WorkspaceObject {
         )
         .await
     }
+    /// The workspace's MCP servers, by name.
+    async fn mcp_servers(&self, ctx: &Context<'_>) -> Result<Vec<super::mcp::McpServerObject>> {
+        let found = ctx
+            .loader()?
+            .load_one(McpServersOfWorkspace(self.0.id))
+            .await?;
+        Ok(found
+            .unwrap_or_default()
+            .into_iter()
+            .map(super::mcp::McpServerObject)
+            .collect())
+    }
     /// The workspace's model providers, by name.
     async fn llm_providers(&self, ctx: &Context<'_>) -> Result<Vec<LlmProviderObject>> {
         let found = ctx

@@ -1,5 +1,6 @@
 //! The one outbound guard: every request to a URL a workspace controls (model providers'
-//! chat and embeddings, HTTP_REQUEST nodes) goes through a client made here.
+//! chat and embeddings, HTTP_REQUEST nodes, MCP servers, plugin tools) goes through a client
+//! made here.
 //!
 //! - `WEFT_HTTP_ALLOWED_NETWORKS`: comma-separated addresses or CIDR networks that may be
 //!   reached although private, loopback or link-local (e.g. `10.0.0.0/8,127.0.0.1` for a

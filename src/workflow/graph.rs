@@ -23,6 +23,7 @@ pub enum NodeType {
     Answer,
     End,
     Code,
+    Tool,
 }
 
 impl NodeType {
@@ -37,6 +38,7 @@ impl NodeType {
             NodeType::Answer => "ANSWER",
             NodeType::End => "END",
             NodeType::Code => "CODE",
+            NodeType::Tool => "TOOL",
         }
     }
 
@@ -303,6 +305,15 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
         }
         NodeType::Answer => string_field(map, "answer", true),
         NodeType::Code => check_code(map),
+        NodeType::Tool => {
+            let tool = map.get("tool").ok_or("config.tool is required")?;
+            crate::tools::ToolRef::parse(tool).map_err(|e| format!("config.tool: {e}"))?;
+            match map.get("arguments") {
+                None | Some(Value::Null) => Ok(()),
+                Some(Value::Object(arguments)) if arguments.len() <= 100 => Ok(()),
+                _ => Err("config.arguments must map argument names to templates or values".into()),
+            }
+        }
         NodeType::End => match map.get("outputs") {
             None | Some(Value::Null) => Ok(()),
             Some(Value::Object(o))

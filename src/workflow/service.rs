@@ -53,6 +53,7 @@ async fn insert_version(
     graph: &Graph,
     actor: Actor,
 ) -> AppResult<WorkflowVersion> {
+    crate::tools::check_graph(conn, workflow.workspace_id, graph).await?;
     let current: Option<(Uuid, i32)> = workflow_versions::table
         .filter(workflow_versions::workflow_id.eq(workflow.id))
         .filter(workflow_versions::is_current.eq(true))

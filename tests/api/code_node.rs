@@ -9,11 +9,9 @@ use serde_json::{Value, json};
 use crate::harness::TestServer;
 use crate::harness::accounts::{Account, Tenant, create_organization, data, error_code, register};
 use crate::harness::chat::workflow;
-use crate::harness::live::Ws;
+use crate::tools::run_to_end;
 
 const RUN: &str = "mutation($i: RunWorkflowInput!) { runWorkflow(input: $i) { id status } }";
-const EVENTS: &str = "subscription($id: UUID!) { executionEvents(executionId: $id) {
-    kind nodeKey status error outputs } }";
 const RESULT: &str = "query($id: UUID!) { execution(id: $id) { status error outputs
     nodeResults { nodeKey nodeType status error outputs inputs console } } }";
 
@@ -34,31 +32,6 @@ fn code_graph(code: &str) -> Value {
             { "source": "code", "target": "end" }
         ]
     })
-}
-
-/// Runs `flow` to its end; the execution with its node results.
-async fn run_to_end(server: &TestServer, who: &Account, flow: &str, inputs: Value) -> Value {
-    let started = data(
-        server
-            .graphql_as(
-                who.token(),
-                RUN,
-                json!({ "i": { "workflowId": flow, "inputs": inputs } }),
-            )
-            .await,
-    )["runWorkflow"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut ws = Ws::connect(server, "graphql-transport-ws", who.token()).await;
-    ws.subscribe("1", EVENTS, json!({ "id": started })).await;
-    ws.until_complete("1").await;
-    data(
-        server
-            .graphql_as(who.token(), RESULT, json!({ "id": started }))
-            .await,
-    )["execution"]
-        .clone()
 }
 
 fn node<'a>(execution: &'a Value, key: &str) -> &'a Value {

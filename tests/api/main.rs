@@ -40,4 +40,5 @@ mod startup;
 mod streams;
 mod templates;
 mod tenancy;
+mod tools;
 mod workflows;

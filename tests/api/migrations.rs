@@ -12,7 +12,7 @@ use weft::db::migrate::{MIGRATIONS, SyncPgConnection};
 use crate::harness::TestDb;
 
 /// Every table named in DATA_MODEL.md.
-const DATA_MODEL_TABLES: [&str; 43] = [
+const DATA_MODEL_TABLES: [&str; 44] = [
     "users",
     "refresh_tokens",
     "password_resets",
@@ -47,6 +47,7 @@ const DATA_MODEL_TABLES: [&str; 43] = [
     "prompt_templates",
     "prompt_template_versions",
     "llm_providers",
+    "mcp_servers",
     "applications",
     "api_keys",
     "audit_logs",

@@ -8,6 +8,7 @@ use uuid::Uuid;
 mod code;
 mod knowledge;
 mod llm;
+mod tool;
 
 use crate::app::App;
 use crate::engine::config::EngineConfig;
@@ -119,6 +120,7 @@ pub async fn run(
         }
         NodeType::Llm => llm::run(ctx, index, config, vars).await,
         NodeType::Code => code::run(ctx, config, vars).await,
+        NodeType::Tool => tool::run(ctx, config, vars).await,
         NodeType::KnowledgeRetrieval => knowledge::run(ctx, config, vars).await,
     }
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod chat;
 pub mod db;
 pub mod live;
+pub mod mcp_server;
 pub mod model_server;
 pub mod redis_server;
 pub mod s3;
