@@ -453,6 +453,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         stream_seq -> Nullable<Int8>,
+        tool_calls -> Jsonb,
     }
 }
 

@@ -54,6 +54,7 @@ pub async fn write(
                     messages::answer.eq(Some(&outcome.answer)),
                     messages::outputs.eq(Some(&outcome.outputs)),
                     messages::error.eq(&outcome.error),
+                    messages::tool_calls.eq(serde_json::json!(outcome.tool_calls)),
                     messages::model_provider
                         .eq(provider.map(|p| crate::validate::truncate(&p, 100))),
                     messages::model_name.eq(model.map(|m| crate::validate::truncate(&m, 100))),

@@ -12,8 +12,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use std::collections::VecDeque;
+
+use crate::db::models::ToolCall;
 use crate::realtime::Realtime;
-use crate::realtime::events::MessageEvent;
+use crate::realtime::events::{MessageEvent, MessageEventKind};
 use crate::realtime::history::History;
 use crate::realtime::streams::{AppendAs, Appended, Reseed, StreamKey};
 
@@ -21,6 +24,8 @@ enum Op {
     Delta(String),
     /// The whole reply as it now stands.
     Answer(String),
+    /// A function call made (no result), or its result.
+    Tool(MessageEventKind, ToolCall),
 }
 
 /// The publisher of one message's reply.
@@ -48,6 +53,16 @@ impl Reply {
         let _ = self.tx.send(Op::Answer(full));
     }
 
+    /// An agent calls a function (TOOL_CALL).
+    pub fn tool_call(&self, call: ToolCall) {
+        let _ = self.tx.send(Op::Tool(MessageEventKind::ToolCall, call));
+    }
+
+    /// A function answered (TOOL_RESULT, the call's id with its result or error).
+    pub fn tool_result(&self, call: ToolCall) {
+        let _ = self.tx.send(Op::Tool(MessageEventKind::ToolResult, call));
+    }
+
     /// Waits until everything given is published (or its stream stopped answering for
     /// `Realtime::publish_patience`; its END, with the stored message, says the rest);
     /// returns the whole reply.
@@ -57,11 +72,13 @@ impl Reply {
     }
 }
 
-/// What a reply's publisher leaves: the whole reply, and the last `seq` its stream gave
-/// out (0: none), after which the END goes.
+/// What a reply's publisher leaves: the whole reply, the function calls it carried (with
+/// their results when they came), and the last `seq` its stream gave out (0: none), after
+/// which the END goes.
 #[derive(Debug, Default)]
 pub struct Streamed {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
     pub seq: i64,
 }
 
@@ -77,6 +94,11 @@ struct Published {
     /// What the stream holds may not be `sent` (a stream put back only in part, or not at
     /// all): the next event restates the whole reply (a REPLACE).
     uncertain: bool,
+    /// Given after a function call not yet published: the call first, then what follows it
+    /// in order (text waits here until the calls before it are out).
+    waiting: VecDeque<Op>,
+    /// The calls published, with their results.
+    calls: Vec<ToolCall>,
 }
 
 /// An event being published: tried again as it is, under the same name, until kept.
@@ -89,29 +111,83 @@ struct InFlight {
 
 impl Published {
     fn apply(&mut self, op: Op) {
+        if !self.waiting.is_empty() || matches!(op, Op::Tool(..)) {
+            self.waiting.push_back(op);
+            return;
+        }
         match op {
             Op::Delta(text) => self.target.push_str(&text),
             Op::Answer(full) => self.target = full,
+            Op::Tool(..) => {}
         }
     }
 
-    fn streamed(self) -> Streamed {
+    fn streamed(mut self) -> Streamed {
+        // What never made it out (the stream did not answer) still belongs to the reply.
+        while let Some(op) = self.waiting.pop_front() {
+            match op {
+                Op::Delta(text) => self.target.push_str(&text),
+                Op::Answer(full) => self.target = full,
+                Op::Tool(kind, call) => self.record(kind, call),
+            }
+        }
         Streamed {
             text: self.target,
+            tool_calls: self.calls,
             seq: self.known,
         }
     }
 
+    /// Whether something given is not published yet.
     fn behind(&self) -> bool {
-        self.uncertain || self.target != self.sent
+        self.uncertain || self.target != self.sent || !self.waiting.is_empty()
     }
 
-    /// The next event: what was added since the last one kept, or the whole reply when it
-    /// does not continue what was sent (or that is uncertain).
-    fn next_event(&self) -> MessageEvent {
-        match self.target.strip_prefix(self.sent.as_str()) {
-            Some(rest) if !self.uncertain => MessageEvent::delta(self.message_id, rest),
-            _ => MessageEvent::replace(self.message_id, self.target.clone()),
+    /// The next event and the reply once it is kept: the text added since the last one
+    /// kept (the whole reply when it does not continue what was sent, or that is
+    /// uncertain), else the next function call, the text after it then taken up.
+    fn next_event(&mut self) -> (MessageEvent, String) {
+        if self.uncertain || self.target != self.sent {
+            let event = match self.target.strip_prefix(self.sent.as_str()) {
+                Some(rest) if !self.uncertain => MessageEvent::delta(self.message_id, rest),
+                _ => MessageEvent::replace(self.message_id, self.target.clone()),
+            };
+            return (event, self.target.clone());
+        }
+        let event = match self.waiting.pop_front() {
+            Some(Op::Tool(MessageEventKind::ToolCall, call)) => {
+                MessageEvent::tool_call(self.message_id, call)
+            }
+            Some(Op::Tool(_, call)) => MessageEvent::tool_result(self.message_id, call),
+            // Text never waits first: it is taken up after the call before it.
+            _ => MessageEvent::delta(self.message_id, ""),
+        };
+        while self
+            .waiting
+            .front()
+            .is_some_and(|op| !matches!(op, Op::Tool(..)))
+        {
+            match self.waiting.pop_front() {
+                Some(Op::Delta(text)) => self.target.push_str(&text),
+                Some(Op::Answer(full)) => self.target = full,
+                _ => {}
+            }
+        }
+        (event, self.sent.clone())
+    }
+
+    /// Keeps a published call, or the result of one, for the stored message.
+    fn record(&mut self, kind: MessageEventKind, call: ToolCall) {
+        match self.calls.iter_mut().find(|c| c.id == call.id) {
+            Some(known) if kind == MessageEventKind::ToolResult => *known = call,
+            Some(_) => {}
+            None => self.calls.push(call),
+        }
+    }
+
+    fn kept(&mut self, event: &MessageEvent) {
+        if let Some(call) = &event.tool_call {
+            self.record(event.kind, (**call).clone());
         }
     }
 }
@@ -132,6 +208,8 @@ async fn publish(
         sent: String::new(),
         known: 0,
         uncertain: false,
+        waiting: VecDeque::new(),
+        calls: Vec::new(),
     };
     let mut history = History::default();
     let mut in_flight: Option<InFlight> = None;
@@ -164,10 +242,13 @@ async fn publish(
             event,
             text,
             attempt,
-        } = in_flight.take().unwrap_or_else(|| InFlight {
-            event: reply.next_event(),
-            text: reply.target.clone(),
-            attempt: Uuid::new_v4(),
+        } = in_flight.take().unwrap_or_else(|| {
+            let (event, text) = reply.next_event();
+            InFlight {
+                event,
+                text,
+                attempt: Uuid::new_v4(),
+            }
         });
         // With the whole of what was published at hand, a stream Redis lost is put back
         // rather than re-seeded by a REPLACE.
@@ -183,6 +264,7 @@ async fn publish(
         };
         match realtime.publish_reply_event(event.clone(), how).await {
             Ok((Appended::Seq(seq), kept)) => {
+                reply.kept(&event);
                 reply.sent = text;
                 reply.known = seq;
                 reply.uncertain = false;

@@ -21,7 +21,7 @@ use super::reply::{Reply, Streamed};
 use super::run_stream::RunStream;
 use super::template::Vars;
 use crate::app::App;
-use crate::db::models::ExecutionRecord;
+use crate::db::models::{ExecutionRecord, ToolCall};
 use crate::db::schema::execution_records;
 use crate::db::schema::node_execution_results as results;
 use crate::error::AppResult;
@@ -59,6 +59,8 @@ pub struct Outcome {
     pub retrieved: Vec<(String, Value)>,
     /// The last `seq` the reply's stream gave out here (0: none known): its END goes after.
     pub reply_seq: i64,
+    /// The function calls the reply carried (TOOL_CALL / TOOL_RESULT), in order.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 impl Outcome {
@@ -81,12 +83,13 @@ impl Outcome {
             steps: 0,
             retrieved: Vec::new(),
             reply_seq: 0,
+            tool_calls: Vec::new(),
         }
     }
 }
 
-/// LLM nodes whose tokens may stream into the reply: the first `{{X.text}}` of an ANSWER
-/// template, when what comes before it in the template is known by the time X runs.
+/// LLM and AGENT nodes whose tokens may stream into the reply: the first `{{X.text}}` of an
+/// ANSWER template, when what comes before it in the template is known by the time X runs.
 fn streamable(plan: &Plan) -> Vec<(usize, String)> {
     let mut found: Vec<(usize, String)> = Vec::new();
     for answer in plan
@@ -109,7 +112,8 @@ fn streamable(plan: &Plan) -> Vec<(usize, String)> {
             let inner = template[start + 2..start + close].trim();
             let root = inner.split('.').next().unwrap_or("").to_string();
             let llm = plan.index_of(&root).filter(|&i| {
-                plan.nodes[i].node_type == NodeType::Llm && inner == format!("{root}.text")
+                matches!(plan.nodes[i].node_type, NodeType::Llm | NodeType::Agent)
+                    && inner == format!("{root}.text")
             });
             if let Some(llm) = llm {
                 let known = before.iter().all(|r| {
@@ -179,6 +183,7 @@ pub async fn execute(
         reply: reply.as_ref(),
         streamable: &streamable,
         streaming: &streaming,
+        events,
     };
     let mut run = Progress {
         app,
@@ -347,6 +352,14 @@ pub async fn execute(
         None => Streamed::default(),
     };
     let reply_seq = streamed.seq;
+    let mut tool_calls = streamed.tool_calls;
+    // A call cut off by the end of the run has no result: say why.
+    for call in tool_calls
+        .iter_mut()
+        .filter(|c| c.result.is_none() && c.error.is_none())
+    {
+        call.error = Some(interrupted.to_string());
+    }
     let (status, answer) = if stopped {
         ("STOPPED", streamed.text)
     } else if failure.is_some() {
@@ -368,6 +381,7 @@ pub async fn execute(
         steps: run.record.total_steps,
         retrieved,
         reply_seq,
+        tool_calls,
     }
 }
 

@@ -12,28 +12,63 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::db::models::ExecutionRecord;
 use crate::error::AppError;
 use crate::realtime::Realtime;
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind};
 use crate::realtime::history::History;
 use crate::realtime::streams::{Appended, StreamKey};
+use crate::workflow::graph::GraphNode;
 
 /// The publisher of one run's events.
 pub struct RunStream {
     tx: mpsc::UnboundedSender<ExecutionEvent>,
     task: JoinHandle<Option<i64>>,
+    /// The run as the last event sent carried it: a node's progress goes with it.
+    latest: std::sync::Mutex<Option<Box<ExecutionRecord>>>,
 }
 
 impl RunStream {
     pub fn start(realtime: Realtime, execution_id: Uuid) -> RunStream {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(publish(realtime, execution_id, rx));
-        RunStream { tx, task }
+        RunStream {
+            tx,
+            task,
+            latest: std::sync::Mutex::new(None),
+        }
     }
 
     /// Queues an event after those already given.
     pub fn send(&self, event: ExecutionEvent) {
+        *self.latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(event.execution.clone());
         let _ = self.tx.send(event);
+    }
+
+    /// Queues a NODE_PROGRESS of running node `node`: `outputs` says what it did.
+    pub fn progress(&self, node: &GraphNode, outputs: serde_json::Value) {
+        let Some(execution) = self
+            .latest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return;
+        };
+        let _ = self.tx.send(ExecutionEvent {
+            seq: 0,
+            kind: ExecutionEventKind::NodeProgress,
+            node_key: Some(node.key.clone()),
+            node_type: Some(node.node_type),
+            status: "RUNNING".into(),
+            inputs: None,
+            outputs: Some(outputs),
+            error: None,
+            elapsed_ms: None,
+            total_tokens: None,
+            execution,
+            at: chrono::Utc::now(),
+        });
     }
 
     /// Queues the run's last event and waits until everything is published (or Redis has
@@ -145,8 +180,8 @@ async fn publish(
     }
 }
 
-/// Drops each NODE_STARTED whose node's NODE_FINISHED is queued after it, except the first
-/// event, which may be in flight.
+/// Drops each NODE_STARTED and NODE_PROGRESS whose node's NODE_FINISHED is queued after
+/// it, except the first event, which may be in flight.
 fn coalesce(pending: &mut VecDeque<ExecutionEvent>) {
     let finished: std::collections::HashSet<String> = pending
         .iter()
@@ -157,7 +192,10 @@ fn coalesce(pending: &mut VecDeque<ExecutionEvent>) {
     pending.retain(|e| {
         index += 1;
         index == 1
-            || e.kind != ExecutionEventKind::NodeStarted
+            || !matches!(
+                e.kind,
+                ExecutionEventKind::NodeStarted | ExecutionEventKind::NodeProgress
+            )
             || e.node_key.as_ref().is_none_or(|k| !finished.contains(k))
     });
 }
@@ -165,7 +203,6 @@ fn coalesce(pending: &mut VecDeque<ExecutionEvent>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::models::ExecutionRecord;
 
     fn event(kind: ExecutionEventKind, node: &str) -> ExecutionEvent {
         let now = chrono::Utc::now();

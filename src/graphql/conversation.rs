@@ -18,6 +18,7 @@ use super::loaders::{ExecutionRecordById, ListRow};
 use super::pages::{child_page, child_rows};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::tenancy::UserProfileObject;
+use super::tool_call::ToolCallObject;
 use crate::conversation::{annotations, service};
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
 
@@ -155,6 +156,10 @@ impl MessageObject {
     }
     async fn metadata(&self) -> Json<Value> {
         Json(self.0.metadata.clone())
+    }
+    /// The function calls an agent made for this reply, in order, with their results.
+    async fn tool_calls(&self) -> Vec<ToolCallObject> {
+        ToolCallObject::all_of(&self.0.tool_calls)
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Object, Result};
 
 use super::conversation::MessageObject;
+use super::tool_call::ToolCallObject;
 use crate::realtime::events::{Event, MessageEvent, MessageEventKind};
 
 /// Shares the event every subscriber of this process got.
@@ -47,5 +48,14 @@ impl MessageEventObject {
     /// ERROR: what went wrong.
     async fn error(&self) -> Result<Option<&str>> {
         Ok(self.event()?.error.as_deref())
+    }
+    /// TOOL_CALL: the call (id, name, arguments); TOOL_RESULT: the same id with its result
+    /// or error.
+    async fn tool_call(&self) -> Result<Option<ToolCallObject>> {
+        Ok(self
+            .event()?
+            .tool_call
+            .as_ref()
+            .map(|c| ToolCallObject((**c).clone())))
     }
 }

@@ -30,6 +30,7 @@ mod query;
 pub mod subscription;
 mod template;
 mod tenancy;
+mod tool_call;
 pub mod viewer;
 mod workflow;
 

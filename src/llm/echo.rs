@@ -1,15 +1,77 @@
 //! ECHO: a built-in provider for development and demos. It calls no model: it streams back
 //! "Echo: " and the last user message, word by word at a set pace, and counts words as
-//! tokens. Deterministic, so demos and tests can rely on what it says. Its embeddings are
+//! tokens. Offered tools, it calls one when the user message is `/<tool> <JSON arguments>`
+//! and then echoes what the tools answered. Deterministic, so demos and tests can rely on what it says. Its embeddings are
 //! hashed bags of words (texts sharing words point the same way), enough to try vector
 //! search without a model.
 
 use std::time::Duration;
 
-use super::{ChatRequest, Chunk, Usage};
+use super::{ChatRequest, Chunk, ToolCallRequest, Usage};
 
-/// The reply ECHO gives to `request`.
+/// The function a `/<tool> <arguments>` message asks for, when `request` offers it and
+/// the last message is the user's.
+fn asked_call(request: &ChatRequest) -> Option<ToolCallRequest> {
+    if request.answer_only || request.messages.last().is_none_or(|m| m.role != "user") {
+        return None;
+    }
+    let text = request.messages.last()?.content.trim().strip_prefix('/')?;
+    let (name, arguments) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let tool = request.tools.iter().find(|t| t.name == name)?;
+    let arguments = arguments.trim();
+    Some(ToolCallRequest {
+        id: "echo_call_1".into(),
+        name: tool.name.clone(),
+        arguments: if arguments.is_empty() {
+            "{}".into()
+        } else {
+            arguments.into()
+        },
+    })
+}
+
+/// One turn: a function call when one is asked for, else the reply streamed; the usage,
+/// and the calls.
+pub async fn turn(
+    request: &ChatRequest,
+    pace: Duration,
+    on_chunk: impl FnMut(Chunk),
+) -> (Option<Usage>, Vec<ToolCallRequest>) {
+    match asked_call(request) {
+        Some(call) => {
+            let usage = Usage {
+                prompt_tokens: prompt_words(request),
+                completion_tokens: 1,
+                total_tokens: prompt_words(request) + 1,
+            };
+            (Some(usage), vec![call])
+        }
+        None => (Some(stream_chat(request, pace, on_chunk).await), Vec::new()),
+    }
+}
+
+fn prompt_words(request: &ChatRequest) -> i32 {
+    request
+        .messages
+        .iter()
+        .map(|m| m.content.split_whitespace().count())
+        .sum::<usize>() as i32
+}
+
+/// The reply ECHO gives to `request`: the tools' answers after a call, else the last user
+/// message.
 pub fn reply(request: &ChatRequest) -> String {
+    if request.messages.last().is_some_and(|m| m.role == "tool") {
+        let answers: Vec<&str> = request
+            .messages
+            .iter()
+            .rev()
+            .take_while(|m| m.role == "tool")
+            .map(|m| m.content.trim())
+            .collect();
+        let answers: Vec<&str> = answers.into_iter().rev().collect();
+        return format!("Echo: {}", answers.join(" "));
+    }
     let asked = request
         .messages
         .iter()
@@ -35,15 +97,11 @@ pub async fn stream_chat(
         on_chunk(Chunk::Delta(word.to_string()));
         words += 1;
     }
-    let prompt: usize = request
-        .messages
-        .iter()
-        .map(|m| m.content.split_whitespace().count())
-        .sum();
+    let prompt = prompt_words(request);
     let usage = Usage {
-        prompt_tokens: prompt as i32,
+        prompt_tokens: prompt,
         completion_tokens: words,
-        total_tokens: prompt as i32 + words,
+        total_tokens: prompt + words,
     };
     on_chunk(Chunk::Usage(usage));
     usage
@@ -103,8 +161,7 @@ mod tests {
                 ChatMessage::new("assistant", "Echo: first"),
                 ChatMessage::new("user", "hello there world"),
             ],
-            temperature: None,
-            max_tokens: None,
+            ..ChatRequest::default()
         };
         let mut chunks = Vec::new();
         let usage = stream_chat(&request, Duration::ZERO, |c| chunks.push(c)).await;
@@ -119,5 +176,43 @@ mod tests {
         assert_eq!(chunks.len(), 5, "four words and the usage");
         assert_eq!(usage.completion_tokens, 4);
         assert_eq!(usage.prompt_tokens, 2 + 1 + 2 + 3);
+    }
+
+    #[tokio::test]
+    async fn calls_an_offered_tool_when_asked_then_echoes_its_answer() {
+        let tools = vec![crate::llm::ToolSpec {
+            name: "add".into(),
+            description: None,
+            parameters: serde_json::json!({ "type": "object" }),
+        }];
+        let mut request = ChatRequest {
+            model: "echo".into(),
+            messages: vec![ChatMessage::new("user", "/add {\"a\": 1}")],
+            tools: tools.clone(),
+            ..ChatRequest::default()
+        };
+        let (_, calls) = turn(&request, Duration::ZERO, |_| {}).await;
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].name, "add");
+        assert_eq!(calls[0].arguments, "{\"a\": 1}");
+        request
+            .messages
+            .push(ChatMessage::calling("", calls.clone()));
+        request
+            .messages
+            .push(ChatMessage::tool_answer(&calls[0].id, "2"));
+        let mut text = String::new();
+        let (_, again) = turn(&request, Duration::ZERO, |c| {
+            if let Chunk::Delta(d) = c {
+                text.push_str(&d)
+            }
+        })
+        .await;
+        assert!(again.is_empty());
+        assert_eq!(text, "Echo: 2");
+        // A tool not offered, or answering only: the message is echoed.
+        request.messages.truncate(1);
+        request.answer_only = true;
+        assert!(turn(&request, Duration::ZERO, |_| {}).await.1.is_empty());
     }
 }

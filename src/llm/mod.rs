@@ -17,11 +17,15 @@ use serde::Serialize;
 use crate::error::AppError;
 
 /// One message of a chat completion request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user`, `assistant` or `tool`.
     pub role: String,
     pub content: String,
+    /// The functions an assistant turn called (OpenAI function calling).
+    pub tool_calls: Vec<ToolCallRequest>,
+    /// A `tool` message: the call it answers.
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -29,17 +33,96 @@ impl ChatMessage {
         ChatMessage {
             role: role.to_string(),
             content: content.into(),
+            ..ChatMessage::default()
+        }
+    }
+
+    /// An assistant turn that called `calls` (with what it said before them, if anything).
+    pub fn calling(content: impl Into<String>, calls: Vec<ToolCallRequest>) -> ChatMessage {
+        ChatMessage {
+            tool_calls: calls,
+            ..ChatMessage::new("assistant", content)
+        }
+    }
+
+    /// The answer to call `call_id`.
+    pub fn tool_answer(call_id: &str, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            tool_call_id: Some(call_id.to_string()),
+            ..ChatMessage::new("tool", content)
         }
     }
 }
 
+/// The OpenAI shape: `content` is null in an assistant turn that only calls functions.
+impl Serialize for ChatMessage {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("role", &self.role)?;
+        if self.content.is_empty() && !self.tool_calls.is_empty() {
+            map.serialize_entry("content", &serde_json::Value::Null)?;
+        } else {
+            map.serialize_entry("content", &self.content)?;
+        }
+        if !self.tool_calls.is_empty() {
+            let calls: Vec<serde_json::Value> = self
+                .tool_calls
+                .iter()
+                .map(|c| {
+                    serde_json::json!({
+                        "id": c.id,
+                        "type": "function",
+                        "function": { "name": c.name, "arguments": c.arguments },
+                    })
+                })
+                .collect();
+            map.serialize_entry("tool_calls", &calls)?;
+        }
+        if let Some(id) = &self.tool_call_id {
+            map.serialize_entry("tool_call_id", id)?;
+        }
+        map.end()
+    }
+}
+
+/// A function the model asked to call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ToolCallRequest {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it (it may not parse).
+    pub arguments: String,
+}
+
+/// A function offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: serde_json::Value,
+}
+
 /// What to ask a model.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ChatRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u32>,
+    /// Functions the model may call.
+    pub tools: Vec<ToolSpec>,
+    /// The tools are listed but the model must answer in text (`tool_choice: "none"`).
+    pub answer_only: bool,
+}
+
+/// One turn of a model: what it cost, and the functions it asked to call (none: it
+/// answered).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Turn {
+    pub usage: Usage,
+    pub tool_calls: Vec<ToolCallRequest>,
 }
 
 /// A piece of a streamed reply.

@@ -9,7 +9,21 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use super::sse::SseReader;
-use super::{ChatRequest, Chunk, LlmError, Usage};
+use super::{ChatRequest, Chunk, LlmError, ToolCallRequest, Usage};
+
+/// The most functions one turn may call.
+const MAX_TOOL_CALLS: usize = 32;
+/// The most characters of one call's arguments.
+const MAX_ARGUMENTS: usize = 1 << 20;
+
+/// What a streamed completion gave besides its text.
+#[derive(Debug, Default)]
+pub struct Completion {
+    /// As the provider reported it.
+    pub usage: Option<Usage>,
+    /// The functions it asked to call, in the order it listed them.
+    pub tool_calls: Vec<ToolCallRequest>,
+}
 
 /// A client of one provider endpoint.
 #[derive(Clone)]
@@ -43,13 +57,15 @@ impl OpenAiClient {
         }
     }
 
-    /// Streams a chat completion, handing each piece to `on_chunk`; returns the usage when
-    /// the provider reported it. Dropping the future closes the connection to the provider.
+    /// Streams a chat completion, handing each piece of text to `on_chunk`; returns the
+    /// usage when the provider reported it and the functions it called (their arguments
+    /// assembled from the pieces they stream in). Dropping the future closes the connection
+    /// to the provider.
     pub async fn stream_chat(
         &self,
         request: &ChatRequest,
         mut on_chunk: impl FnMut(Chunk),
-    ) -> Result<Option<Usage>, LlmError> {
+    ) -> Result<Completion, LlmError> {
         let mut body = json!({
             "model": request.model,
             "messages": request.messages,
@@ -62,9 +78,25 @@ impl OpenAiClient {
         if let Some(m) = request.max_tokens {
             body["max_tokens"] = json!(m);
         }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut function = json!({ "name": t.name, "parameters": t.parameters });
+                    if let Some(d) = &t.description {
+                        function["description"] = json!(d);
+                    }
+                    json!({ "type": "function", "function": function })
+                })
+                .collect();
+            body["tools"] = json!(tools);
+            body["tool_choice"] = json!(if request.answer_only { "none" } else { "auto" });
+        }
         let mut response = self.send("chat/completions", &body).await?;
         let mut reader = SseReader::default();
         let mut usage = None;
+        let mut calls = CallPieces::default();
         loop {
             let piece = tokio::time::timeout(self.timeout, response.chunk())
                 .await
@@ -84,7 +116,7 @@ impl OpenAiClient {
             };
             for data in events {
                 if data.trim() == "[DONE]" {
-                    return Ok(usage);
+                    return calls.completion(usage);
                 }
                 let event: Value = serde_json::from_str(&data)
                     .map_err(|e| LlmError::Protocol(format!("a stream event is not JSON: {e}")))?;
@@ -99,13 +131,16 @@ impl OpenAiClient {
                 {
                     on_chunk(Chunk::Delta(text.to_string()));
                 }
+                if let Some(pieces) = event["choices"][0]["delta"]["tool_calls"].as_array() {
+                    pieces.iter().try_for_each(|piece| calls.add(piece))?;
+                }
                 if let Some(found) = read_usage(&event["usage"]) {
                     usage = Some(found);
                     on_chunk(Chunk::Usage(found));
                 }
             }
             if done {
-                return Ok(usage);
+                return calls.completion(usage);
             }
         }
     }
@@ -256,6 +291,61 @@ async fn check_status(response: reqwest::Response) -> Result<reqwest::Response, 
         status: status.as_u16(),
         message,
     })
+}
+
+/// The function calls of a streamed turn as their pieces arrive: each piece names its call
+/// by `index`; the first gives its id and name, every one may add to its arguments.
+#[derive(Default)]
+struct CallPieces {
+    calls: Vec<(u64, ToolCallRequest)>,
+}
+
+impl CallPieces {
+    fn add(&mut self, piece: &Value) -> Result<(), LlmError> {
+        let index = piece["index"].as_u64().unwrap_or(self.calls.len() as u64);
+        let position = match self.calls.iter().position(|(i, _)| *i == index) {
+            Some(p) => p,
+            None => {
+                if self.calls.len() == MAX_TOOL_CALLS {
+                    return Err(LlmError::Protocol(format!(
+                        "the model called more than {MAX_TOOL_CALLS} functions in one turn"
+                    )));
+                }
+                self.calls.push((index, ToolCallRequest::default()));
+                self.calls.len() - 1
+            }
+        };
+        let call = &mut self.calls[position].1;
+        if let Some(id) = piece["id"].as_str().filter(|id| !id.is_empty()) {
+            call.id = id.chars().take(200).collect();
+        }
+        if let Some(name) = piece["function"]["name"].as_str() {
+            call.name.push_str(name);
+        }
+        if let Some(arguments) = piece["function"]["arguments"].as_str() {
+            if call.arguments.len() + arguments.len() > MAX_ARGUMENTS {
+                return Err(LlmError::Protocol(format!(
+                    "a function call's arguments are longer than {MAX_ARGUMENTS} bytes"
+                )));
+            }
+            call.arguments.push_str(arguments);
+        }
+        Ok(())
+    }
+
+    fn completion(self, usage: Option<Usage>) -> Result<Completion, LlmError> {
+        let mut tool_calls = Vec::with_capacity(self.calls.len());
+        for (index, mut call) in self.calls {
+            if call.name.is_empty() {
+                return Err(LlmError::Protocol("a function call has no name".into()));
+            }
+            if call.id.is_empty() {
+                call.id = format!("call_{index}");
+            }
+            tool_calls.push(call);
+        }
+        Ok(Completion { usage, tool_calls })
+    }
 }
 
 /// The room an embeddings answer may take: its envelope, and each vector.

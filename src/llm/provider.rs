@@ -9,7 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::openai::OpenAiClient;
-use super::{ChatRequest, Chunk, LlmError, Usage, echo};
+use super::{ChatRequest, Chunk, LlmError, Turn, Usage, echo};
 use crate::db::models::LlmProvider;
 use crate::db::schema::llm_providers;
 use crate::error::{AppError, AppResult};
@@ -243,8 +243,18 @@ impl ModelClient {
     pub async fn stream_chat(
         &self,
         request: &ChatRequest,
-        mut on_chunk: impl FnMut(&str),
+        on_chunk: impl FnMut(&str),
     ) -> Result<Usage, LlmError> {
+        Ok(self.turn(request, on_chunk).await?.usage)
+    }
+
+    /// One turn of the model: its text streamed to `on_chunk`, then the functions it called
+    /// (with `request.tools` offered) and what it cost (estimated when not reported).
+    pub async fn turn(
+        &self,
+        request: &ChatRequest,
+        mut on_chunk: impl FnMut(&str),
+    ) -> Result<Turn, LlmError> {
         let mut completion_chars = 0usize;
         let mut on = |chunk: Chunk| {
             if let Chunk::Delta(text) = chunk {
@@ -252,23 +262,34 @@ impl ModelClient {
                 on_chunk(&text);
             }
         };
-        let reported = match self {
-            ModelClient::OpenAi(client) => client.stream_chat(request, &mut on).await?,
-            ModelClient::Echo { pace } => Some(echo::stream_chat(request, *pace, &mut on).await),
+        let (reported, tool_calls) = match self {
+            ModelClient::OpenAi(client) => {
+                let completion = client.stream_chat(request, &mut on).await?;
+                (completion.usage, completion.tool_calls)
+            }
+            ModelClient::Echo { pace } => echo::turn(request, *pace, &mut on).await,
         };
-        Ok(reported.unwrap_or_else(|| {
+        let usage = reported.unwrap_or_else(|| {
             let prompt: usize = request
                 .messages
                 .iter()
-                .map(|m| m.content.chars().count())
+                .map(|m| {
+                    m.content.chars().count()
+                        + m.tool_calls
+                            .iter()
+                            .map(|c| c.arguments.len())
+                            .sum::<usize>()
+                })
                 .sum();
+            let called: usize = tool_calls.iter().map(|c| c.arguments.len()).sum();
             let prompt_tokens = prompt.div_ceil(4) as i32;
-            let completion_tokens = completion_chars.div_ceil(4) as i32;
+            let completion_tokens = (completion_chars + called).div_ceil(4) as i32;
             Usage {
                 prompt_tokens,
                 completion_tokens,
                 total_tokens: prompt_tokens + completion_tokens,
             }
-        }))
+        });
+        Ok(Turn { usage, tool_calls })
     }
 }

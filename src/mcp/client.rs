@@ -312,23 +312,40 @@ impl McpClients {
         if let Some(id) = id {
             message["id"] = json!(id);
         }
-        let mut request = self
-            .http
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, text/event-stream",
-            );
-        for (name, value) in &endpoint.headers {
-            request = request.header(name.as_str(), value.as_str());
+        let request = outgoing(&self.http, &url, &endpoint.headers, session);
+        // A request given up (a stop, a deadline) is cancelled at the server, as the
+        // specification asks (a dropped connection does not cancel): the server can stop
+        // the work. Not `initialize`, which may not be cancelled.
+        let mut unanswered = match (id, session) {
+            (Some(id), Some(session)) => Some(Unanswered {
+                http: self.http.clone(),
+                url: url.clone(),
+                headers: endpoint.headers.clone(),
+                session: session.clone(),
+                id,
+                answered: false,
+            }),
+            _ => None,
+        };
+        let answered = self
+            .answer(request, message, id, method, session, host)
+            .await;
+        if let Some(pending) = unanswered.as_mut() {
+            pending.answered = true;
         }
-        if let Some(session) = session {
-            request = request.header("MCP-Protocol-Version", session.protocol.as_str());
-            if let Some(session_id) = &session.id {
-                request = request.header("Mcp-Session-Id", session_id.as_str());
-            }
-        }
+        answered
+    }
+
+    /// Sends a prepared message and reads its answer.
+    async fn answer(
+        &self,
+        request: reqwest::RequestBuilder,
+        message: Value,
+        id: Option<u64>,
+        method: &str,
+        session: Option<&Session>,
+        host: String,
+    ) -> Result<(Option<Value>, Option<String>), McpError> {
         let mut response = request
             .body(message.to_string())
             .send()
@@ -377,6 +394,69 @@ impl McpClients {
             found.ok_or_else(|| McpError::Invalid("the body does not answer the request".into()))?
         };
         result_of(answer).map(|r| (Some(r), session_id))
+    }
+}
+
+/// A POST of one message to the server, with its headers and session.
+fn outgoing(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    headers: &[(String, String)],
+    session: Option<&Session>,
+) -> reqwest::RequestBuilder {
+    let mut request = http
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            reqwest::header::ACCEPT,
+            "application/json, text/event-stream",
+        );
+    for (name, value) in headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(session) = session {
+        request = request.header("MCP-Protocol-Version", session.protocol.as_str());
+        if let Some(session_id) = &session.id {
+            request = request.header("Mcp-Session-Id", session_id.as_str());
+        }
+    }
+    request
+}
+
+/// A request in flight: dropped before its answer (the caller gave up), it sends
+/// `notifications/cancelled` for it.
+struct Unanswered {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    headers: Vec<(String, String)>,
+    session: Session,
+    id: u64,
+    /// The answer came (or the request failed): nothing to cancel.
+    answered: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let request = outgoing(&self.http, &self.url, &self.headers, Some(&self.session)).body(
+            json!({
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": { "requestId": self.id, "reason": "the caller no longer waits" },
+            })
+            .to_string(),
+        );
+        runtime.spawn(async move {
+            let sent = tokio::time::timeout(Duration::from_secs(5), request.send()).await;
+            if !matches!(sent, Ok(Ok(_))) {
+                tracing::debug!("an MCP server was not told of a cancelled request");
+            }
+        });
     }
 }
 

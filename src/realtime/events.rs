@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::db::models::{Document, ExecutionRecord, Message};
+use crate::db::models::{Document, ExecutionRecord, Message, ToolCall};
 use crate::workflow::graph::NodeType;
 
 /// One event of any stream or feed.
@@ -98,6 +98,10 @@ pub enum MessageEventKind {
     End,
     /// The reply failed; `error` says why.
     Error,
+    /// An agent calls a function: `toolCall` holds its id, name and arguments.
+    ToolCall,
+    /// The function answered: `toolCall` holds the same id with its result or error.
+    ToolResult,
 }
 
 /// An event of `messageStream`.
@@ -117,9 +121,27 @@ pub struct MessageEvent {
     pub message: Option<Box<Message>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call: Option<Box<ToolCall>>,
 }
 
 impl MessageEvent {
+    /// TOOL_CALL: the call made (no result yet).
+    pub fn tool_call(message_id: Uuid, call: ToolCall) -> MessageEvent {
+        MessageEvent {
+            tool_call: Some(Box::new(call)),
+            ..MessageEvent::new(message_id, MessageEventKind::ToolCall)
+        }
+    }
+
+    /// TOOL_RESULT: the call with its result or error.
+    pub fn tool_result(message_id: Uuid, call: ToolCall) -> MessageEvent {
+        MessageEvent {
+            tool_call: Some(Box::new(call)),
+            ..MessageEvent::new(message_id, MessageEventKind::ToolResult)
+        }
+    }
+
     pub fn delta(message_id: Uuid, delta: impl Into<String>) -> MessageEvent {
         MessageEvent {
             delta: Some(delta.into()),
@@ -159,6 +181,7 @@ impl MessageEvent {
             text: None,
             message: None,
             error: None,
+            tool_call: None,
         }
     }
 }
@@ -169,6 +192,8 @@ impl MessageEvent {
 pub enum ExecutionEventKind {
     ExecutionStarted,
     NodeStarted,
+    /// A running node's step (an agent's iteration): `outputs` says what it did.
+    NodeProgress,
     NodeFinished,
     ExecutionFinished,
 }
@@ -248,6 +273,7 @@ impl ExecutionEvent {
         match self.kind {
             ExecutionEventKind::ExecutionStarted | ExecutionEventKind::ExecutionFinished => true,
             ExecutionEventKind::NodeStarted => true,
+            ExecutionEventKind::NodeProgress => false,
             ExecutionEventKind::NodeFinished => self.status != "SKIPPED",
         }
     }

@@ -60,6 +60,51 @@ impl ToolRef {
     }
 }
 
+/// The most tools one AGENT node offers.
+pub const MAX_TOOLS: usize = 32;
+
+/// The name a tool is offered under: what OpenAI accepts (`[a-zA-Z0-9_-]{1,64}`), other
+/// characters as `_`.
+pub fn function_name(tool: &str) -> String {
+    tool.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
+
+/// The tools an AGENT node's config offers (`tools`), under names that differ.
+pub fn agent_tools(config: &Value) -> Result<Vec<ToolRef>, String> {
+    match config.get("tools") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(listed)) => {
+            if listed.len() > MAX_TOOLS {
+                return Err(format!("config.tools holds more than {MAX_TOOLS} tools"));
+            }
+            let mut refs = Vec::with_capacity(listed.len());
+            let mut names: Vec<String> = Vec::new();
+            for (i, tool) in listed.iter().enumerate() {
+                let tool = ToolRef::parse(tool).map_err(|e| format!("config.tools[{i}]: {e}"))?;
+                let name = function_name(tool.name());
+                if names.contains(&name) {
+                    return Err(format!(
+                        "config.tools[{i}]: another tool is offered under the name {name}"
+                    ));
+                }
+                names.push(name);
+                refs.push(tool);
+            }
+            Ok(refs)
+        }
+        Some(_) => Err("config.tools must be a list of tools".into()),
+    }
+}
+
 /// A tool found and ready to call.
 pub struct ReadyTool {
     pub name: String,
@@ -277,12 +322,22 @@ pub async fn check_graph(
 ) -> AppResult<()> {
     for (index, node) in graph.nodes.iter().enumerate() {
         let named: Vec<ToolRef> = match node.node_type {
-            crate::workflow::NodeType::Tool => node.config.get("tool").into_iter().collect(),
+            crate::workflow::NodeType::Tool => node
+                .config
+                .get("tool")
+                .into_iter()
+                .filter_map(|t| ToolRef::parse(t).ok())
+                .collect(),
+            crate::workflow::NodeType::Agent => node
+                .config
+                .get("tools")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| ToolRef::parse(t).ok())
+                .collect(),
             _ => Vec::new(),
-        }
-        .into_iter()
-        .filter_map(|t| ToolRef::parse(t).ok())
-        .collect();
+        };
         for tool in named {
             let found: i64 = match &tool {
                 ToolRef::Mcp { server_id, .. } => {
@@ -322,4 +377,30 @@ pub async fn check_graph(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tools_are_offered_under_names_a_provider_accepts() {
+        assert_eq!(function_name("get_weather"), "get_weather");
+        assert_eq!(function_name("files.read v2"), "files_read_v2");
+        assert_eq!(function_name(&"x".repeat(80)).len(), 64);
+    }
+
+    #[test]
+    fn two_tools_under_one_name_are_refused() {
+        let server = uuid::Uuid::new_v4().to_string();
+        let config = json!({ "tools": [
+            { "mcpServerId": server, "name": "a.b" },
+            { "mcpServerId": server, "name": "a_b" },
+        ]});
+        let error = agent_tools(&config).unwrap_err();
+        assert!(error.contains("config.tools[1]"), "{error}");
+        assert!(agent_tools(&json!({ "tools": "add" })).is_err());
+        assert_eq!(agent_tools(&json!({})).unwrap(), Vec::new());
+    }
 }

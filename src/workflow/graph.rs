@@ -24,6 +24,7 @@ pub enum NodeType {
     End,
     Code,
     Tool,
+    Agent,
 }
 
 impl NodeType {
@@ -39,6 +40,7 @@ impl NodeType {
             NodeType::End => "END",
             NodeType::Code => "CODE",
             NodeType::Tool => "TOOL",
+            NodeType::Agent => "AGENT",
         }
     }
 
@@ -84,6 +86,8 @@ pub struct Graph {
 /// Variables of `{{sys.<name>}}`.
 const SYS_VARIABLES: [&str; 3] = ["query", "conversationId", "endUserId"];
 const MAX_NODES: usize = 500;
+/// The most turns of tool calls an AGENT node may ask for (`maxIterations`).
+pub const MAX_AGENT_ITERATIONS: u64 = 20;
 
 fn node_error(index: usize, key: &str, message: impl std::fmt::Display) -> AppError {
     AppError::bad_input(
@@ -203,21 +207,11 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
             }
             Ok(())
         }
-        NodeType::Llm => {
-            string_field(map, "providerId", true)?;
-            if let Some(Value::String(id)) = map.get("providerId") {
-                uuid::Uuid::parse_str(id)
-                    .map_err(|_| "config.providerId must be a UUID".to_string())?;
-            }
-            string_field(map, "model", false)?;
-            string_field(map, "systemPrompt", false)?;
-            string_field(map, "prompt", true)?;
-            number_field(map, "temperature", 0.0, 2.0, false)?;
-            number_field(map, "maxTokens", 1.0, 1_000_000.0, true)?;
-            match map.get("memory") {
-                None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
-                _ => Err("config.memory must be true or false".into()),
-            }
+        NodeType::Llm => check_model(map),
+        NodeType::Agent => {
+            check_model(map)?;
+            number_field(map, "maxIterations", 1.0, MAX_AGENT_ITERATIONS as f64, true)?;
+            crate::tools::agent_tools(&node.config).map(|_| ())
         }
         NodeType::KnowledgeRetrieval => {
             let ids = map
@@ -323,6 +317,23 @@ fn check_config(node: &GraphNode) -> Result<(), String> {
             }
             _ => Err("config.outputs must map output names to template strings".into()),
         },
+    }
+}
+
+/// The model fields of LLM and AGENT nodes.
+fn check_model(map: &serde_json::Map<String, Value>) -> Result<(), String> {
+    string_field(map, "providerId", true)?;
+    if let Some(Value::String(id)) = map.get("providerId") {
+        uuid::Uuid::parse_str(id).map_err(|_| "config.providerId must be a UUID".to_string())?;
+    }
+    string_field(map, "model", false)?;
+    string_field(map, "systemPrompt", false)?;
+    string_field(map, "prompt", true)?;
+    number_field(map, "temperature", 0.0, 2.0, false)?;
+    number_field(map, "maxTokens", 1.0, 1_000_000.0, true)?;
+    match map.get("memory") {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(()),
+        _ => Err("config.memory must be true or false".into()),
     }
 }
 

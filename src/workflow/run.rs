@@ -108,12 +108,12 @@ pub fn check_inputs(graph: &Graph, inputs: Option<Value>) -> AppResult<Value> {
     Ok(Value::Object(given))
 }
 
-/// The providers the graph's LLM nodes call.
+/// The providers the graph's LLM and AGENT nodes call.
 pub fn providers_of(graph: &Graph) -> Vec<Uuid> {
     let mut ids: Vec<Uuid> = graph
         .nodes
         .iter()
-        .filter(|n| n.node_type == NodeType::Llm)
+        .filter(|n| matches!(n.node_type, NodeType::Llm | NodeType::Agent))
         .filter_map(|n| n.config.get("providerId").and_then(Value::as_str))
         .filter_map(|id| Uuid::parse_str(id).ok())
         .collect();

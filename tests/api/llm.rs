@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::harness::model_server::{KEY, ModelServer};
 use weft::llm::openai::OpenAiClient;
-use weft::llm::{ChatMessage, ChatRequest, Chunk, LlmError, Usage};
+use weft::llm::{ChatMessage, ChatRequest, Chunk, LlmError, ToolCallRequest, ToolSpec, Usage};
 
 fn ask(model: &str) -> ChatRequest {
     ChatRequest {
@@ -17,6 +17,7 @@ fn ask(model: &str) -> ChatRequest {
         ],
         temperature: Some(0.2),
         max_tokens: Some(64),
+        ..ChatRequest::default()
     }
 }
 
@@ -56,12 +57,85 @@ async fn a_reply_streams_in_pieces_with_its_usage() {
             Chunk::Usage(expected_usage),
         ]
     );
-    assert_eq!(usage, Some(expected_usage));
+    assert_eq!(usage.usage, Some(expected_usage));
+    assert!(usage.tool_calls.is_empty());
     let body = server.seen.last_body.lock().unwrap().clone().unwrap();
     assert_eq!(body["stream"], true);
     assert_eq!(body["stream_options"]["include_usage"], true);
     assert_eq!(body["messages"][1]["content"], "Say hello");
     assert_eq!(body["max_tokens"], 64);
+}
+
+#[tokio::test]
+async fn function_calls_are_assembled_from_their_streamed_pieces() {
+    let server = ModelServer::start().await;
+    let mut request = ask("agent");
+    request.messages[1] = ChatMessage::new(
+        "user",
+        r#"call: add {"a": 2, "b": 3} | shout {"text": "hi"}"#,
+    );
+    request.tools = ["add", "shout"]
+        .iter()
+        .map(|name| ToolSpec {
+            name: name.to_string(),
+            description: Some("a tool".into()),
+            parameters: serde_json::json!({ "type": "object" }),
+        })
+        .collect();
+    let mut text = String::new();
+    let completion = client(&server, KEY)
+        .stream_chat(&request, |c| {
+            if let Chunk::Delta(d) = c {
+                text.push_str(&d)
+            }
+        })
+        .await
+        .expect("a turn");
+    assert_eq!(text, "Let me look. ");
+    assert_eq!(
+        completion.tool_calls,
+        vec![
+            ToolCallRequest {
+                id: "call_0_0".into(),
+                name: "add".into(),
+                arguments: r#"{"a": 2, "b": 3}"#.into(),
+            },
+            ToolCallRequest {
+                id: "call_0_1".into(),
+                name: "shout".into(),
+                arguments: r#"{"text": "hi"}"#.into(),
+            },
+        ]
+    );
+    let body = server.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(body["tool_choice"], "auto");
+    assert_eq!(body["tools"][1]["type"], "function");
+    assert_eq!(body["tools"][1]["function"]["name"], "shout");
+    assert_eq!(body["tools"][1]["function"]["description"], "a tool");
+
+    // The calls and their answers go back in the OpenAI shape.
+    request
+        .messages
+        .push(ChatMessage::calling("", completion.tool_calls.clone()));
+    request
+        .messages
+        .push(ChatMessage::tool_answer("call_0_0", "5"));
+    request.answer_only = true;
+    client(&server, KEY)
+        .stream_chat(&request, |_| {})
+        .await
+        .expect("an answer");
+    let body = server.seen.last_body.lock().unwrap().clone().unwrap();
+    assert_eq!(body["tool_choice"], "none");
+    assert_eq!(body["messages"][2]["content"], serde_json::Value::Null);
+    assert_eq!(body["messages"][2]["tool_calls"][0]["id"], "call_0_0");
+    assert_eq!(body["messages"][2]["tool_calls"][0]["type"], "function");
+    assert_eq!(
+        body["messages"][2]["tool_calls"][1]["function"]["arguments"],
+        r#"{"text": "hi"}"#
+    );
+    assert_eq!(body["messages"][3]["role"], "tool");
+    assert_eq!(body["messages"][3]["tool_call_id"], "call_0_0");
 }
 
 #[tokio::test]

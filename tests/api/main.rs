@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod agent;
 mod analytics;
 mod applications;
 mod browsers;

@@ -63,6 +63,27 @@ pub struct Message {
     pub updated_at: DateTime<Utc>,
     /// The seq of the event that ended its stream, once it has.
     pub stream_seq: Option<i64>,
+    /// The function calls made for the reply (`ToolCall`s), in order.
+    #[serde(default = "no_calls")]
+    pub tool_calls: Value,
+}
+
+fn no_calls() -> Value {
+    Value::Array(Vec::new())
+}
+
+/// One function call an agent made for a reply, as `messages.tool_calls` keeps it and
+/// `messageStream` carries it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model gave them (a string when they were not JSON).
+    pub arguments: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A row of `message_annotations`.

@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use std::sync::Mutex;
 use uuid::Uuid;
 
+mod agent;
 mod code;
 mod knowledge;
 mod llm;
@@ -13,6 +14,7 @@ mod tool;
 use crate::app::App;
 use crate::engine::config::EngineConfig;
 use crate::engine::reply::Reply;
+use crate::engine::run_stream::RunStream;
 use crate::engine::template::Vars;
 use crate::engine::{condition, http_node};
 use crate::llm::ChatMessage;
@@ -40,10 +42,12 @@ pub struct NodeContext<'a> {
     /// The conversation's earlier turns, for LLM nodes with `memory`.
     pub history: &'a [ChatMessage],
     pub reply: Option<&'a Reply>,
-    /// LLM nodes whose tokens may stream into the reply, with the ANSWER text before them.
+    /// LLM and AGENT nodes whose tokens may stream into the reply, with the ANSWER text before them.
     pub streamable: &'a [(usize, String)],
-    /// The LLM node streaming into the reply (one per run).
+    /// The LLM or AGENT node streaming into the reply (one per run).
     pub streaming: &'a Mutex<Option<usize>>,
+    /// The run's events, for a node's progress.
+    pub events: &'a RunStream,
 }
 
 pub(crate) fn text<'v>(config: &'v Value, field: &str) -> &'v str {
@@ -119,6 +123,7 @@ pub async fn run(
             })
         }
         NodeType::Llm => llm::run(ctx, index, config, vars).await,
+        NodeType::Agent => agent::run(ctx, index, node, vars).await,
         NodeType::Code => code::run(ctx, config, vars).await,
         NodeType::Tool => tool::run(ctx, config, vars).await,
         NodeType::KnowledgeRetrieval => knowledge::run(ctx, config, vars).await,

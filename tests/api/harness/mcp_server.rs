@@ -30,6 +30,8 @@ pub struct McpSeen {
     /// A `slow` call whose request was dropped before it answered.
     pub slow_cut_off: AtomicBool,
     pub slow_started: AtomicUsize,
+    /// A `slow` call the client cancelled (`notifications/cancelled`).
+    pub slow_cancelled: AtomicBool,
 }
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
@@ -89,11 +91,21 @@ impl Tools {
     }
 
     #[tool(description = "Answers after a while")]
-    async fn slow(&self, Parameters(SlowArgs { ms }): Parameters<SlowArgs>) -> CallToolResult {
+    async fn slow(
+        &self,
+        Parameters(SlowArgs { ms }): Parameters<SlowArgs>,
+        cancelled: tokio_util::sync::CancellationToken,
+    ) -> CallToolResult {
         self.seen.calls.fetch_add(1, Ordering::SeqCst);
         self.seen.slow_started.fetch_add(1, Ordering::SeqCst);
         let mut guard = CutOff(self.seen.clone(), false);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            _ = cancelled.cancelled() => {
+                self.seen.slow_cancelled.store(true, Ordering::SeqCst);
+                return CallToolResult::error(vec![ContentBlock::text("cancelled")]);
+            }
+        }
         guard.1 = true;
         CallToolResult::success(vec![ContentBlock::text(format!("waited {ms} ms"))])
     }

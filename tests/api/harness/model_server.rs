@@ -2,8 +2,9 @@
 //! streaming real SSE over HTTP, `POST /v1/embeddings`, and `POST /v1/rerank` (the Jina /
 //! Cohere shape; shorter documents score higher). The model name picks the behaviour:
 //! `flaky` fails twice with 503 first, `busy` is always 429, `slow` streams a token every
-//! 20 ms (up to 500) and records whether the client hung up early; any other model answers
-//! "Hello world" in three pieces with usage. The key is `test-key`.
+//! 20 ms (up to 500) and records whether the client hung up early; `agent` and `agent-loop`
+//! call functions (see `agent_turn`); any other model answers "Hello world" in three pieces
+//! with usage. The key is `test-key`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -143,6 +144,7 @@ async fn chat(
             });
             return sse(Body::from_stream(stream));
         }
+        "agent" | "agent-loop" => return sse(Body::from_stream(agent_turn(&body))),
         _ => {}
     }
     let mut pieces: Vec<Bytes> = ["Hel", "lo", " world"].iter().map(|t| delta(t)).collect();
@@ -150,6 +152,92 @@ async fn chat(
     pieces.push(Bytes::from_static(b"data: [DONE]\n\n"));
     let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, Infallible>));
     sse(Body::from_stream(stream))
+}
+
+/// A turn of the `agent` models, as streamed chunks. Offered tools (and not told
+/// `tool_choice: "none"`), `agent` reads the last user message: `call: <name> <JSON> | <name>
+/// <JSON>...` makes it say "Let me look. " and call those functions (their pieces
+/// interleaved, the arguments split across chunks); after the tools answered it says "Tools
+/// said: " and their answers joined by "; ". `agent-loop` calls again after every answer.
+/// Without tools (or told none) both answer "Answered after N tool messages.".
+fn agent_turn(body: &Value) -> impl futures_util::Stream<Item = Result<Bytes, Infallible>> + use<> {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let may_call =
+        body["tools"].as_array().is_some_and(|t| !t.is_empty()) && body["tool_choice"] != "none";
+    let last_role = messages
+        .last()
+        .map(|m| m["role"].clone())
+        .unwrap_or_default();
+    let asked = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let calls: Vec<(String, String)> = asked
+        .split_once("call: ")
+        .map(|(_, list)| {
+            list.split(" | ")
+                .filter_map(|c| c.trim().split_once(' '))
+                .map(|(name, args)| (name.to_string(), args.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let again = body["model"] == "agent-loop";
+    let mut pieces: Vec<Bytes> = Vec::new();
+    if may_call && !calls.is_empty() && (last_role == "user" || again) {
+        pieces.push(delta("Let me look. "));
+        let turn = messages.iter().filter(|m| m["role"] == "assistant").count();
+        // First each call's name, then the arguments in two halves, calls interleaved.
+        for (i, (name, _)) in calls.iter().enumerate() {
+            pieces.push(tool_piece(
+                json!({ "index": i, "id": format!("call_{turn}_{i}"), "type": "function",
+                                            "function": { "name": name, "arguments": "" } }),
+            ));
+        }
+        for half in 0..2 {
+            for (i, (_, args)) in calls.iter().enumerate() {
+                let cut = args.len() / 2;
+                let part = if half == 0 {
+                    &args[..cut]
+                } else {
+                    &args[cut..]
+                };
+                pieces.push(tool_piece(
+                    json!({ "index": i, "function": { "arguments": part } }),
+                ));
+            }
+        }
+        pieces.push(event(
+            json!({ "choices": [{ "index": 0, "delta": {}, "finish_reason": "tool_calls" }] }),
+        ));
+    } else if may_call && last_role == "tool" {
+        let answers: Vec<String> = messages
+            .iter()
+            .rev()
+            .take_while(|m| m["role"] == "tool")
+            .map(|m| m["content"].as_str().unwrap_or("").to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        pieces.push(delta("Tools said: "));
+        pieces.push(delta(&answers.join("; ")));
+    } else if calls.is_empty() {
+        pieces.extend(["Hel", "lo", " world"].iter().map(|t| delta(t)));
+    } else {
+        let answered = messages.iter().filter(|m| m["role"] == "tool").count();
+        pieces.push(delta(&format!("Answered after {answered} tool messages.")));
+    }
+    pieces.push(event(json!({ "choices": [], "usage": { "prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15 } })));
+    pieces.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    futures_util::stream::iter(pieces.into_iter().map(Ok::<_, Infallible>))
+}
+
+fn tool_piece(call: Value) -> Bytes {
+    event(json!({ "object": "chat.completion.chunk",
+                  "choices": [{ "index": 0, "delta": { "tool_calls": [call] } }] }))
 }
 
 fn sse(body: Body) -> Response {
