@@ -18,11 +18,12 @@ use crate::error::{AppError, AppResult};
 use crate::validate;
 
 /// The official templates, shipped in the binary.
-const OFFICIAL: [&str; 4] = [
+const OFFICIAL: [&str; 5] = [
     include_str!("templates/chat_bot.json"),
     include_str!("templates/rag_chat_bot.json"),
     include_str!("templates/condition_router.json"),
     include_str!("templates/code_transform.json"),
+    include_str!("templates/agent_with_tools.json"),
 ];
 
 #[derive(Deserialize)]

@@ -527,3 +527,142 @@ async fn agent_graphs_are_checked_when_saved() {
         "nothing written"
     );
 }
+
+/// What the "Agent with tools" template is for: a builder points its AGENT node at a model
+/// and offers it an MCP server's tool and a plugin's tool, publishes, and end users see
+/// both calls stream into their chat.
+#[tokio::test]
+async fn an_agent_from_the_template_looks_things_up_through_an_mcp_server_and_a_plugin() {
+    let models = ModelServer::start().await;
+    let mcp = McpServer::start().await;
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let provider = provider(&server, &owner, &tenant, &models.base_url, KEY, None).await;
+    let server_id = mcp_server(&server, &owner, &tenant, &mcp).await;
+    let installation = crate::tools::install_plugin(
+        &server,
+        &owner,
+        &tenant,
+        "date-time",
+        json!({ "timezone": "Europe/Paris" }),
+    )
+    .await;
+    let templates = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "{ workflowTemplates(first: 50, filter: { source: OFFICIAL }) { edges { node { id name } } } }",
+                json!({}),
+            )
+            .await,
+    );
+    let template = templates["workflowTemplates"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["node"]["name"] == "Agent with tools")
+        .expect("the agent template ships")["node"]["id"]
+        .clone();
+    let created = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateWorkflowFromTemplateInput!) { createWorkflowFromTemplate(input: $i) {
+                    id currentVersion { graph } } }",
+                json!({ "i": { "templateId": template, "workspaceId": tenant.workspace_id, "name": "Helper" } }),
+            )
+            .await,
+    )["createWorkflowFromTemplate"]
+        .clone();
+    let flow = created["id"].as_str().unwrap().to_string();
+    let mut graph = created["currentVersion"]["graph"].clone();
+    let agent = graph["nodes"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|n| n["type"] == "AGENT")
+        .expect("the template has an agent");
+    agent["config"]["providerId"] = json!(provider);
+    agent["config"]["model"] = json!("agent");
+    agent["config"]["tools"] = json!([
+        { "mcpServerId": server_id, "name": "add" },
+        { "installedPluginId": installation, "name": "shift" }
+    ]);
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: UpdateWorkflowGraphInput!) { updateWorkflowGraph(input: $i) { id } }",
+                json!({ "i": { "workflowId": flow, "graph": graph } }),
+            )
+            .await,
+    );
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: PublishWorkflowInput!) { publishWorkflow(input: $i) { id } }",
+                json!({ "i": { "workflowId": flow } }),
+            )
+            .await,
+    );
+    let (application, key) =
+        application_with_key(&server, &owner, tenant.workspace_id, &flow, "CHAT").await;
+    let app = AgentApp {
+        owner,
+        tenant,
+        mcp_server: server_id,
+        application,
+        key,
+    };
+    let (reply, _) = ask(
+        &server,
+        &app,
+        r#"call: add {"a": 40, "b": 2} | shift {"date": "2026-01-31", "amount": 1, "unit": "MONTHS"}"#,
+    )
+    .await;
+    // The end user's chat UI, over graphql-sse.
+    let mut sse = Sse::post(
+        &server,
+        Some(&app.key),
+        STREAM,
+        json!({ "id": reply, "after": 0 }),
+    )
+    .await;
+    let (live, complete) = sse.until_complete().await;
+    assert!(complete);
+    let calls: Vec<&Value> = live
+        .iter()
+        .map(event)
+        .filter(|e| e["kind"] == "TOOL_CALL")
+        .map(|e| &e["toolCall"])
+        .collect();
+    let names: Vec<&str> = calls.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["add", "shift"], "{live:#?}");
+    let results: Vec<&Value> = live
+        .iter()
+        .map(event)
+        .filter(|e| e["kind"] == "TOOL_RESULT")
+        .map(|e| &e["toolCall"])
+        .collect();
+    assert_eq!(results.len(), 2);
+    let shifted = results
+        .iter()
+        .find(|r| r["name"] == "shift")
+        .expect("the plugin answered");
+    assert_eq!(
+        shifted["result"],
+        json!({ "date": "2026-02-28", "weekday": "Sat" })
+    );
+    let text = text_of(&live);
+    assert!(
+        text.starts_with("Let me look. \n\nTools said: 42; "),
+        "{text}"
+    );
+    assert!(text.contains("2026-02-28"), "{text}");
+    let end = event(live.last().unwrap());
+    assert_eq!(end["message"]["status"], "COMPLETED");
+    assert_eq!(end["message"]["toolCalls"].as_array().unwrap().len(), 2);
+    let _ = (&app.tenant, &app.mcp_server);
+}

@@ -35,7 +35,7 @@ async fn templates_are_listed_official_first_and_make_workflows_that_remember_th
             .graphql_as(ada.token(), LIST, json!({ "f": { "source": "OFFICIAL" } }))
             .await,
     );
-    let shipped = 4;
+    let shipped = 5;
     assert_eq!(official["workflowTemplates"]["totalCount"], shipped);
     let rag = official["workflowTemplates"]["edges"]
         .as_array()

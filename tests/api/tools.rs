@@ -88,7 +88,7 @@ pub async fn run_to_end(server: &TestServer, who: &Account, flow: &str, inputs: 
 }
 
 /// Installs shipped plugin `name` in the tenant's workspace with `config`; the installation.
-async fn install_plugin(
+pub async fn install_plugin(
     server: &TestServer,
     owner: &Account,
     tenant: &Tenant,
