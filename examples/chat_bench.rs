@@ -91,12 +91,7 @@ async fn model_server(tokens: u64, pace: Duration) -> Result<String, Error> {
             .unwrap_or_default()
     };
     let router = axum::Router::new().route("/v1/chat/completions", axum::routing::post(chat));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/v1", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(url)
+    api::serve(router, "/v1").await
 }
 
 struct Setup {

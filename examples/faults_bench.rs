@@ -199,12 +199,7 @@ async fn model_server(tokens: usize, pace: Duration) -> Result<String, Error> {
             .unwrap_or_default()
     };
     let router = axum::Router::new().route("/v1/chat/completions", axum::routing::post(chat));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/v1", listener.local_addr()?);
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(url)
+    api::serve(router, "/v1").await
 }
 
 async fn setup(base: &str, model_url: &str) -> Result<ChatApplication, Error> {

@@ -34,6 +34,21 @@ pub async fn socket(base: &str, bearer: &str) -> Result<Socket, Error> {
     }
 }
 
+/// Serves `router` on a free local port with Nagle's algorithm off (as a production
+/// server would: streamed pieces leave at once); `http://127.0.0.1:<port>{path}`.
+pub async fn serve(router: axum::Router, path: &str) -> Result<String, Error> {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}{path}", listener.local_addr()?);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok(url)
+}
+
 /// A server's GraphQL endpoint.
 pub struct Api {
     pub base: String,

@@ -13,6 +13,7 @@ pub mod condition;
 pub mod config;
 pub mod finish;
 pub mod http_node;
+pub mod journal;
 pub mod late_ends;
 pub mod nodes;
 pub mod plan;

@@ -1,20 +1,20 @@
 //! One run of a workflow version: nodes in dependency order, independent ones concurrently,
-//! each under the node timeout; every node's result written to `node_execution_results` and
-//! published as NODE_STARTED / NODE_FINISHED. The first failing node fails the run; a stop
-//! drops whatever is in flight (closing a provider's connection mid-reply).
+//! each under the node timeout; every node's start and result handed to the run's journal,
+//! which writes `node_execution_results` and publishes NODE_STARTED / NODE_FINISHED without
+//! holding the run up. The first failing node fails the run; a stop drops whatever is in
+//! flight (closing a provider's connection mid-reply).
 
 use std::sync::Mutex;
 use std::time::Instant;
 
 use chrono::Utc;
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::config::EngineConfig;
+use super::journal::{self, Journal, NodeEnd};
 use super::nodes::{self, NodeContext, NodeOutput};
 use super::plan::{NodeState, Plan};
 use super::reply::{Reply, Streamed};
@@ -22,12 +22,8 @@ use super::run_stream::RunStream;
 use super::template::Vars;
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, ToolCall};
-use crate::db::schema::execution_records;
-use crate::db::schema::node_execution_results as results;
-use crate::error::AppResult;
 use crate::llm::{ChatMessage, Usage};
-use crate::realtime::events::{ExecutionEvent, ExecutionEventKind};
-use crate::workflow::graph::{Graph, GraphNode, NodeType};
+use crate::workflow::graph::{Graph, NodeType};
 
 /// What a run starts from.
 pub struct RunInput {
@@ -133,24 +129,8 @@ fn streamable(plan: &Plan) -> Vec<(usize, String)> {
     found
 }
 
-fn node_event(
-    kind: ExecutionEventKind,
-    record: &ExecutionRecord,
-    node: &GraphNode,
-    status: &str,
-) -> ExecutionEvent {
-    let mut event = ExecutionEvent::of_run(kind, record.clone());
-    event.node_key = Some(node.key.clone());
-    event.node_type = Some(node.node_type);
-    event.status = status.to_string();
-    event.error = None;
-    event.outputs = None;
-    event.elapsed_ms = None;
-    event.total_tokens = None;
-    event
-}
-
-/// Runs the graph until it ends, fails or `cancel` fires.
+/// Runs the graph until it ends, fails or `cancel` fires, beside the journal that writes
+/// and publishes what it does.
 pub async fn execute(
     app: &App,
     config: &EngineConfig,
@@ -168,8 +148,36 @@ pub async fn execute(
         reply,
     } = input;
     let plan = Plan::new(graph);
+    let (journal, entries) = Journal::new();
+    let keeper = journal::keep(app, execution.clone(), &plan.nodes, events, entries);
+    let walk = async {
+        let outcome = walk(
+            app, config, http, &plan, &execution, &journal, sys, start, history, reply, cancel,
+        )
+        .await;
+        journal.close();
+        outcome
+    };
+    tokio::join!(keeper, walk).1
+}
+
+/// The graph's nodes in dependency order, entries to the journal as they start and end.
+#[allow(clippy::too_many_arguments)] // the parts of a RunInput and where the run reports
+async fn walk(
+    app: &App,
+    config: &EngineConfig,
+    http: reqwest::Client,
+    plan: &Plan,
+    execution: &ExecutionRecord,
+    journal: &Journal,
+    sys: Value,
+    start: Value,
+    history: Vec<ChatMessage>,
+    reply: Option<Reply>,
+    cancel: CancellationToken,
+) -> Outcome {
     let streamable = if reply.is_some() {
-        streamable(&plan)
+        streamable(plan)
     } else {
         Vec::new()
     };
@@ -183,15 +191,7 @@ pub async fn execute(
         reply: reply.as_ref(),
         streamable: &streamable,
         streaming: &streaming,
-        events,
-    };
-    let mut run = Progress {
-        app,
-        record: execution,
-        rows: vec![false; plan.nodes.len()],
-        next_index: 0,
-        running: Vec::new(),
-        events,
+        journal,
     };
     let mut vars = Vars::new(sys, start);
     let mut states = vec![NodeState::Waiting; plan.nodes.len()];
@@ -202,27 +202,30 @@ pub async fn execute(
     let mut retrieved: Vec<(String, Value)> = Vec::new();
     let mut failure: Option<String> = None;
     let mut stopped = false;
+    let mut steps = execution.total_steps;
 
     let mut running = FuturesUnordered::new();
-    let (ctx_ref, plan_ref) = (&ctx, &plan);
-    let launch = |index: usize, vars: Vars| async move {
-        let started = Instant::now();
-        let node = &plan_ref.nodes[index];
-        let result =
-            tokio::time::timeout(config.node_timeout, nodes::run(ctx_ref, index, node, &vars))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "the node took longer than {} s",
-                        config.node_timeout.as_secs()
-                    ))
-                });
-        (index, result, started.elapsed())
+    let ctx_ref = &ctx;
+    let launch = |index: usize, vars: Vars| {
+        journal.started(index, Utc::now());
+        async move {
+            let started = Instant::now();
+            let node = &plan.nodes[index];
+            let result =
+                tokio::time::timeout(config.node_timeout, nodes::run(ctx_ref, index, node, &vars))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "the node took longer than {} s",
+                            config.node_timeout.as_secs()
+                        ))
+                    });
+            (index, result, started.elapsed(), Utc::now())
+        }
     };
     match plan.start() {
         Some(start) => {
             states[start] = NodeState::Running;
-            run.started(start, &plan.nodes[start]).await;
             running.push(launch(start, vars.clone()));
         }
         None => failure = Some("the graph has no START node".into()),
@@ -233,11 +236,12 @@ pub async fn execute(
             _ = cancel.cancelled() => { stopped = true; break; }
             next = running.next() => next,
         };
-        let Some((index, result, elapsed)) = next else {
+        let Some((index, result, elapsed, finished_at)) = next else {
             break;
         };
         let node = &plan.nodes[index];
         let elapsed_ms = elapsed.as_millis() as i64;
+        steps += 1;
         match result {
             Ok(output) => {
                 let NodeOutput {
@@ -278,48 +282,46 @@ pub async fn execute(
                     _ => {}
                 }
                 vars.set(&node.key, outputs.clone());
-                run.record.total_tokens += tokens;
-                run.record.total_steps += 1;
-                run.finished(
-                    node,
+                journal.finished(
+                    index,
                     NodeEnd {
                         status: "SUCCEEDED",
                         inputs,
                         outputs: Some(outputs),
                         error: None,
                         elapsed_ms,
+                        finished_at,
                         tokens,
                         console,
                     },
-                )
-                .await;
+                    true,
+                );
             }
             Err(error) => {
                 states[index] = NodeState::Failed;
-                run.record.total_steps += 1;
-                run.finished(
-                    node,
+                journal.finished(
+                    index,
                     NodeEnd {
                         status: "FAILED",
                         inputs: None,
                         outputs: None,
                         error: Some(error.clone()),
                         elapsed_ms,
+                        finished_at,
                         tokens: 0,
                         console: None,
                     },
-                )
-                .await;
+                    true,
+                );
                 failure = Some(format!("node \"{}\": {error}", node.key));
                 break;
             }
         }
         let settled = plan.settle(&mut states);
         for skipped in settled.skip {
-            run.skipped(&plan.nodes[skipped]).await;
+            journal.skipped(skipped);
         }
         for next in settled.run {
-            run.started(next, &plan.nodes[next]).await;
             running.push(launch(next, vars.clone()));
         }
     }
@@ -331,20 +333,21 @@ pub async fn execute(
         "the run failed at another node"
     };
     for (index, state) in states.iter().enumerate() {
-        if *state == NodeState::Running && run.rows[index] {
-            run.finished(
-                &plan.nodes[index],
+        if *state == NodeState::Running {
+            journal.finished(
+                index,
                 NodeEnd {
                     status: "STOPPED",
                     inputs: None,
                     outputs: None,
                     error: Some(interrupted.into()),
                     elapsed_ms: 0,
+                    finished_at: Utc::now(),
                     tokens: 0,
                     console: None,
                 },
-            )
-            .await;
+                false,
+            );
         }
     }
     let streamed = match reply {
@@ -378,187 +381,11 @@ pub async fn execute(
         answer,
         usage,
         model,
-        steps: run.record.total_steps,
+        steps,
         retrieved,
         reply_seq,
         tool_calls,
     }
-}
-
-/// The run's record as nodes advance, and which nodes have a row.
-struct Progress<'a> {
-    app: &'a App,
-    record: ExecutionRecord,
-    rows: Vec<bool>,
-    next_index: i32,
-    /// The nodes running now, in the order they started: the last is the run's current node.
-    running: Vec<(String, NodeType)>,
-    /// Where its events go, in order.
-    events: &'a RunStream,
-}
-
-impl Progress<'_> {
-    async fn started(&mut self, index: usize, node: &GraphNode) {
-        let sequence = self.next_index;
-        self.next_index += 1;
-        let written = self
-            .insert(node, "RUNNING", sequence, Some(Utc::now()))
-            .await;
-        self.rows[index] = written;
-        self.running.push((node.key.clone(), node.node_type));
-        self.advance().await;
-        self.publish(node_event(
-            ExecutionEventKind::NodeStarted,
-            &self.record,
-            node,
-            "RUNNING",
-        ));
-    }
-
-    async fn skipped(&mut self, node: &GraphNode) {
-        let sequence = self.next_index;
-        self.next_index += 1;
-        self.insert(node, "SKIPPED", sequence, None).await;
-        self.publish(node_event(
-            ExecutionEventKind::NodeFinished,
-            &self.record,
-            node,
-            "SKIPPED",
-        ));
-    }
-
-    async fn insert(
-        &self,
-        node: &GraphNode,
-        status: &str,
-        sequence: i32,
-        started_at: Option<chrono::DateTime<Utc>>,
-    ) -> bool {
-        let written: AppResult<()> = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            diesel::insert_into(results::table)
-                .values((
-                    results::workspace_id.eq(self.record.workspace_id),
-                    results::execution_id.eq(self.record.id),
-                    results::node_key.eq(&node.key),
-                    results::node_type.eq(node.node_type.as_str()),
-                    results::title.eq(&node.title),
-                    results::status.eq(status),
-                    results::sequence_index.eq(sequence),
-                    results::started_at.eq(started_at),
-                ))
-                .execute(&mut conn)
-                .await?;
-            Ok(())
-        }
-        .await;
-        self.logged(written)
-    }
-
-    async fn finished(&mut self, node: &GraphNode, end: NodeEnd) {
-        let written: AppResult<()> = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            diesel::update(
-                results::table
-                    .filter(results::execution_id.eq(self.record.id))
-                    .filter(results::node_key.eq(&node.key)),
-            )
-            .set((
-                results::status.eq(end.status),
-                results::inputs.eq(&end.inputs),
-                results::outputs.eq(&end.outputs),
-                results::error.eq(&end.error),
-                results::elapsed_ms.eq(end.elapsed_ms),
-                results::total_tokens.eq(end.tokens),
-                results::finished_at.eq(Utc::now()),
-                results::console.eq(end.console.as_ref().map(|lines| json!(lines))),
-            ))
-            .execute(&mut conn)
-            .await?;
-            Ok(())
-        }
-        .await;
-        self.logged(written);
-        self.running.retain(|(key, _)| *key != node.key);
-        self.advance().await;
-        let mut event = node_event(
-            ExecutionEventKind::NodeFinished,
-            &self.record,
-            node,
-            end.status,
-        );
-        event.inputs = end.inputs;
-        event.outputs = end.outputs;
-        event.error = end.error;
-        event.elapsed_ms = Some(end.elapsed_ms);
-        event.total_tokens = Some(end.tokens);
-        self.publish(event);
-    }
-
-    /// Keeps the run's record at its steps, tokens and current node, and carries the stored
-    /// row (a newer `updated_at`) in the events after, so `workspaceExecutions` shows each
-    /// change once and a dashboard opened now reads the same progress.
-    async fn advance(&mut self) {
-        let current = self.running.last();
-        self.record.current_node_key = current.map(|(key, _)| key.clone());
-        self.record.current_node_type = current.map(|(_, kind)| kind.as_str().to_string());
-        let stored: AppResult<Option<ExecutionRecord>> = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            Ok(diesel::update(
-                execution_records::table
-                    .find(self.record.id)
-                    .filter(execution_records::status.eq("RUNNING")),
-            )
-            .set((
-                execution_records::total_steps.eq(self.record.total_steps),
-                execution_records::total_tokens.eq(self.record.total_tokens),
-                execution_records::current_node_key.eq(&self.record.current_node_key),
-                execution_records::current_node_type.eq(&self.record.current_node_type),
-            ))
-            .returning(ExecutionRecord::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()?)
-        }
-        .await;
-        match stored {
-            Ok(Some(row)) => self.record = row,
-            // Ended elsewhere (stopped while this instance had it), or not written: the
-            // event still says what changed.
-            Ok(None) => self.record.updated_at = Utc::now(),
-            Err(e) => {
-                self.record.updated_at = Utc::now();
-                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a run's progress");
-            }
-        }
-    }
-
-    /// A failed write is logged; the run goes on (its end is written by the worker).
-    fn logged(&self, written: AppResult<()>) -> bool {
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a node");
-                false
-            }
-        }
-    }
-
-    /// Publishes a node event after those before it; the run does not wait for Redis.
-    fn publish(&self, event: ExecutionEvent) {
-        self.events.send(event);
-    }
-}
-
-/// How a node ended.
-struct NodeEnd {
-    status: &'static str,
-    inputs: Option<Value>,
-    outputs: Option<Value>,
-    error: Option<String>,
-    elapsed_ms: i64,
-    tokens: i32,
-    console: Option<Vec<String>>,
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{Account, Tenant, create_organization, data, error_code, register};
-use crate::harness::chat::{application_with_key, provider, text_of, workflow};
+use crate::harness::chat::{
+    application_with_key, from_official_template, provider, text_of, workflow,
+};
 use crate::harness::live::{Sse, Ws, seqs};
 use crate::harness::mcp_server::McpServer;
 use crate::harness::model_server::{KEY, ModelServer};
@@ -110,6 +112,16 @@ fn event(payload: &Value) -> &Value {
     &payload["data"]["messageStream"]
 }
 
+/// The `toolCall` of each event of `kind` (TOOL_CALL or TOOL_RESULT), in order.
+fn tool_events<'a>(payloads: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    payloads
+        .iter()
+        .map(event)
+        .filter(|e| e["kind"] == kind)
+        .map(|e| &e["toolCall"])
+        .collect()
+}
+
 fn kinds(payloads: &[Value]) -> Vec<String> {
     payloads
         .iter()
@@ -174,23 +186,13 @@ async fn an_agent_reply_streams_each_tool_call_in_order_and_keeps_them_with_the_
         (1..=live.len() as i64).collect::<Vec<_>>()
     );
 
-    let calls: Vec<&Value> = live
-        .iter()
-        .map(event)
-        .filter(|e| e["kind"] == "TOOL_CALL")
-        .map(|e| &e["toolCall"])
-        .collect();
+    let calls: Vec<&Value> = tool_events(&live, "TOOL_CALL");
     assert_eq!(calls[0]["name"], "add");
     assert_eq!(calls[0]["arguments"], json!({ "a": 2, "b": 3 }));
     assert_eq!(calls[0]["result"], Value::Null);
     assert_eq!(calls[1]["name"], "shout");
     assert_eq!(calls[1]["arguments"], json!({ "text": "hi there" }));
-    let results: Vec<&Value> = live
-        .iter()
-        .map(event)
-        .filter(|e| e["kind"] == "TOOL_RESULT")
-        .map(|e| &e["toolCall"])
-        .collect();
+    let results: Vec<&Value> = tool_events(&live, "TOOL_RESULT");
     let result_of = |id: &Value| {
         results
             .iter()
@@ -362,12 +364,7 @@ async fn a_tool_error_goes_back_to_the_model_and_into_the_stream() {
     let app = agent_app(&server, &models, &mcp, "agent", &["fail"], None).await;
     let (reply, _) = ask(&server, &app, "call: fail {} | nope {}").await;
     let live = stream(&server, &app.key, &reply, 0).await;
-    let results: Vec<&Value> = live
-        .iter()
-        .map(event)
-        .filter(|e| e["kind"] == "TOOL_RESULT")
-        .map(|e| &e["toolCall"])
-        .collect();
+    let results: Vec<&Value> = tool_events(&live, "TOOL_RESULT");
     assert_eq!(results.len(), 2);
     let by_name = |name: &str| results.iter().find(|r| r["name"] == name).unwrap();
     assert_eq!(by_name("fail")["error"], "the warehouse is closed");
@@ -548,33 +545,7 @@ async fn an_agent_from_the_template_looks_things_up_through_an_mcp_server_and_a_
         json!({ "timezone": "Europe/Paris" }),
     )
     .await;
-    let templates = data(
-        server
-            .graphql_as(
-                owner.token(),
-                "{ workflowTemplates(first: 50, filter: { source: OFFICIAL }) { edges { node { id name } } } }",
-                json!({}),
-            )
-            .await,
-    );
-    let template = templates["workflowTemplates"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["node"]["name"] == "Agent with tools")
-        .expect("the agent template ships")["node"]["id"]
-        .clone();
-    let created = data(
-        server
-            .graphql_as(
-                owner.token(),
-                "mutation($i: CreateWorkflowFromTemplateInput!) { createWorkflowFromTemplate(input: $i) {
-                    id currentVersion { graph } } }",
-                json!({ "i": { "templateId": template, "workspaceId": tenant.workspace_id, "name": "Helper" } }),
-            )
-            .await,
-    )["createWorkflowFromTemplate"]
-        .clone();
+    let created = from_official_template(&server, &owner, &tenant, "Agent with tools").await;
     let flow = created["id"].as_str().unwrap().to_string();
     let mut graph = created["currentVersion"]["graph"].clone();
     let agent = graph["nodes"]
@@ -632,20 +603,10 @@ async fn an_agent_from_the_template_looks_things_up_through_an_mcp_server_and_a_
     .await;
     let (live, complete) = sse.until_complete().await;
     assert!(complete);
-    let calls: Vec<&Value> = live
-        .iter()
-        .map(event)
-        .filter(|e| e["kind"] == "TOOL_CALL")
-        .map(|e| &e["toolCall"])
-        .collect();
+    let calls: Vec<&Value> = tool_events(&live, "TOOL_CALL");
     let names: Vec<&str> = calls.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["add", "shift"], "{live:#?}");
-    let results: Vec<&Value> = live
-        .iter()
-        .map(event)
-        .filter(|e| e["kind"] == "TOOL_RESULT")
-        .map(|e| &e["toolCall"])
-        .collect();
+    let results: Vec<&Value> = tool_events(&live, "TOOL_RESULT");
     assert_eq!(results.len(), 2);
     let shifted = results
         .iter()

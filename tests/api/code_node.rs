@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::harness::TestServer;
 use crate::harness::accounts::{Account, Tenant, create_organization, data, error_code, register};
-use crate::harness::chat::workflow;
+use crate::harness::chat::{from_official_template, workflow};
 use crate::tools::run_to_end;
 
 const RUN: &str = "mutation($i: RunWorkflowInput!) { runWorkflow(input: $i) { id status } }";
@@ -309,34 +309,8 @@ async fn a_stop_interrupts_code_in_flight() {
 async fn the_code_transform_template_runs_as_shipped() {
     let server = TestServer::start().await;
     let (owner, tenant) = builder(&server).await;
-    let templates = data(
-        server
-            .graphql_as(
-                owner.token(),
-                "{ workflowTemplates(first: 50, filter: { source: OFFICIAL }) { edges { node { id name } } } }",
-                json!({}),
-            )
-            .await,
-    );
-    let template = templates["workflowTemplates"]["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["node"]["name"] == "Code transform")
-        .expect("the code transform template ships")["node"]["id"]
-        .clone();
-    let flow = data(
-        server
-            .graphql_as(
-                owner.token(),
-                "mutation($i: CreateWorkflowFromTemplateInput!) { createWorkflowFromTemplate(input: $i) { id } }",
-                json!({ "i": { "templateId": template, "workspaceId": tenant.workspace_id, "name": "Orders" } }),
-            )
-            .await,
-    )["createWorkflowFromTemplate"]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let created = from_official_template(&server, &owner, &tenant, "Code transform").await;
+    let flow = created["id"].as_str().unwrap().to_string();
     let execution = run_to_end(
         &server,
         &owner,

@@ -83,8 +83,8 @@ pub async fn run(
         usage.completion_tokens += turn.usage.completion_tokens;
         usage.total_tokens += turn.usage.total_tokens;
         if turn.tool_calls.is_empty() {
-            ctx.events.progress(
-                node,
+            ctx.journal.progress(
+                index,
                 json!({ "iteration": iteration, "toolCalls": [], "usage": usage_json(turn.usage) }),
             );
             break;
@@ -112,8 +112,8 @@ pub async fn run(
                 .zip(answers)
                 .map(|(call, answer)| ChatMessage::tool_answer(&call.id, answer)),
         );
-        ctx.events.progress(
-            node,
+        ctx.journal.progress(
+            index,
             json!({ "iteration": iteration, "toolCalls": done, "usage": usage_json(turn.usage) }),
         );
         made.extend(done);

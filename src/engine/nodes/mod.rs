@@ -13,8 +13,8 @@ mod tool;
 
 use crate::app::App;
 use crate::engine::config::EngineConfig;
+use crate::engine::journal::Journal;
 use crate::engine::reply::Reply;
-use crate::engine::run_stream::RunStream;
 use crate::engine::template::Vars;
 use crate::engine::{condition, http_node};
 use crate::llm::ChatMessage;
@@ -46,8 +46,8 @@ pub struct NodeContext<'a> {
     pub streamable: &'a [(usize, String)],
     /// The LLM or AGENT node streaming into the reply (one per run).
     pub streaming: &'a Mutex<Option<usize>>,
-    /// The run's events, for a node's progress.
-    pub events: &'a RunStream,
+    /// The run's journal, for a node's progress.
+    pub journal: &'a Journal,
 }
 
 pub(crate) fn text<'v>(config: &'v Value, field: &str) -> &'v str {

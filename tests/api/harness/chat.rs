@@ -85,6 +85,42 @@ pub async fn workflow(
         .to_string()
 }
 
+/// A new workflow made from the official template called `name`: `{ id currentVersion { graph } }`.
+pub async fn from_official_template(
+    server: &TestServer,
+    owner: &Account,
+    tenant: &Tenant,
+    name: &str,
+) -> Value {
+    let templates = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "{ workflowTemplates(first: 50, filter: { source: OFFICIAL }) { edges { node { id name } } } }",
+                json!({}),
+            )
+            .await,
+    );
+    let template = templates["workflowTemplates"]["edges"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|e| e["node"]["name"] == name)
+        .unwrap_or_else(|| panic!("the template {name} ships"))["node"]["id"]
+        .clone();
+    data(
+        server
+            .graphql_as(
+                owner.token(),
+                "mutation($i: CreateWorkflowFromTemplateInput!) { createWorkflowFromTemplate(input: $i) {
+                    id currentVersion { graph } } }",
+                json!({ "i": { "templateId": template, "workspaceId": tenant.workspace_id, "name": name } }),
+            )
+            .await,
+    )["createWorkflowFromTemplate"]
+        .clone()
+}
+
 /// A published chat application on `graph` (or the chat graph on `model`) with a key.
 pub async fn chat_app(
     server: &TestServer,
