@@ -1,10 +1,10 @@
 //! The agent variant of `bench/chat`: CHATS concurrent end users each send a message to a
 //! published chat application whose AGENT node calls an OpenAI-compatible server run by
-//! this process; its first turn calls the `add` tool of an MCP server also run here (the
+//! this process (300 ms to its first token); its first turn calls the `add` tool of an MCP server also run here (the
 //! rmcp server of the tests, answering at once), its second answers. The model server
 //! notes when the first turn's last byte left and when the second turn's request arrived:
 //! the difference is what a tool round trip adds (the assembled call, TOOL_CALL published,
-//! the MCP call, TOOL_RESULT published, the next request). Then RUNS runs of a
+//! the MCP call, TOOL_RESULT published, the next request); four bursts of CHATS. Then RUNS runs of a
 //! START → CODE → END workflow with a trivial function, CONCURRENCY at a time: the CODE
 //! node's start-to-result from its stored `startedAt` / `finishedAt`.
 //!
@@ -48,6 +48,12 @@ fn now_micros() -> u64 {
         .map(|d| d.as_micros() as u64)
         .unwrap_or(0)
 }
+
+/// How long the model takes before it answers a turn.
+const FIRST_TOKEN: Duration = Duration::from_millis(300);
+
+/// Bursts of CHATS chats, one after the other (more samples for the tail).
+const ROUNDS: u64 = 4;
 
 /// When the turn that made each call ended (µs since the epoch), by call id.
 static TURN_ENDS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
@@ -101,6 +107,9 @@ async fn model_server() -> Result<String, Error> {
             call_id = Some(id);
         }
         pieces.push(usage());
+        // A model's time to its first token: the chats' requests and subscriptions are
+        // done by the time their calls come back, as when people chat.
+        tokio::time::sleep(FIRST_TOKEN).await;
         let done = futures_util::stream::once(async move {
             if let (Some(id), Ok(mut ends)) = (call_id, TURN_ENDS.lock()) {
                 ends.get_or_insert_default().insert(id, now_micros());
@@ -305,41 +314,50 @@ async fn code_run(setup: &Setup, n: u64) -> Result<u64, Error> {
         )
         .await?;
     let id = id_of(&run["runWorkflow"]["id"])?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Waits for the run's end as a dashboard does, on executionEvents.
+    let mut socket = api::socket(&setup.api.base, &setup.token).await?;
+    let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
+        "query": "subscription($e: UUID!) { executionEvents(executionId: $e) { kind } }",
+        "variables": { "e": id } } });
+    socket
+        .send(Message::Text(subscribe.to_string().into()))
+        .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let found = setup
-            .api
-            .call(
-                "query($id: UUID!) { execution(id: $id) { status outputs nodeResults { nodeKey startedAt finishedAt } } }",
-                json!({ "id": id }),
-                token,
-            )
-            .await?;
-        let execution = &found["execution"];
-        match execution["status"].as_str() {
-            Some("SUCCEEDED") => {
-                if execution["outputs"]["doubled"] != json!((n * 2).to_string())
-                    && execution["outputs"]["doubled"] != json!(n * 2)
-                {
-                    return Err(format!("wrong outputs: {execution}").into());
-                }
-                let node = execution["nodeResults"]
-                    .as_array()
-                    .and_then(|r| r.iter().find(|n| n["nodeKey"] == "code"))
-                    .ok_or("no code node result")?;
-                let at = |field: &str| -> Result<chrono::DateTime<chrono::Utc>, Error> {
-                    Ok(node[field].as_str().ok_or("no time")?.parse()?)
-                };
-                let took = at("finishedAt")? - at("startedAt")?;
-                return Ok(took.num_microseconds().unwrap_or(0).max(0) as u64);
-            }
-            Some("FAILED") | Some("STOPPED") => {
-                return Err(format!("the run ended {execution}").into());
-            }
-            _ if Instant::now() > deadline => return Err("the run never ended".into()),
-            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        let next = tokio::time::timeout_at(deadline, socket.next()).await;
+        let Ok(Some(Ok(frame))) = next else {
+            return Err("the run's events broke off or timed out".into());
+        };
+        if let Message::Text(text) = frame
+            && (text.contains("EXECUTION_FINISHED") || text.contains("\"complete\""))
+        {
+            break;
         }
     }
+    let found = setup
+        .api
+        .call(
+            "query($id: UUID!) { execution(id: $id) { status outputs nodeResults { nodeKey startedAt finishedAt } } }",
+            json!({ "id": id }),
+            token,
+        )
+        .await?;
+    let execution = &found["execution"];
+    if execution["status"] != "SUCCEEDED"
+        || (execution["outputs"]["doubled"] != json!((n * 2).to_string())
+            && execution["outputs"]["doubled"] != json!(n * 2))
+    {
+        return Err(format!("the run did not double {n}: {execution}").into());
+    }
+    let node = execution["nodeResults"]
+        .as_array()
+        .and_then(|r| r.iter().find(|n| n["nodeKey"] == "code"))
+        .ok_or("no code node result")?;
+    let at = |field: &str| -> Result<chrono::DateTime<chrono::Utc>, Error> {
+        Ok(node[field].as_str().ok_or("no time")?.parse()?)
+    };
+    let took = at("finishedAt")? - at("startedAt")?;
+    Ok(took.num_microseconds().unwrap_or(0).max(0) as u64)
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -371,11 +389,17 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
         trips.clear();
     }
     let started = Instant::now();
-    let results: Vec<Result<Chat, Error>> = futures_util::stream::iter(1..=chats)
-        .map(|n| chat(&setup, n))
-        .buffer_unordered(chats as usize)
-        .collect()
-        .await;
+    let mut results: Vec<Result<Chat, Error>> = Vec::new();
+    for round in 0..ROUNDS {
+        let first = 1 + round * chats;
+        results.extend(
+            futures_util::stream::iter(first..first + chats)
+                .map(|n| chat(&setup, n))
+                .buffer_unordered(chats as usize)
+                .collect::<Vec<_>>()
+                .await,
+        );
+    }
     let wall = started.elapsed().as_secs_f64();
     let (mut answered, mut failed, mut seen) = (0u64, 0u64, Vec::new());
     for result in results {
@@ -391,7 +415,7 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
         }
     }
     println!(
-        "agent: {chats} concurrent chats, one tool call each: {answered} answered, {failed} failed, in {wall:.2} s"
+        "agent: {ROUNDS} rounds of {chats} concurrent chats, one tool call each: {answered} answered, {failed} failed, in {wall:.2} s"
     );
     let trips = ROUND_TRIPS.lock().map(|t| t.clone()).unwrap_or_default();
     report(
