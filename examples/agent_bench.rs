@@ -371,9 +371,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn report(label: &str, mut values: Vec<u64>) {
     values.sort_unstable();
     println!(
-        "{label}: n {}  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        "{label}: n {}  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
         values.len(),
         percentile(&values, 0.5),
+        percentile(&values, 0.9),
         percentile(&values, 0.99),
         percentile(&values, 1.0)
     );

@@ -78,13 +78,12 @@ pub async fn run(
             .await;
         unfinished.done = true;
         let turn = turn.map_err(|e| e.to_string())?;
-        // Counted while the tools run (a turn that only answers: before the node ends).
-        let counted = llm::record_usage(ctx, &resolved, turn.usage);
         usage.prompt_tokens += turn.usage.prompt_tokens;
         usage.completion_tokens += turn.usage.completion_tokens;
         usage.total_tokens += turn.usage.total_tokens;
         if turn.tool_calls.is_empty() {
-            counted.await;
+            // The answer's tokens are counted before the node ends.
+            llm::record_usage(ctx, &resolved, turn.usage).await;
             ctx.journal.progress(
                 index,
                 json!({ "iteration": iteration, "toolCalls": [], "usage": usage_json(turn.usage) }),
@@ -92,7 +91,7 @@ pub async fn run(
             break;
         }
         if request.answer_only {
-            counted.await;
+            llm::record_usage(ctx, &resolved, turn.usage).await;
             return Err(format!(
                 "the model still called tools after {iterations} turns of calls (config.maxIterations)"
             ));
@@ -102,14 +101,20 @@ pub async fn run(
         if let Some(reply) = reply {
             calls.iter().for_each(|c| reply.tool_call(c.clone()));
         }
-        let (done, ()) = tokio::join!(
-            futures_util::future::join_all(
-                calls
-                    .into_iter()
-                    .map(|call| make_call(ctx, &offered, call, reply)),
-            ),
-            counted
+        // A calling turn's tokens are counted beside the run: the tools do not wait for
+        // the provider's row, which every reply of the provider updates.
+        llm::count_later(
+            ctx.app.engine.pool.clone(),
+            resolved.provider_id,
+            resolved.model.clone(),
+            turn.usage,
         );
+        let done = futures_util::future::join_all(
+            calls
+                .into_iter()
+                .map(|call| make_call(ctx, &offered, call, reply)),
+        )
+        .await;
         let (done, answers): (Vec<ToolCall>, Vec<String>) = done.into_iter().unzip();
         messages.push(ChatMessage::calling(said, turn.tool_calls));
         messages.extend(

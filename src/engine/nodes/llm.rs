@@ -218,17 +218,24 @@ impl Drop for Unfinished {
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
         };
-        let (pool, provider_id, model) = (
+        count_later(
             self.pool.clone(),
             self.provider_id,
             std::mem::take(&mut self.model),
+            usage,
         );
-        tokio::spawn(async move {
-            if let Ok(mut conn) = pool.get().await
-                && let Err(e) = provider::record_usage(&mut conn, provider_id, &model, usage).await
-            {
-                tracing::warn!(error = ?e, "cannot count a stopped reply's tokens");
-            }
-        });
     }
+}
+
+/// Counts `usage` against the provider without waiting for it (a stopped reply's estimate;
+/// an agent's turn, whose tools should not wait behind other replies' counts of the same
+/// provider row).
+pub(super) fn count_later(pool: crate::db::DbPool, provider_id: Uuid, model: String, usage: Usage) {
+    tokio::spawn(async move {
+        if let Ok(mut conn) = pool.get().await
+            && let Err(e) = provider::record_usage(&mut conn, provider_id, &model, usage).await
+        {
+            tracing::warn!(error = ?e, "cannot count a provider's tokens");
+        }
+    });
 }
