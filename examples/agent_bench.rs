@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use futures_util::{SinkExt, StreamExt};
@@ -31,7 +31,7 @@ mod api;
 // test code: the benchmark calls one of its tools
 mod mcp_server;
 
-use api::{Api, Error};
+use api::{Api, Error, now_micros, percentile};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,13 +40,6 @@ fn main() -> Result<(), Error> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(number(0, 50), number(1, 200), number(2, 10)))
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// How long the model takes before it answers a turn.
@@ -358,14 +351,6 @@ async fn code_run(setup: &Setup, n: u64) -> Result<u64, Error> {
     };
     let took = at("finishedAt")? - at("startedAt")?;
     Ok(took.num_microseconds().unwrap_or(0).max(0) as u64)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 fn report(label: &str, mut values: Vec<u64>) {

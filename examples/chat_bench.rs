@@ -10,7 +10,7 @@
 //! Reads WEFT_URL (the server) and WEFT_PID (its process, for CPU time).
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use futures_util::{SinkExt, StreamExt};
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[allow(dead_code)] // each benchmark uses part of it
 mod api;
 
-use api::{Error, Socket};
+use api::{Error, Socket, now_micros, percentile};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,13 +30,6 @@ fn main() -> Result<(), Error> {
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(run(number(0, 100), number(1, 200), number(2, 10)))
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// When the model server saw a long reply's client hang up (µs since the epoch).
@@ -264,14 +257,6 @@ async fn chat(setup: &Setup, n: u64) -> Result<Chat, Error> {
         }
     }
     Ok(got)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64 / 1000.0
 }
 
 fn cpu_seconds(pid: &str) -> Result<f64, Error> {

@@ -11,7 +11,7 @@
 //! DATABASE_URL, REDIS_URL and WEFT_REDIS_PREFIX.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -27,7 +27,7 @@ mod api;
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use api::{Error, Socket};
+use api::{Error, Socket, now_micros};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -108,13 +108,6 @@ async fn wait_for_subscriptions(setup: &Setup, n: u64) -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
 }
 
 /// The number after `"key":` (optionally quoted) in a frame, without a full JSON parse.

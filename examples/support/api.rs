@@ -34,6 +34,23 @@ pub async fn socket(base: &str, bearer: &str) -> Result<Socket, Error> {
     }
 }
 
+/// Now, in µs since the epoch (what the benchmarks' servers stamp their answers with).
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// The `p` quantile (0..=1) of `sorted` µs, in ms.
+pub fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
 /// Serves `router` on a free local port with Nagle's algorithm off (as a production
 /// server would: streamed pieces leave at once); `http://127.0.0.1:<port>{path}`.
 pub async fn serve(router: axum::Router, path: &str) -> Result<String, Error> {

@@ -255,9 +255,7 @@ async fn walk(
                 states[index] = NodeState::Done { branch };
                 let tokens = used.map_or(0, |u| u.total_tokens);
                 if let Some(u) = used {
-                    usage.prompt_tokens += u.prompt_tokens;
-                    usage.completion_tokens += u.completion_tokens;
-                    usage.total_tokens += u.total_tokens;
+                    usage += u;
                 }
                 if model.is_none() {
                     model = used_model;

@@ -141,6 +141,14 @@ pub struct Usage {
     pub total_tokens: i32,
 }
 
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
+
 /// Why a provider call failed. The messages never carry the API key.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum LlmError {

@@ -1,8 +1,9 @@
 //! AGENT nodes: a model offered the workspace's tools (OpenAI function calling). Each turn
 //! streams its text like an LLM node's; the functions it calls are made concurrently, their
 //! results given back, until it answers; after `maxIterations` turns that called tools, one
-//! more turn may only answer (`tool_choice: "none"`). When an ANSWER streams the node, each call and its result go into the reply as
-//! TOOL_CALL / TOOL_RESULT; each turn is a NODE_PROGRESS of the run.
+//! more turn may only answer (`tool_choice: "none"`). When an ANSWER streams the node, each
+//! call and its result go into the reply as TOOL_CALL / TOOL_RESULT; each turn is a
+//! NODE_PROGRESS of the run.
 
 use serde_json::{Value, json};
 
@@ -78,9 +79,7 @@ pub async fn run(
             .await;
         unfinished.done = true;
         let turn = turn.map_err(|e| e.to_string())?;
-        usage.prompt_tokens += turn.usage.prompt_tokens;
-        usage.completion_tokens += turn.usage.completion_tokens;
-        usage.total_tokens += turn.usage.total_tokens;
+        usage += turn.usage;
         if turn.tool_calls.is_empty() {
             // The answer's tokens are counted before the node ends.
             llm::record_usage(ctx, &resolved, turn.usage).await;
