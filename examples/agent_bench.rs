@@ -45,6 +45,9 @@ fn main() -> Result<(), Error> {
 /// How long the model takes before it answers a turn.
 const FIRST_TOKEN: Duration = Duration::from_millis(300);
 
+/// The CODE node's function.
+const CODE: &str = "function main(inputs) { return { doubled: inputs.n * 2 }; }";
+
 /// Bursts of CHATS chats, one after the other (more samples for the tail).
 const ROUNDS: u64 = 4;
 
@@ -207,7 +210,7 @@ async fn setup(model_url: &str, mcp_url: &str) -> Result<Setup, Error> {
         "nodes": [
             { "key": "start", "type": "START", "config": { "inputs": [{ "name": "n", "type": "number" }] } },
             { "key": "code", "type": "CODE", "config": { "language": "JAVASCRIPT",
-                "code": "function main(inputs) { return { doubled: inputs.n * 2 }; }",
+                "code": CODE,
                 "inputs": { "n": "{{start.n}}" } } },
             { "key": "end", "type": "END", "config": { "outputs": { "doubled": "{{code.doubled}}" } } }
         ],
@@ -432,5 +435,31 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
     }
     println!("code: {runs} runs, {concurrency} at a time, {failed} failed");
     report("CODE node start-to-result (trivial main)", code);
+
+    let mut alone = Vec::new();
+    for n in 0..runs.min(100) {
+        alone.push(code_run(&setup, n).await?);
+    }
+    report("CODE node start-to-result, one run at a time", alone);
+    report(
+        "the sandbox alone (this process, one thread)",
+        sandbox_alone(1000),
+    );
     Ok(())
+}
+
+/// `calls` calls of the benchmark's CODE function straight into the sandbox (µs each).
+fn sandbox_alone(calls: u64) -> Vec<u64> {
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let limits = weft::sandbox::Limits {
+        time: Duration::from_secs(5),
+        memory_bytes: 64 * 1024 * 1024,
+    };
+    (0..calls)
+        .filter_map(|n| {
+            let started = Instant::now();
+            weft::sandbox::run_main(CODE, &json!({ "n": n }), limits, &cancel).ok()?;
+            Some(started.elapsed().as_micros() as u64)
+        })
+        .collect()
 }

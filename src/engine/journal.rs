@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types as sql;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -13,7 +14,6 @@ use tokio::sync::mpsc;
 use super::run_stream::RunStream;
 use crate::app::App;
 use crate::db::models::ExecutionRecord;
-use crate::db::schema::execution_records;
 use crate::db::schema::node_execution_results as results;
 use crate::error::AppResult;
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind};
@@ -159,10 +159,34 @@ impl Progress<'_> {
     async fn started(&mut self, node: &GraphNode, index: usize, at: DateTime<Utc>) {
         let sequence = self.next_index;
         self.next_index += 1;
-        let written = self.insert(node, "RUNNING", sequence, Some(at)).await;
-        self.rows[index] = written;
         self.running.push((node.key.clone(), node.node_type));
-        self.advance().await;
+        self.point_at_current();
+        let query = diesel::sql_query(
+            "WITH node AS ( \
+                 INSERT INTO node_execution_results (workspace_id, execution_id, node_key, \
+                     node_type, title, status, sequence_index, started_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'RUNNING', $6, $7) RETURNING 1) \
+             UPDATE execution_records SET total_steps = $8, total_tokens = $9, \
+                 current_node_key = $10, current_node_type = $11 \
+             WHERE id = $2 AND status = 'RUNNING' RETURNING *",
+        )
+        .bind::<sql::Uuid, _>(self.record.workspace_id)
+        .bind::<sql::Uuid, _>(self.record.id)
+        .bind::<sql::Text, _>(&node.key)
+        .bind::<sql::Text, _>(node.node_type.as_str())
+        .bind::<sql::Nullable<sql::Text>, _>(&node.title)
+        .bind::<sql::Integer, _>(sequence)
+        .bind::<sql::Timestamptz, _>(at)
+        .bind::<sql::Integer, _>(self.record.total_steps)
+        .bind::<sql::Integer, _>(self.record.total_tokens)
+        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_key.clone())
+        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
+        let stored = async {
+            let mut conn = self.app.engine.pool.get().await?;
+            Ok(query.get_result(&mut conn).await.optional()?)
+        }
+        .await;
+        self.rows[index] = self.advanced(stored);
         self.publish(node_event(
             ExecutionEventKind::NodeStarted,
             &self.record,
@@ -174,22 +198,6 @@ impl Progress<'_> {
     async fn skipped(&mut self, node: &GraphNode) {
         let sequence = self.next_index;
         self.next_index += 1;
-        self.insert(node, "SKIPPED", sequence, None).await;
-        self.publish(node_event(
-            ExecutionEventKind::NodeFinished,
-            &self.record,
-            node,
-            "SKIPPED",
-        ));
-    }
-
-    async fn insert(
-        &self,
-        node: &GraphNode,
-        status: &str,
-        sequence: i32,
-        started_at: Option<chrono::DateTime<Utc>>,
-    ) -> bool {
         let written: AppResult<()> = async {
             let mut conn = self.app.engine.pool.get().await?;
             diesel::insert_into(results::table)
@@ -199,44 +207,58 @@ impl Progress<'_> {
                     results::node_key.eq(&node.key),
                     results::node_type.eq(node.node_type.as_str()),
                     results::title.eq(&node.title),
-                    results::status.eq(status),
+                    results::status.eq("SKIPPED"),
                     results::sequence_index.eq(sequence),
-                    results::started_at.eq(started_at),
                 ))
                 .execute(&mut conn)
                 .await?;
             Ok(())
         }
         .await;
-        self.logged(written)
+        if let Err(e) = written {
+            tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a node");
+        }
+        self.publish(node_event(
+            ExecutionEventKind::NodeFinished,
+            &self.record,
+            node,
+            "SKIPPED",
+        ));
     }
 
     async fn finished(&mut self, node: &GraphNode, end: NodeEnd) {
-        let written: AppResult<()> = async {
+        self.running.retain(|(key, _)| *key != node.key);
+        self.point_at_current();
+        let query = diesel::sql_query(
+            "WITH node AS ( \
+                 UPDATE node_execution_results SET status = $3, inputs = $4, outputs = $5, \
+                     error = $6, elapsed_ms = $7, total_tokens = $8, finished_at = $9, \
+                     console = $10 \
+                 WHERE execution_id = $1 AND node_key = $2 RETURNING 1) \
+             UPDATE execution_records SET total_steps = $11, total_tokens = $12, \
+                 current_node_key = $13, current_node_type = $14 \
+             WHERE id = $1 AND status = 'RUNNING' RETURNING *",
+        )
+        .bind::<sql::Uuid, _>(self.record.id)
+        .bind::<sql::Text, _>(&node.key)
+        .bind::<sql::Text, _>(end.status)
+        .bind::<sql::Nullable<sql::Jsonb>, _>(&end.inputs)
+        .bind::<sql::Nullable<sql::Jsonb>, _>(&end.outputs)
+        .bind::<sql::Nullable<sql::Text>, _>(&end.error)
+        .bind::<sql::BigInt, _>(end.elapsed_ms)
+        .bind::<sql::Integer, _>(end.tokens)
+        .bind::<sql::Timestamptz, _>(end.finished_at)
+        .bind::<sql::Nullable<sql::Jsonb>, _>(end.console.as_ref().map(|lines| json!(lines)))
+        .bind::<sql::Integer, _>(self.record.total_steps)
+        .bind::<sql::Integer, _>(self.record.total_tokens)
+        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_key.clone())
+        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
+        let stored = async {
             let mut conn = self.app.engine.pool.get().await?;
-            diesel::update(
-                results::table
-                    .filter(results::execution_id.eq(self.record.id))
-                    .filter(results::node_key.eq(&node.key)),
-            )
-            .set((
-                results::status.eq(end.status),
-                results::inputs.eq(&end.inputs),
-                results::outputs.eq(&end.outputs),
-                results::error.eq(&end.error),
-                results::elapsed_ms.eq(end.elapsed_ms),
-                results::total_tokens.eq(end.tokens),
-                results::finished_at.eq(end.finished_at),
-                results::console.eq(end.console.as_ref().map(|lines| json!(lines))),
-            ))
-            .execute(&mut conn)
-            .await?;
-            Ok(())
+            Ok(query.get_result(&mut conn).await.optional()?)
         }
         .await;
-        self.logged(written);
-        self.running.retain(|(key, _)| *key != node.key);
-        self.advance().await;
+        self.advanced(stored);
         let mut event = node_event(
             ExecutionEventKind::NodeFinished,
             &self.record,
@@ -251,50 +273,32 @@ impl Progress<'_> {
         self.publish(event);
     }
 
-    /// Keeps the run's record at its steps, tokens and current node, and carries the stored
-    /// row (a newer `updated_at`) in the events after, so `workspaceExecutions` shows each
-    /// change once and a dashboard opened now reads the same progress.
-    async fn advance(&mut self) {
+    /// The run's current node: the last started of those still running.
+    fn point_at_current(&mut self) {
         let current = self.running.last();
         self.record.current_node_key = current.map(|(key, _)| key.clone());
         self.record.current_node_type = current.map(|(_, kind)| kind.as_str().to_string());
-        let stored: AppResult<Option<ExecutionRecord>> = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            Ok(diesel::update(
-                execution_records::table
-                    .find(self.record.id)
-                    .filter(execution_records::status.eq("RUNNING")),
-            )
-            .set((
-                execution_records::total_steps.eq(self.record.total_steps),
-                execution_records::total_tokens.eq(self.record.total_tokens),
-                execution_records::current_node_key.eq(&self.record.current_node_key),
-                execution_records::current_node_type.eq(&self.record.current_node_type),
-            ))
-            .returning(ExecutionRecord::as_returning())
-            .get_result(&mut conn)
-            .await
-            .optional()?)
-        }
-        .await;
-        match stored {
-            Ok(Some(row)) => self.record = row,
-            // Ended elsewhere (stopped while this instance had it), or not written: the
-            // event still says what changed.
-            Ok(None) => self.record.updated_at = Utc::now(),
-            Err(e) => {
-                self.record.updated_at = Utc::now();
-                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a run's progress");
-            }
-        }
     }
 
-    /// A failed write is logged; the run goes on (its end is written by the worker).
-    fn logged(&self, written: AppResult<()>) -> bool {
-        match written {
-            Ok(()) => true,
+    /// Takes the run's record as stored by a statement that wrote a node's row and kept the
+    /// record at its steps, tokens and current node: the events after carry it (a newer
+    /// `updated_at`), so `workspaceExecutions` shows each change once and a dashboard opened
+    /// now reads the same progress. Whether the node's row was written.
+    fn advanced(&mut self, stored: AppResult<Option<ExecutionRecord>>) -> bool {
+        match stored {
+            Ok(Some(row)) => {
+                self.record = row;
+                true
+            }
+            // Ended elsewhere (stopped while this instance had it): the node's row is
+            // written all the same, and the event still says what changed.
+            Ok(None) => {
+                self.record.updated_at = Utc::now();
+                true
+            }
             Err(e) => {
-                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a node");
+                self.record.updated_at = Utc::now();
+                tracing::error!(execution_id = %self.record.id, error = ?e, "cannot record a node and the run's progress");
                 false
             }
         }

@@ -86,6 +86,8 @@ pub struct Engine {
     pub http: reqwest::Client,
     /// The workers' database connections (apart from requests').
     pub pool: crate::db::DbPool,
+    /// Where calls count their tokens against providers.
+    pub usage: crate::llm::usage::UsageLedger,
     runs: Mutex<HashMap<Uuid, RunHandle>>,
     wake: Notify,
 }
@@ -98,6 +100,7 @@ impl Engine {
             config,
             instance: format!("{host}:{}:{}", std::process::id(), Uuid::new_v4().simple()),
             http,
+            usage: crate::llm::usage::UsageLedger::new(pool.clone()),
             pool,
             runs: Mutex::new(HashMap::new()),
             wake: Notify::new(),

@@ -66,13 +66,15 @@ pub async fn embed(app: &App, model: &ResolvedModel, texts: &[String]) -> AppRes
         )));
     }
     let used: usize = texts.iter().map(|t| tokens::count(t)).sum();
-    let mut conn = app.engine.pool.get().await?;
     let used = i32::try_from(used).unwrap_or(i32::MAX);
     let usage = crate::llm::Usage {
         prompt_tokens: used,
         completion_tokens: 0,
         total_tokens: used,
     };
-    provider::record_usage(&mut conn, model.provider_id, &model.model, usage).await?;
+    app.engine
+        .usage
+        .counted(model.provider_id, &model.model, usage)
+        .await;
     Ok(vectors)
 }

@@ -79,8 +79,10 @@ pub async fn rerank(
         completion_tokens: 0,
         total_tokens: used,
     };
-    let mut conn = app.engine.pool.get().await?;
-    provider::record_usage(&mut conn, model.provider_id, &model.model, usage).await?;
+    app.engine
+        .usage
+        .counted(model.provider_id, &model.model, usage)
+        .await;
     Ok(scores)
 }
 

@@ -170,13 +170,15 @@ pub async fn check_quotas(
     rows.iter().try_for_each(check_quota_of)
 }
 
-/// Adds the tokens a call used to its provider's count and to its workspace's usage of that
-/// model in the current 15-minute slot (`Workspace.usage`), in one statement.
+/// Adds the tokens of `calls` calls to their provider's count and to its workspace's usage
+/// of that model in the current 15-minute slot (`Workspace.usage`), in one statement. Calls
+/// count through `llm::usage::UsageLedger`, which batches them.
 pub async fn record_usage(
     conn: &mut AsyncPgConnection,
     provider_id: Uuid,
     model: &str,
     usage: Usage,
+    calls: i64,
 ) -> AppResult<()> {
     if usage.total_tokens <= 0 {
         return Ok(());
@@ -187,19 +189,20 @@ pub async fn record_usage(
              RETURNING workspace_id, name) \
          INSERT INTO workspace_token_usage AS u (workspace_id, slot, provider_id, provider_name, model, \
                                                  prompt_tokens, completion_tokens, total_tokens, calls) \
-         SELECT workspace_id, weft_stats_slot(now()), $1, name, $3, $4, $5, $2, 1 FROM provider \
+         SELECT workspace_id, weft_stats_slot(now()), $1, name, $3, $4, $5, $2, $6 FROM provider \
          ON CONFLICT (workspace_id, slot, provider_id, model) DO UPDATE SET \
              provider_name = excluded.provider_name, \
              prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, \
              completion_tokens = u.completion_tokens + excluded.completion_tokens, \
              total_tokens = u.total_tokens + excluded.total_tokens, \
-             calls = u.calls + 1, updated_at = now()",
+             calls = u.calls + excluded.calls, updated_at = now()",
     )
     .bind::<diesel::sql_types::Uuid, _>(provider_id)
     .bind::<diesel::sql_types::BigInt, _>(i64::from(usage.total_tokens))
     .bind::<diesel::sql_types::Text, _>(crate::validate::truncate(model, 100))
     .bind::<diesel::sql_types::BigInt, _>(i64::from(usage.prompt_tokens.max(0)))
     .bind::<diesel::sql_types::BigInt, _>(i64::from(usage.completion_tokens.max(0)))
+    .bind::<diesel::sql_types::BigInt, _>(calls)
     .execute(conn)
     .await?;
     Ok(())

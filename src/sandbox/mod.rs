@@ -1,9 +1,10 @@
 //! JavaScript in a sandbox, for CODE nodes: QuickJS (through rquickjs) with nothing of the
 //! host but a `console` that writes to a buffer. No module loader, no file, network,
 //! process or timer functions exist in it (`require`, `process`, `fetch`, `import` are
-//! undefined); each call gets a runtime of its own with a memory limit and a deadline
-//! (QuickJS's interrupt handler, checked as the code runs), and is cancelled the same way
-//! when its run stops. Calls block: the engine makes them on blocking threads.
+//! undefined); each call gets a context of its own (its globals) in a runtime with a memory
+//! limit and a deadline (QuickJS's interrupt handler, checked as the code runs), and is
+//! cancelled the same way when its run stops. A thread keeps its runtime for its next call
+//! when a call ends cleanly. Calls block: the engine makes them on blocking threads.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +41,13 @@ pub struct Returned {
 pub struct Failed {
     pub message: String,
     pub console: Vec<String>,
+    /// Interrupted at its time limit.
+    pub out_of_time: bool,
 }
+
+/// Why an interrupted call stopped.
+const STOPPED: &str = "the run was stopped";
+const OUT_OF_TIME: &str = "the code ran longer than its time limit";
 
 /// Runs `code`, which defines `function main(inputs)`, with `inputs`; `main` returns an
 /// object (or a promise of one). `cancel` set from another thread interrupts it.
@@ -60,10 +67,12 @@ pub fn run_main(
         (Err(_), Some(why)) => Err(Failed {
             message: why.to_string(),
             console,
+            out_of_time: why == OUT_OF_TIME,
         }),
         (Err(message), None) => Err(Failed {
             message: cut(message, ERROR_LIMIT),
             console,
+            out_of_time: false,
         }),
     }
 }
@@ -78,8 +87,8 @@ pub fn check(code: &str) -> Result<(), String> {
     let cancel = Arc::new(AtomicBool::new(false));
     let probe = format!("{code}\n;return typeof main;");
     let interrupted = Arc::new(std::sync::Mutex::new(None));
-    let runtime = runtime(limits, &cancel, &interrupted)?;
-    let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+    let kept = runtime(limits, &cancel, &interrupted)?;
+    let context = Context::full(&kept.runtime).map_err(|e| e.to_string())?;
     context.with(|ctx| {
         let constructor: Function = ctx.globals().get("Function").map_err(|e| e.to_string())?;
         constructor
@@ -106,28 +115,84 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What the interrupt handler of a runtime checks: the call it runs now.
+struct Watch {
+    cancel: Arc<AtomicBool>,
+    deadline: Instant,
+    interrupted: Arc<std::sync::Mutex<Option<&'static str>>>,
+}
+
+/// A runtime and the watch its interrupt handler reads.
+struct Kept {
+    runtime: Runtime,
+    watch: Arc<std::sync::Mutex<Watch>>,
+}
+
+thread_local! {
+    /// The runtime of this thread, kept between calls that ended cleanly: creating one (its
+    /// atoms and allocator) is a good part of a small call's time. Each call still gets a
+    /// context of its own, so nothing of one call's globals reaches the next.
+    static KEPT: std::cell::RefCell<Option<Kept>> = const { std::cell::RefCell::new(None) };
+}
+
 fn runtime(
     limits: Limits,
     cancel: &Arc<AtomicBool>,
     interrupted: &Arc<std::sync::Mutex<Option<&'static str>>>,
-) -> Result<Runtime, String> {
+) -> Result<Kept, String> {
+    let watch = Arc::new(std::sync::Mutex::new(Watch {
+        cancel: cancel.clone(),
+        deadline: Instant::now() + limits.time,
+        interrupted: interrupted.clone(),
+    }));
     let runtime = Runtime::new().map_err(|e| e.to_string())?;
     runtime.set_memory_limit(limits.memory_bytes);
     runtime.set_max_stack_size(512 * 1024);
-    let deadline = Instant::now() + limits.time;
-    let (cancel, interrupted) = (cancel.clone(), interrupted.clone());
+    let watched = watch.clone();
     runtime.set_interrupt_handler(Some(Box::new(move || {
-        let why = if cancel.load(Ordering::Relaxed) {
-            "the run was stopped"
-        } else if Instant::now() >= deadline {
-            "the code ran longer than its time limit"
+        let watch = lock(&watched);
+        let why = if watch.cancel.load(Ordering::Relaxed) {
+            STOPPED
+        } else if Instant::now() >= watch.deadline {
+            OUT_OF_TIME
         } else {
             return false;
         };
-        *lock(&interrupted) = Some(why);
+        *lock(&watch.interrupted) = Some(why);
         true
     })));
-    Ok(runtime)
+    Ok(Kept { runtime, watch })
+}
+
+/// This thread's kept runtime watching the call about to run, or a new one.
+fn take_runtime(
+    limits: Limits,
+    cancel: &Arc<AtomicBool>,
+    interrupted: &Arc<std::sync::Mutex<Option<&'static str>>>,
+) -> Result<Kept, String> {
+    match KEPT.with(|kept| kept.borrow_mut().take()) {
+        Some(kept) => {
+            *lock(&kept.watch) = Watch {
+                cancel: cancel.clone(),
+                deadline: Instant::now() + limits.time,
+                interrupted: interrupted.clone(),
+            };
+            kept.runtime.set_memory_limit(limits.memory_bytes);
+            Ok(kept)
+        }
+        None => runtime(limits, cancel, interrupted),
+    }
+}
+
+/// Keeps a runtime for the thread's next call when its call ended cleanly and left nothing
+/// behind (no job pending, its garbage collected); one that was interrupted, ran out of
+/// memory or failed is dropped.
+fn keep_runtime(kept: Kept) {
+    if kept.runtime.is_job_pending() {
+        return;
+    }
+    kept.runtime.run_gc();
+    KEPT.with(|slot| *slot.borrow_mut() = Some(kept));
 }
 
 fn call(
@@ -138,8 +203,8 @@ fn call(
     console: &Arc<std::sync::Mutex<Console>>,
     interrupted: &Arc<std::sync::Mutex<Option<&'static str>>>,
 ) -> Result<Map<String, Json>, String> {
-    let runtime = runtime(limits, cancel, interrupted)?;
-    let context = Context::full(&runtime).map_err(|e| e.to_string())?;
+    let kept = take_runtime(limits, cancel, interrupted)?;
+    let context = Context::full(&kept.runtime).map_err(|e| e.to_string())?;
     let memory_mb = limits.memory_bytes / (1024 * 1024);
     let out_of_memory = format!("the code used more than its {memory_mb} MiB of memory");
     let failed = |e: CaughtError<'_>| match e {
@@ -199,6 +264,9 @@ fn call(
         }
     });
     drop(context);
+    if result.is_ok() && lock(interrupted).is_none() {
+        keep_runtime(kept);
+    }
     result
 }
 
@@ -450,6 +518,46 @@ mod tests {
         )
         .unwrap_err();
         assert!(failed.message.contains("stack"), "{}", failed.message);
+    }
+
+    #[test]
+    fn a_call_sees_nothing_of_the_calls_before_it_on_its_thread() {
+        let first = run(
+            "var leaked = 1; globalThis.also = 2; Object.prototype.polluted = 3;
+             function main() { return { ok: true }; }",
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(first.fields["ok"], true);
+        // The thread's runtime is kept and given to the next call, with a context of its own.
+        assert!(KEPT.with(|kept| kept.borrow().is_some()));
+        let second = run(
+            "function main() { return { leaked: typeof leaked, also: typeof also,
+                 polluted: typeof ({}).polluted }; }",
+            json!({}),
+        )
+        .unwrap();
+        assert_eq!(
+            Json::Object(second.fields),
+            json!({ "leaked": "undefined", "also": "undefined", "polluted": "undefined" })
+        );
+        // A call that leaves a job pending, or one interrupted, does not pass its runtime on.
+        run(
+            "function main() { Promise.resolve().then(() => { while (true) {} }); return {}; }",
+            json!({}),
+        )
+        .unwrap();
+        assert!(KEPT.with(|kept| kept.borrow().is_none()));
+        run("function main() { return {}; }", json!({})).unwrap();
+        assert!(KEPT.with(|kept| kept.borrow().is_some()));
+        run("function main() { while (true) {} }", json!({})).unwrap_err();
+        assert!(KEPT.with(|kept| kept.borrow().is_none()));
+        let third = run(
+            "function main(i) { return { n: i.n + 1 }; }",
+            json!({ "n": 1 }),
+        )
+        .unwrap();
+        assert_eq!(third.fields["n"], 2);
     }
 
     #[test]

@@ -49,7 +49,8 @@ async fn builder(server: &TestServer) -> (Account, Tenant) {
     (owner, tenant)
 }
 
-#[tokio::test]
+// On a multi-threaded runtime, as the server's: code runs first where its task does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_code_node_computes_from_its_inputs_and_keeps_its_console() {
     let server = TestServer::start().await;
     let (owner, tenant) = builder(&server).await;
@@ -90,9 +91,36 @@ async fn a_code_node_computes_from_its_inputs_and_keeps_its_console() {
     assert_eq!(code["inputs"]["inputs"]["items"], items);
     assert_eq!(code["console"], json!(["summing 2 items"]));
     assert_eq!(node(&execution, "end")["console"], Value::Null);
+
+    // Code still running after its first moments is run again, whole, off the workers:
+    // one result and one console, as if it had run once.
+    let slow = workflow(
+        &server,
+        &owner,
+        &tenant,
+        code_graph(
+            "function main(inputs) {
+               console.log('waiting');
+               const until = Date.now() + 50;
+               let spins = 0;
+               while (Date.now() < until) { spins++; }
+               return { total: inputs.items.length, line: 'waited', spun: spins > 0 };
+             }",
+        ),
+    )
+    .await;
+    let execution = run_to_end(&server, &owner, &slow, json!({ "items": [1, 2, 3] })).await;
+    assert_eq!(execution["status"], "SUCCEEDED", "{execution}");
+    let code = node(&execution, "code");
+    assert_eq!(
+        code["outputs"],
+        json!({ "total": 3, "line": "waited", "spun": true })
+    );
+    assert_eq!(code["console"], json!(["waiting"]));
 }
 
-#[tokio::test]
+// On a multi-threaded runtime, as the server's: code runs first where its task does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_that_loops_forever_is_stopped_at_the_time_limit() {
     let server = TestServer::start_with(|config| {
         config.engine.code_timeout = Duration::from_millis(300);
@@ -234,7 +262,8 @@ async fn bad_code_is_refused_when_the_graph_is_saved() {
     assert_eq!(server.scalar("SELECT count(*) FROM workflows").await, 0);
 }
 
-#[tokio::test]
+// On a multi-threaded runtime, as the server's: code runs first where its task does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_interrupts_code_in_flight() {
     let server = TestServer::start_with(|config| {
         config.engine.code_timeout = Duration::from_secs(60);

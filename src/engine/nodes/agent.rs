@@ -101,13 +101,11 @@ pub async fn run(
             calls.iter().for_each(|c| reply.tool_call(c.clone()));
         }
         // A calling turn's tokens are counted beside the run: the tools do not wait for
-        // the provider's row, which every reply of the provider updates.
-        llm::count_later(
-            ctx.app.engine.pool.clone(),
-            resolved.provider_id,
-            resolved.model.clone(),
-            turn.usage,
-        );
+        // them to be written.
+        ctx.app
+            .engine
+            .usage
+            .count(resolved.provider_id, &resolved.model, turn.usage);
         let done = futures_util::future::join_all(
             calls
                 .into_iter()

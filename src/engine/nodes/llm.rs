@@ -8,6 +8,7 @@ use super::{NodeContext, NodeOutput, text};
 use crate::engine::reply::Reply;
 use crate::engine::template::Vars;
 use crate::llm::provider::{self, ProviderAccess, ResolvedModel};
+use crate::llm::usage::UsageLedger;
 use crate::llm::{ChatMessage, ChatRequest, Usage};
 
 pub async fn run(
@@ -110,14 +111,13 @@ pub(super) async fn model(ctx: &NodeContext<'_>, config: &Value) -> Result<Resol
     })
 }
 
-/// Adds a call's tokens to its provider's count (a failure is logged).
+/// Adds a call's tokens to its provider's count, once written (a failure is logged).
 pub(super) async fn record_usage(ctx: &NodeContext<'_>, resolved: &ResolvedModel, usage: Usage) {
-    if let Ok(mut conn) = ctx.app.engine.pool.get().await
-        && let Err(e) =
-            provider::record_usage(&mut conn, resolved.provider_id, &resolved.model, usage).await
-    {
-        tracing::warn!(error = ?e, "cannot count a provider's tokens");
-    }
+    ctx.app
+        .engine
+        .usage
+        .counted(resolved.provider_id, &resolved.model, usage)
+        .await;
 }
 
 /// Where a model node's text goes in the reply: when an ANSWER streams this node, the first
@@ -175,8 +175,8 @@ impl<'a> IntoReply<'a> {
 /// The tokens of a reply cut off by a stop (its future dropped mid-stream): the provider
 /// generated them, so they count against its quota (estimated, about four characters a
 /// token, as no usage arrived).
-pub(super) struct Unfinished {
-    pool: crate::db::DbPool,
+pub(super) struct Unfinished<'a> {
+    ledger: &'a UsageLedger,
     provider_id: Uuid,
     model: String,
     prompt_chars: usize,
@@ -184,14 +184,14 @@ pub(super) struct Unfinished {
     pub(super) done: bool,
 }
 
-impl Unfinished {
+impl<'a> Unfinished<'a> {
     pub(super) fn new(
-        ctx: &NodeContext<'_>,
+        ctx: &NodeContext<'a>,
         resolved: &ResolvedModel,
         request: &ChatRequest,
-    ) -> Unfinished {
+    ) -> Unfinished<'a> {
         Unfinished {
-            pool: ctx.app.engine.pool.clone(),
+            ledger: &ctx.app.engine.usage,
             provider_id: resolved.provider_id,
             model: resolved.model.clone(),
             prompt_chars: request
@@ -205,7 +205,7 @@ impl Unfinished {
     }
 }
 
-impl Drop for Unfinished {
+impl Drop for Unfinished<'_> {
     fn drop(&mut self) {
         if self.done || self.completion_chars == 0 {
             return;
@@ -218,24 +218,6 @@ impl Drop for Unfinished {
             completion_tokens,
             total_tokens: prompt_tokens.saturating_add(completion_tokens),
         };
-        count_later(
-            self.pool.clone(),
-            self.provider_id,
-            std::mem::take(&mut self.model),
-            usage,
-        );
+        self.ledger.count(self.provider_id, &self.model, usage);
     }
-}
-
-/// Counts `usage` against the provider without waiting for it (a stopped reply's estimate;
-/// an agent's turn, whose tools should not wait behind other replies' counts of the same
-/// provider row).
-pub(super) fn count_later(pool: crate::db::DbPool, provider_id: Uuid, model: String, usage: Usage) {
-    tokio::spawn(async move {
-        if let Ok(mut conn) = pool.get().await
-            && let Err(e) = provider::record_usage(&mut conn, provider_id, &model, usage).await
-        {
-            tracing::warn!(error = ?e, "cannot count a provider's tokens");
-        }
-    });
 }
