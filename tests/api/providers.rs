@@ -247,3 +247,66 @@ async fn keys_sealed_before_bindings_are_bound_at_start() {
         b"sk-legacy"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_counted_at_once_are_all_written() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let tenant = create_organization(&server, &owner, "Acme").await;
+    let provider = crate::harness::chat::provider(
+        &server,
+        &owner,
+        &tenant,
+        "http://127.0.0.1:9/v1",
+        "sk-test",
+        None,
+    )
+    .await;
+    let id: uuid::Uuid = provider.parse().unwrap();
+    let usage = |prompt: i32, completion: i32| weft::llm::Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: prompt + completion,
+    };
+    let ledger = &server.app.engine.usage;
+    // 300 calls' counts handed over together, of two models, some without waiting.
+    for _ in 0..100 {
+        ledger.count(id, "small", usage(1, 1));
+    }
+    let waited = (0..200).map(|n| {
+        let model = if n % 2 == 0 { "small" } else { "large" };
+        ledger.counted(id, model, usage(2, 3))
+    });
+    futures_util::future::join_all(waited).await;
+    // Nothing counts a call that used no tokens.
+    ledger.counted(id, "small", usage(0, 0)).await;
+    let total = 100 * 2 + 200 * 5;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let used = format!("SELECT used_tokens FROM llm_providers WHERE id = '{id}'");
+    while server.scalar(&used).await != total {
+        assert!(std::time::Instant::now() < deadline, "every count written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let per_model = |model: &str, column: &str| {
+        format!(
+            "SELECT sum({column})::bigint FROM workspace_token_usage \
+             WHERE provider_id = '{id}' AND model = '{model}'"
+        )
+    };
+    assert_eq!(server.scalar(&per_model("small", "calls")).await, 200);
+    assert_eq!(server.scalar(&per_model("large", "calls")).await, 100);
+    assert_eq!(
+        server.scalar(&per_model("small", "prompt_tokens")).await,
+        100 + 200
+    );
+    assert_eq!(
+        server
+            .scalar(&per_model("large", "completion_tokens"))
+            .await,
+        300
+    );
+    assert_eq!(
+        server.scalar(&per_model("small", "total_tokens")).await,
+        200 + 500
+    );
+}

@@ -48,6 +48,8 @@ pub async fn run(
     let mut usage = Usage::default();
     let mut made: Vec<ToolCall> = Vec::new();
     let mut turns = 0;
+    // When the last turn's calls were handed to their tools, and when they had answered.
+    let mut calls_timed: Option<(std::time::Instant, std::time::Duration)> = None;
     for iteration in 1..=iterations + 1 {
         turns = iteration;
         let request = ChatRequest {
@@ -61,6 +63,13 @@ pub async fn run(
             tools: specs.clone(),
             answer_only: iteration > iterations,
         };
+        if let Some((turn_ended, tools)) = calls_timed.take() {
+            tracing::debug!(
+                tools_us = tools.as_micros() as u64,
+                round_trip_us = turn_ended.elapsed().as_micros() as u64,
+                "an agent's tools answered"
+            );
+        }
         let mut said = String::new();
         let mut unfinished = Unfinished::new(ctx, &resolved, &request);
         let turn = resolved
@@ -78,6 +87,7 @@ pub async fn run(
             })
             .await;
         unfinished.done = true;
+        let turn_ended = std::time::Instant::now();
         let turn = turn.map_err(|e| e.to_string())?;
         usage += turn.usage;
         if turn.tool_calls.is_empty() {
@@ -112,6 +122,7 @@ pub async fn run(
                 .map(|call| make_call(ctx, &offered, call, reply)),
         )
         .await;
+        calls_timed = Some((turn_ended, turn_ended.elapsed()));
         let (done, answers): (Vec<ToolCall>, Vec<String>) = done.into_iter().unzip();
         messages.push(ChatMessage::calling(said, turn.tool_calls));
         messages.extend(
