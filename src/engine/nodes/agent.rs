@@ -48,7 +48,7 @@ pub async fn run(
     let mut usage = Usage::default();
     let mut made: Vec<ToolCall> = Vec::new();
     let mut turns = 0;
-    // When the last turn's calls were handed to their tools, and when they had answered.
+    // When the last calling turn ended, and how long its tools then took.
     let mut calls_timed: Option<(std::time::Instant, std::time::Duration)> = None;
     for iteration in 1..=iterations + 1 {
         turns = iteration;
