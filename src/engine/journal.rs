@@ -5,7 +5,9 @@
 //! writes of another that finished.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types as sql;
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
@@ -170,23 +172,15 @@ impl Progress<'_> {
                  current_node_key = $10, current_node_type = $11 \
              WHERE id = $2 AND status = 'RUNNING' RETURNING *",
         )
+        .into_boxed()
         .bind::<sql::Uuid, _>(self.record.workspace_id)
         .bind::<sql::Uuid, _>(self.record.id)
         .bind::<sql::Text, _>(&node.key)
         .bind::<sql::Text, _>(node.node_type.as_str())
         .bind::<sql::Nullable<sql::Text>, _>(&node.title)
         .bind::<sql::Integer, _>(sequence)
-        .bind::<sql::Timestamptz, _>(at)
-        .bind::<sql::Integer, _>(self.record.total_steps)
-        .bind::<sql::Integer, _>(self.record.total_tokens)
-        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_key.clone())
-        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
-        let stored = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            Ok(query.get_result(&mut conn).await.optional()?)
-        }
-        .await;
-        self.rows[index] = self.advanced(stored);
+        .bind::<sql::Timestamptz, _>(at);
+        self.rows[index] = self.with_progress(query).await;
         self.publish(node_event(
             ExecutionEventKind::NodeStarted,
             &self.record,
@@ -239,6 +233,7 @@ impl Progress<'_> {
                  current_node_key = $13, current_node_type = $14 \
              WHERE id = $1 AND status = 'RUNNING' RETURNING *",
         )
+        .into_boxed()
         .bind::<sql::Uuid, _>(self.record.id)
         .bind::<sql::Text, _>(&node.key)
         .bind::<sql::Text, _>(end.status)
@@ -248,17 +243,8 @@ impl Progress<'_> {
         .bind::<sql::BigInt, _>(end.elapsed_ms)
         .bind::<sql::Integer, _>(end.tokens)
         .bind::<sql::Timestamptz, _>(end.finished_at)
-        .bind::<sql::Nullable<sql::Jsonb>, _>(end.console.as_ref().map(|lines| json!(lines)))
-        .bind::<sql::Integer, _>(self.record.total_steps)
-        .bind::<sql::Integer, _>(self.record.total_tokens)
-        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_key.clone())
-        .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
-        let stored = async {
-            let mut conn = self.app.engine.pool.get().await?;
-            Ok(query.get_result(&mut conn).await.optional()?)
-        }
-        .await;
-        self.advanced(stored);
+        .bind::<sql::Nullable<sql::Jsonb>, _>(end.console.as_ref().map(|lines| json!(lines)));
+        self.with_progress(query).await;
         let mut event = node_event(
             ExecutionEventKind::NodeFinished,
             &self.record,
@@ -278,6 +264,23 @@ impl Progress<'_> {
         let current = self.running.last();
         self.record.current_node_key = current.map(|(key, _)| key.clone());
         self.record.current_node_type = current.map(|(_, kind)| kind.as_str().to_string());
+    }
+
+    /// Runs `query`, a statement that writes a node's row and keeps the run's record at its
+    /// steps, tokens and current node (its last four parameters, bound here), returning the
+    /// record. Whether the node's row was written.
+    async fn with_progress(&mut self, query: BoxedSqlQuery<'_, Pg, SqlQuery>) -> bool {
+        let query = query
+            .bind::<sql::Integer, _>(self.record.total_steps)
+            .bind::<sql::Integer, _>(self.record.total_tokens)
+            .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_key.clone())
+            .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
+        let stored = async {
+            let mut conn = self.app.engine.pool.get().await?;
+            Ok(query.get_result(&mut conn).await.optional()?)
+        }
+        .await;
+        self.advanced(stored)
     }
 
     /// Takes the run's record as stored by a statement that wrote a node's row and kept the
