@@ -10,7 +10,8 @@
 //!
 //!   agent_bench CHATS RUNS CONCURRENCY
 //!
-//! Reads WEFT_URL (the server).
+//! Reads WEFT_URL (the server) and WEFT_PID (its process: the CPU time each part of the
+//! machine spent per chat and per run is printed beside the latencies).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -31,15 +32,32 @@ mod api;
 // test code: the benchmark calls one of its tools
 mod mcp_server;
 
-use api::{Api, Error, now_micros, percentile};
+use api::{Api, Error, cpu_seconds, cpu_seconds_of, now_micros, percentile};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let number = |i: usize, default: u64| -> u64 {
         args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default)
     };
+    // The model and the MCP server stand for other machines: they get threads of their
+    // own, so their answers do not queue behind the benchmark's clients.
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-servers")
+        .enable_all()
+        .build()?;
+    let (model_url, mcp) = servers.block_on(async {
+        let model_url = model_server().await?;
+        Ok::<_, Error>((model_url, mcp_server::McpServer::start().await))
+    })?;
     let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(run(number(0, 50), number(1, 200), number(2, 10)))
+    runtime.block_on(run(
+        &model_url,
+        &mcp.url,
+        number(0, 50),
+        number(1, 200),
+        number(2, 10),
+    ))
 }
 
 /// How long the model takes before it answers a turn.
@@ -356,6 +374,37 @@ async fn code_run(setup: &Setup, n: u64) -> Result<u64, Error> {
     Ok(took.num_microseconds().unwrap_or(0).max(0) as u64)
 }
 
+/// CPU seconds used so far by the server, this process, PostgreSQL and Redis.
+struct Cpu([f64; 4]);
+
+impl Cpu {
+    fn now() -> Cpu {
+        let server = std::env::var("WEFT_PID")
+            .ok()
+            .and_then(|pid| cpu_seconds(&pid).ok())
+            .unwrap_or(0.0);
+        Cpu([
+            server,
+            cpu_seconds("self").unwrap_or(0.0),
+            cpu_seconds_of("postgres"),
+            cpu_seconds_of("redis-server"),
+        ])
+    }
+
+    /// The CPU each part used since `self`, per one of `count` things done, in ms.
+    fn report_since(&self, label: &str, count: u64) {
+        let now = Cpu::now();
+        let per = |i: usize| (now.0[i] - self.0[i]).max(0.0) * 1000.0 / count.max(1) as f64;
+        println!(
+            "{label}: CPU per one: Weft {:.2} ms, benchmark {:.2} ms, PostgreSQL {:.2} ms, Redis {:.2} ms",
+            per(0),
+            per(1),
+            per(2),
+            per(3)
+        );
+    }
+}
+
 fn report(label: &str, mut values: Vec<u64>) {
     values.sort_unstable();
     println!(
@@ -368,16 +417,21 @@ fn report(label: &str, mut values: Vec<u64>) {
     );
 }
 
-async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
-    let model_url = model_server().await?;
-    let mcp = mcp_server::McpServer::start().await;
-    let setup = setup(&model_url, &mcp.url).await?;
+async fn run(
+    model_url: &str,
+    mcp_url: &str,
+    chats: u64,
+    runs: u64,
+    concurrency: u64,
+) -> Result<(), Error> {
+    let setup = setup(model_url, mcp_url).await?;
     // One chat first, so the MCP session and tool list are not part of every figure.
     chat(&setup, 0).await?;
     if let Ok(mut trips) = ROUND_TRIPS.lock() {
         trips.clear();
     }
     let started = Instant::now();
+    let cpu = Cpu::now();
     let mut results: Vec<Result<Chat, Error>> = Vec::new();
     for round in 0..ROUNDS {
         let first = 1 + round * chats;
@@ -390,6 +444,7 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
         );
     }
     let wall = started.elapsed().as_secs_f64();
+    cpu.report_since("chats", ROUNDS * chats);
     let (mut answered, mut failed, mut seen) = (0u64, 0u64, Vec::new());
     for result in results {
         match result {
@@ -417,6 +472,7 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
     for n in 0..5 {
         code_run(&setup, n).await?;
     }
+    let cpu = Cpu::now();
     let took: Vec<Result<u64, Error>> = futures_util::stream::iter(0..runs)
         .map(|n| code_run(&setup, n))
         .buffer_unordered(concurrency as usize)
@@ -434,6 +490,7 @@ async fn run(chats: u64, runs: u64, concurrency: u64) -> Result<(), Error> {
         }
     }
     println!("code: {runs} runs, {concurrency} at a time, {failed} failed");
+    cpu.report_since("code runs", runs);
     report("CODE node start-to-result (trivial main)", code);
 
     let mut alone = Vec::new();

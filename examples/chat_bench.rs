@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 #[allow(dead_code)] // each benchmark uses part of it
 mod api;
 
-use api::{Error, Socket, now_micros, percentile};
+use api::{Error, Socket, cpu_seconds, now_micros, percentile};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -257,18 +257,6 @@ async fn chat(setup: &Setup, n: u64) -> Result<Chat, Error> {
         }
     }
     Ok(got)
-}
-
-fn cpu_seconds(pid: &str) -> Result<f64, Error> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("bad stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
 }
 
 async fn run(chats: u64, tokens: u64, pace_ms: u64) -> Result<(), Error> {

@@ -27,7 +27,7 @@ mod api;
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use api::{Error, Socket, now_micros};
+use api::{Error, Socket, cpu_seconds, now_micros};
 
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -240,23 +240,6 @@ async fn fanout(subscribers: u64, rate: u64, seconds: u64) -> Result<(), Error> 
         (cpu_seconds("self")? - own_cpu) / elapsed
     );
     Ok(())
-}
-
-/// User + system CPU seconds a process has used.
-fn cpu_seconds(pid: &str) -> Result<f64, Error> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
-    let ticks = |i: usize| {
-        fields
-            .get(i - 3)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok((ticks(14) + ticks(15)) / 100.0)
 }
 
 fn resident_kib(pid: &str) -> Result<u64, Error> {

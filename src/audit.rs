@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::auth::{Actor, ClientInfo};
 use crate::db::schema::{audit_logs, workspaces};
+use crate::db::statement::KeepPrepared;
 use crate::error::AppResult;
 use crate::validate::truncate;
 
@@ -66,6 +67,7 @@ pub async fn record(
             ip: client.ip.as_deref().map(|ip| truncate(ip, 64)),
             user_agent: client.user_agent.as_deref().map(|ua| truncate(ua, 500)),
         })
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())

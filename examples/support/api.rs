@@ -216,3 +216,49 @@ pub struct ChatApplication {
     /// The application's API key.
     pub key: String,
 }
+
+/// User + system CPU seconds process `pid` ("self" for this one) has used.
+pub fn cpu_seconds(pid: &str) -> Result<f64, Error> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    Ok(ticks_of(&stat) / 100.0)
+}
+
+/// User + system CPU seconds used by the processes whose command is `command`
+/// (`postgres`, `redis-server`), the ones that exited excepted.
+pub fn cpu_seconds_of(command: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .is_some_and(|(name, _)| name == command)
+        })
+        .map(|stat| ticks_of(&stat) / 100.0)
+        .sum()
+}
+
+/// utime + stime of a `/proc/<pid>/stat` line, in clock ticks.
+fn ticks_of(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    let field = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    field(14) + field(15)
+}

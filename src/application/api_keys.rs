@@ -14,6 +14,7 @@ use crate::auth::tokens::{hash_token, new_opaque_token};
 use crate::auth::{Action, Actor, ClientInfo};
 use crate::db::models::ApiKey;
 use crate::db::schema::{api_keys, applications};
+use crate::db::statement::KeepPrepared;
 use crate::error::{AppError, AppResult};
 use crate::validate;
 
@@ -135,6 +136,7 @@ pub async fn authenticate(conn: &mut AsyncPgConnection, secret: &str) -> AppResu
                 .or(api_keys::last_used_at.lt(Utc::now() - chrono::Duration::minutes(1))),
         )
         .set(api_keys::last_used_at.eq(Utc::now()))
+        .prepared()
         .execute(conn)
         .await?;
     Ok(Some(Actor::ApiKey {

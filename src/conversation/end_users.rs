@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::auth::Actor;
 use crate::db::models::EndUser;
 use crate::db::schema::end_users;
+use crate::db::statement::KeepPrepared;
 use crate::error::AppResult;
 use crate::validate;
 
@@ -31,6 +32,7 @@ pub async fn named(
         .do_update()
         .set(end_users::last_active_at.eq(excluded(end_users::last_active_at)))
         .returning(EndUser::as_returning())
+        .prepared()
         .get_result(conn)
         .await?)
 }
@@ -45,6 +47,7 @@ pub async fn anonymous(conn: &mut AsyncPgConnection, workspace_id: Uuid) -> AppR
             end_users::last_active_at.eq(Some(chrono::Utc::now())),
         ))
         .returning(EndUser::as_returning())
+        .prepared()
         .get_result(conn)
         .await?)
 }

@@ -19,6 +19,7 @@ use crate::db::models::{Application, Conversation, EndUser, ExecutionRecord, Mes
 use crate::db::schema::{
     applications, conversations, execution_records, message_annotations, messages,
 };
+use crate::db::statement::KeepPrepared;
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::MessageEvent;
 use crate::workflow::executions::is_finished;
@@ -173,6 +174,7 @@ async fn conversation_for(
             conversations::title.eq(crate::validate::truncate(title, 500)),
         ))
         .returning(Conversation::as_returning())
+        .prepared()
         .get_result(conn)
         .await?;
     Ok((conversation, end_user))
@@ -208,6 +210,7 @@ async fn matching_annotation(
     .bind::<Text, _>(query)
     .bind::<SqlUuid, _>(application.workspace_id)
     .bind::<Float4, _>(application.annotation_reply_threshold)
+    .prepared()
     .get_result(conn)
     .await
     .optional()?)
@@ -242,6 +245,7 @@ async fn insert_message(conn: &mut AsyncPgConnection, m: NewMessage<'_>) -> AppR
             messages::latency.eq(answer.map(|_| 0.0)),
         ))
         .returning(Message::as_returning())
+        .prepared()
         .get_result(conn)
         .await?)
 }
@@ -367,6 +371,7 @@ pub async fn send_message(
                     assistant_message = diesel::update(messages::table.find(assistant_message.id))
                         .set(messages::execution_id.eq(Some(execution.id)))
                         .returning(Message::as_returning())
+                        .prepared()
                         .get_result(conn)
                         .await?;
                     Some(execution)
@@ -379,6 +384,7 @@ pub async fn send_message(
                         conversations::updated_at.eq(chrono::Utc::now()),
                     ))
                     .returning(Conversation::as_returning())
+                    .prepared()
                     .get_result(conn)
                     .await?;
             audit::record(

@@ -1,12 +1,18 @@
-//! SQL text built at run time that PostgreSQL still plans once per connection.
+//! Statements PostgreSQL parses and plans once per connection rather than on every call.
 //!
-//! Diesel's `sql_query` is never kept as a prepared statement, so a list read through it is
-//! parsed and planned on every request. A [`Statement`] is sent the same way but marked safe
-//! to cache: Diesel's statement cache keys it by its text and bind types, so each distinct
-//! shape (a handful per list) is prepared once on each pooled connection and reused.
+//! Diesel keeps a statement prepared only when its type alone fixes its text; `sql_query`,
+//! every UPDATE, and an INSERT with optional columns are sent as new statements each time, so
+//! PostgreSQL parses and plans them on every call (a run's writes spent more time being
+//! planned than executed). Two ways to keep them:
 //!
-//! Only text assembled from fixed fragments belongs here — values always travel as binds, so
-//! the number of distinct texts stays bounded.
+//! - a [`Statement`]: SQL text assembled at run time from fixed fragments, with its binds;
+//! - [`Prepared`] (`.prepared()`): any Diesel statement whose text takes a bounded number of
+//!   shapes — an update of the same columns, a single-row insert, `sql_query` with fixed
+//!   text — never a multi-row insert, whose text grows with its rows.
+//!
+//! Both are marked safe to cache: Diesel's statement cache keys them by their text and bind
+//! types, so each shape is prepared once on each pooled connection and reused. Values always
+//! travel as binds, so the number of distinct texts stays bounded.
 
 use chrono::{DateTime, Utc};
 use diesel::QueryResult;
@@ -79,3 +85,37 @@ impl QueryId for Statement {
 impl Query for Statement {
     type SqlType = Untyped;
 }
+
+/// A Diesel statement kept prepared by its text (see the module's documentation for which
+/// statements may be).
+#[derive(Debug, Clone)]
+pub struct Prepared<Q>(Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    // Keyed by its text: the same type may give a few texts (optional columns).
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+/// `.prepared()` on a statement whose text takes a bounded number of shapes.
+pub trait KeepPrepared: Sized {
+    fn prepared(self) -> Prepared<Self> {
+        Prepared(self)
+    }
+}
+
+impl<Q: QueryFragment<Pg>> KeepPrepared for Q {}

@@ -16,6 +16,7 @@ use super::run_stream::RunStream;
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
 use crate::db::schema::{conversations, execution_records, message_retriever_resources, messages};
+use crate::db::statement::KeepPrepared;
 use crate::error::{AppError, AppResult};
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind, MessageEvent};
 use crate::realtime::streams::{AppendAs, Appended, Reseed};
@@ -67,6 +68,7 @@ pub async fn write(
                     .nullable()),
                 ))
                 .returning(Message::as_returning())
+                .prepared()
                 .get_result(conn)
                 .await
                 .optional()?;
@@ -74,6 +76,7 @@ pub async fn write(
                     record_resources(conn, m, &outcome.retrieved).await?;
                     diesel::update(conversations::table.find(m.conversation_id))
                         .set(conversations::updated_at.eq(chrono::Utc::now()))
+                        .prepared()
                         .execute(conn)
                         .await?;
                 }
@@ -101,6 +104,7 @@ pub async fn write(
             execution_records::finished_at.eq(Some(chrono::Utc::now())),
         ))
         .returning(ExecutionRecord::as_returning())
+        .prepared()
         .get_result(conn)
         .await
         .optional()?;
@@ -269,12 +273,14 @@ pub(super) async fn record_stream_seq(app: &App, end: StreamEnd, seq: i64) {
             StreamEnd::Message(id) => {
                 diesel::update(messages::table.find(id))
                     .set(messages::stream_seq.eq(seq))
+                    .prepared()
                     .execute(&mut conn)
                     .await?
             }
             StreamEnd::Execution(id) => {
                 diesel::update(execution_records::table.find(id))
                     .set(execution_records::stream_seq.eq(seq))
+                    .prepared()
                     .execute(&mut conn)
                     .await?
             }

@@ -17,6 +17,7 @@ use super::run_stream::RunStream;
 use crate::app::App;
 use crate::db::models::ExecutionRecord;
 use crate::db::schema::node_execution_results as results;
+use crate::db::statement::KeepPrepared;
 use crate::error::AppResult;
 use crate::realtime::events::{ExecutionEvent, ExecutionEventKind};
 use crate::workflow::graph::{GraphNode, NodeType};
@@ -277,7 +278,7 @@ impl Progress<'_> {
             .bind::<sql::Nullable<sql::Text>, _>(self.record.current_node_type.clone());
         let stored = async {
             let mut conn = self.app.engine.pool.get().await?;
-            Ok(query.get_result(&mut conn).await.optional()?)
+            Ok(query.prepared().get_result(&mut conn).await.optional()?)
         }
         .await;
         self.advanced(stored)

@@ -14,6 +14,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::db::schema::execution_jobs;
+use crate::db::statement::KeepPrepared;
 use crate::error::AppResult;
 
 /// A claimed job.
@@ -47,6 +48,7 @@ pub async fn enqueue(
             execution_jobs::message_id.eq(message_id),
             execution_jobs::context.eq(context),
         ))
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -115,6 +117,7 @@ pub async fn release(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()
             execution_jobs::lease_expires_at.eq(None::<chrono::DateTime<chrono::Utc>>),
             execution_jobs::stop_requested.eq(false),
         ))
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -123,6 +126,7 @@ pub async fn release(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()
 /// Removes a job that is done (by its id).
 pub async fn remove(conn: &mut AsyncPgConnection, job_id: Uuid) -> AppResult<()> {
     diesel::delete(execution_jobs::table.find(job_id))
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())
@@ -143,26 +147,32 @@ pub async fn stop_requested_locked(
         .optional()?)
 }
 
-/// Claims up to `n` of the oldest unclaimed jobs of `kind` (RUN or INDEX) for `instance`,
-/// in one statement.
+/// Claims up to `free` of the oldest unclaimed jobs for `instance`, in one statement: runs
+/// first, then indexings (at most `free_indexing` of them) in the room the runs left.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     instance: &str,
     lease: Duration,
-    kind: &str,
-    n: i64,
+    free: i64,
+    free_indexing: i64,
 ) -> AppResult<Vec<Job>> {
     let sql = format!(
-        "UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2, \
-         attempts = attempts + 1 \
-         WHERE id IN (SELECT id FROM execution_jobs WHERE leased_by IS NULL AND kind = $3 \
-                      ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $4) {RETURNING}"
+        "WITH runs AS (SELECT id FROM execution_jobs WHERE leased_by IS NULL AND kind = 'RUN' \
+                       ORDER BY created_at FOR UPDATE SKIP LOCKED LIMIT $3), \
+              indexings AS (SELECT id FROM execution_jobs \
+                            WHERE leased_by IS NULL AND kind = 'INDEX' \
+                            ORDER BY created_at FOR UPDATE SKIP LOCKED \
+                            LIMIT LEAST($4, GREATEST(0, $3 - (SELECT count(*) FROM runs)))) \
+         UPDATE execution_jobs SET leased_by = $1, lease_expires_at = now() + $2, \
+                attempts = attempts + 1 \
+         WHERE id IN (SELECT id FROM runs UNION ALL SELECT id FROM indexings) {RETURNING}"
     );
     Ok(diesel::sql_query(sql)
         .bind::<Text, _>(instance)
         .bind::<Interval, _>(interval(lease))
-        .bind::<Text, _>(kind)
-        .bind::<diesel::sql_types::BigInt, _>(n)
+        .bind::<diesel::sql_types::BigInt, _>(free)
+        .bind::<diesel::sql_types::BigInt, _>(free_indexing)
+        .prepared()
         .load::<Job>(conn)
         .await?)
 }
@@ -223,6 +233,7 @@ pub async fn renew(
 /// Removes a finished run's job.
 pub async fn complete(conn: &mut AsyncPgConnection, execution_id: Uuid) -> AppResult<()> {
     diesel::delete(execution_jobs::table.filter(execution_jobs::execution_id.eq(execution_id)))
+        .prepared()
         .execute(conn)
         .await?;
     Ok(())

@@ -22,6 +22,7 @@ use super::{Cancel, finish};
 use crate::app::App;
 use crate::db::models::{ExecutionRecord, Message};
 use crate::db::schema::{execution_jobs, execution_records, messages, workflow_versions};
+use crate::db::statement::KeepPrepared;
 use crate::error::{AppError, AppResult};
 use crate::llm::ChatMessage;
 use crate::realtime::bus::Delivery;
@@ -99,7 +100,11 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 break;
             }
             let claimed = match app.engine.pool.get().await {
-                Ok(mut conn) => claim(&app, &mut conn, free, indexing.available_permits()).await,
+                Ok(mut conn) => {
+                    let (instance, lease) = (&app.engine.instance, app.engine.config.lease);
+                    let free_indexing = indexing.available_permits() as i64;
+                    queue::claim(&mut conn, instance, lease, free as i64, free_indexing).await
+                }
                 Err(e) => Err(e.into()),
             };
             let jobs = match claimed {
@@ -141,22 +146,6 @@ async fn claim_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(POLL) => {}
         }
     }
-}
-
-/// Claims up to `free` jobs: runs first, then indexings while `free_indexing` allow.
-async fn claim(
-    app: &App,
-    conn: &mut diesel_async::AsyncPgConnection,
-    free: usize,
-    free_indexing: usize,
-) -> crate::error::AppResult<Vec<queue::Job>> {
-    let (instance, lease) = (&app.engine.instance, app.engine.config.lease);
-    let mut jobs = queue::claim(conn, instance, lease, "RUN", free as i64).await?;
-    let room = free.saturating_sub(jobs.len()).min(free_indexing);
-    if room > 0 {
-        jobs.extend(queue::claim(conn, instance, lease, "INDEX", room as i64).await?);
-    }
-    Ok(jobs)
 }
 
 /// Stops and queued runs announced by other instances.
@@ -283,6 +272,7 @@ async fn begin(app: &App, job: &Job, execution_id: Uuid) -> AppResult<Option<Sta
         execution_records::started_at.eq(Some(chrono::Utc::now())),
     ))
     .returning(ExecutionRecord::as_returning())
+    .prepared()
     .get_result(&mut conn)
     .await
     .optional()?;
@@ -317,6 +307,7 @@ async fn begin(app: &App, job: &Job, execution_id: Uuid) -> AppResult<Option<Sta
         )
         .set(messages::status.eq("STREAMING"))
         .returning(Message::as_returning())
+        .prepared()
         .get_result(&mut conn)
         .await
         .optional()?;

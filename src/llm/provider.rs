@@ -12,6 +12,7 @@ use super::openai::OpenAiClient;
 use super::{ChatRequest, Chunk, LlmError, Turn, Usage, echo};
 use crate::db::models::LlmProvider;
 use crate::db::schema::llm_providers;
+use crate::db::statement::KeepPrepared;
 use crate::error::{AppError, AppResult};
 use crate::secrets::{self, Secret};
 
@@ -203,6 +204,7 @@ pub async fn record_usage(
     .bind::<diesel::sql_types::BigInt, _>(i64::from(usage.prompt_tokens.max(0)))
     .bind::<diesel::sql_types::BigInt, _>(i64::from(usage.completion_tokens.max(0)))
     .bind::<diesel::sql_types::BigInt, _>(calls)
+    .prepared()
     .execute(conn)
     .await?;
     Ok(())

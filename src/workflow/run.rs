@@ -19,6 +19,7 @@ use crate::auth::permissions::{authorize_workspace, visible_workspace_ids};
 use crate::auth::{Action, Actor, ClientInfo};
 use crate::db::models::{ExecutionRecord, Workflow, WorkflowVersion};
 use crate::db::schema::{applications, execution_records, workflow_versions, workflows};
+use crate::db::statement::KeepPrepared;
 use crate::engine::finish;
 use crate::engine::queue::{self, StopFound};
 use crate::engine::run::Outcome;
@@ -150,6 +151,7 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, run: NewRun) -> AppResult<Exe
             execution_records::triggered_by_end_user_id.eq(run.end_user_id),
         ))
         .returning(ExecutionRecord::as_returning())
+        .prepared()
         .get_result(conn)
         .await?;
     queue::enqueue(

@@ -38,6 +38,7 @@ mod rights;
 mod run_history;
 mod schema_sdl;
 mod startup;
+mod statements;
 mod streams;
 mod templates;
 mod tenancy;
