@@ -374,8 +374,8 @@ async fn code_run(setup: &Setup, n: u64) -> Result<u64, Error> {
     Ok(took.num_microseconds().unwrap_or(0).max(0) as u64)
 }
 
-/// CPU seconds used so far by the server, this process, PostgreSQL and Redis.
-struct Cpu([f64; 4]);
+/// CPU seconds used so far by the server, this process, PostgreSQL and Redis, and when.
+struct Cpu([f64; 4], Instant);
 
 impl Cpu {
     fn now() -> Cpu {
@@ -383,24 +383,33 @@ impl Cpu {
             .ok()
             .and_then(|pid| cpu_seconds(&pid).ok())
             .unwrap_or(0.0);
-        Cpu([
-            server,
-            cpu_seconds("self").unwrap_or(0.0),
-            cpu_seconds_of("postgres"),
-            cpu_seconds_of("redis-server"),
-        ])
+        Cpu(
+            [
+                server,
+                cpu_seconds("self").unwrap_or(0.0),
+                cpu_seconds_of("postgres"),
+                cpu_seconds_of("redis-server"),
+            ],
+            Instant::now(),
+        )
     }
 
-    /// The CPU each part used since `self`, per one of `count` things done, in ms.
+    /// The CPU each part used since `self`, per one of `count` things done, in ms, and how
+    /// busy they kept the machine's cores.
     fn report_since(&self, label: &str, count: u64) {
         let now = Cpu::now();
-        let per = |i: usize| (now.0[i] - self.0[i]).max(0.0) * 1000.0 / count.max(1) as f64;
+        let used = |i: usize| (now.0[i] - self.0[i]).max(0.0);
+        let per = |i: usize| used(i) * 1000.0 / count.max(1) as f64;
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let busy =
+            (0..4).map(used).sum::<f64>() / (now.1 - self.1).as_secs_f64().max(1e-9) / cores as f64;
         println!(
-            "{label}: CPU per one: Weft {:.2} ms, benchmark {:.2} ms, PostgreSQL {:.2} ms, Redis {:.2} ms",
+            "{label}: CPU per one: Weft {:.2} ms, benchmark {:.2} ms, PostgreSQL {:.2} ms, Redis {:.2} ms; the {cores} cores {:.0}% busy with them",
             per(0),
             per(1),
             per(2),
-            per(3)
+            per(3),
+            busy * 100.0
         );
     }
 }
@@ -491,7 +500,10 @@ async fn run(
     }
     println!("code: {runs} runs, {concurrency} at a time, {failed} failed");
     cpu.report_since("code runs", runs);
-    report("CODE node start-to-result (trivial main)", code);
+    report(
+        &format!("CODE node start-to-result, {concurrency} runs at a time (trivial main)"),
+        code,
+    );
 
     let mut alone = Vec::new();
     for n in 0..runs.min(100) {
