@@ -1,10 +1,45 @@
-//! Process counters exposed on `/metrics` in the Prometheus text format.
+//! The process's metrics, exposed on `/metrics` in the OpenMetrics text format (which
+//! Prometheus reads) by the `prometheus-client` crate: counters bumped from any task, and the
+//! time of each GraphQL request over HTTP by operation name (what the read-path benchmarks
+//! measure, seen in production).
 
-use std::fmt::Write;
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Counters of one server process. Cheap to bump from any task.
-#[derive(Debug, Default)]
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Distinct operation names a process labels its request durations with; later names are
+/// counted under `other` (a client chooses the names: their number must stay bounded).
+const MAX_OPERATIONS: usize = 200;
+/// The longest operation name kept as a label.
+const MAX_OPERATION_NAME: usize = 100;
+
+/// A request duration's labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Operation {
+    /// The request's `operationName`, `anonymous` without one, `other` past the limit.
+    pub operation: String,
+}
+
+/// Histogram buckets of request times: 0.25 ms to about 16 s.
+#[derive(Clone, Copy, Debug)]
+struct Buckets;
+
+impl MetricConstructor<Histogram> for Buckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.000_25, 2.0, 17))
+    }
+}
+
+/// Metrics of one server process. Cheap to bump from any task.
+#[derive(Debug)]
 pub struct Metrics {
     /// SQL statements sent to PostgreSQL (counted by Diesel's instrumentation).
     pub db_queries: AtomicU64,
@@ -18,6 +53,24 @@ pub struct Metrics {
     pub stream_events_published: AtomicU64,
     /// Subscribers caught up from a retained stream instead of the live fan-out.
     pub stream_catchups: AtomicU64,
+    request_duration: Family<Operation, Histogram, Buckets>,
+    /// The operation names labelled so far.
+    operations: Mutex<HashSet<String>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics {
+            db_queries: AtomicU64::new(0),
+            engine_db_queries: AtomicU64::new(0),
+            graphql_requests: AtomicU64::new(0),
+            subscriptions_active: AtomicI64::new(0),
+            stream_events_published: AtomicU64::new(0),
+            stream_catchups: AtomicU64::new(0),
+            request_duration: Family::new_with_constructor(Buckets),
+            operations: Mutex::new(HashSet::new()),
+        }
+    }
 }
 
 impl Metrics {
@@ -25,60 +78,121 @@ impl Metrics {
         self.db_queries.load(Ordering::Relaxed)
     }
 
-    /// The Prometheus text exposition of every counter.
+    /// Notes how long a GraphQL request over HTTP took to answer, under its operation name.
+    pub fn request_answered(&self, operation_name: Option<&str>, took: Duration) {
+        let operation = self.operation_label(operation_name);
+        self.request_duration
+            .get_or_create(&Operation { operation })
+            .observe(took.as_secs_f64());
+    }
+
+    fn operation_label(&self, name: Option<&str>) -> String {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            return "anonymous".into();
+        };
+        let plain = name.len() <= MAX_OPERATION_NAME
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !plain {
+            return "other".into();
+        }
+        let Ok(mut seen) = self.operations.lock() else {
+            return "other".into();
+        };
+        if seen.contains(name) || seen.len() < MAX_OPERATIONS {
+            seen.insert(name.to_string());
+            name.to_string()
+        } else {
+            "other".into()
+        }
+    }
+
+    /// The OpenMetrics text exposition of every metric.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        let mut registry = Registry::default();
+        let counter = |registry: &mut Registry, name: &str, help: &str, value: &AtomicU64| {
+            registry.register(name, help, ConstCounter::new(value.load(Ordering::Relaxed)));
+        };
         counter(
-            &mut out,
-            "weft_db_queries_total",
+            &mut registry,
+            "weft_db_queries",
             "SQL statements sent to PostgreSQL.",
-            self.db_queries(),
+            &self.db_queries,
         );
         counter(
-            &mut out,
-            "weft_engine_db_queries_total",
+            &mut registry,
+            "weft_engine_db_queries",
             "SQL statements sent to PostgreSQL by the workers running workflows and replies.",
-            self.engine_db_queries.load(Ordering::Relaxed),
+            &self.engine_db_queries,
         );
         counter(
-            &mut out,
-            "weft_graphql_requests_total",
+            &mut registry,
+            "weft_graphql_requests",
             "GraphQL requests received over HTTP.",
-            self.graphql_requests.load(Ordering::Relaxed),
+            &self.graphql_requests,
         );
-        gauge(
-            &mut out,
+        registry.register(
             "weft_subscriptions_active",
             "GraphQL subscriptions open now.",
-            self.subscriptions_active.load(Ordering::Relaxed),
+            ConstGauge::new(self.subscriptions_active.load(Ordering::Relaxed)),
         );
         counter(
-            &mut out,
-            "weft_stream_events_published_total",
+            &mut registry,
+            "weft_stream_events_published",
             "Events published on streams and feeds.",
-            self.stream_events_published.load(Ordering::Relaxed),
+            &self.stream_events_published,
         );
         counter(
-            &mut out,
-            "weft_stream_catchups_total",
+            &mut registry,
+            "weft_stream_catchups",
             "Subscribers caught up from the retained stream (behind the fan-out buffer, or after a bus reconnection).",
-            self.stream_catchups.load(Ordering::Relaxed),
+            &self.stream_catchups,
         );
+        registry.register(
+            "weft_graphql_request_duration_seconds",
+            "Time to answer a GraphQL request over HTTP (an event stream's excepted), by operation name.",
+            self.request_duration.clone(),
+        );
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
+        }
         out
     }
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, value: i64) {
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-    );
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    // Writing to a String cannot fail.
-    let _ = writeln!(
-        out,
-        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-    );
+    #[test]
+    fn operation_names_are_bounded_and_plain() {
+        let metrics = Metrics::default();
+        assert_eq!(metrics.operation_label(None), "anonymous");
+        assert_eq!(metrics.operation_label(Some("History")), "History");
+        assert_eq!(metrics.operation_label(Some("drop table; --")), "other");
+        for n in 0..MAX_OPERATIONS * 2 {
+            metrics.operation_label(Some(&format!("Op{n}")));
+        }
+        assert_eq!(metrics.operation_label(Some("OneTooMany")), "other");
+        assert_eq!(metrics.operation_label(Some("History")), "History");
+    }
+
+    #[test]
+    fn counters_and_request_durations_are_exposed() {
+        let metrics = Metrics::default();
+        metrics.db_queries.fetch_add(3, Ordering::Relaxed);
+        metrics.request_answered(Some("History"), Duration::from_millis(3));
+        let text = metrics.render();
+        assert!(text.contains("weft_db_queries_total 3"), "{text}");
+        assert!(
+            text.contains(
+                "weft_graphql_request_duration_seconds_bucket{le=\"0.004\",operation=\"History\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_graphql_request_duration_seconds_count{operation=\"History\"} 1"),
+            "{text}"
+        );
+    }
 }

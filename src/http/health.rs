@@ -59,10 +59,13 @@ async fn postgres_health(state: &HttpState) -> ComponentHealth {
     }
 }
 
-/// The Prometheus text exposition.
+/// The OpenMetrics text exposition (Prometheus reads it).
 pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.app.metrics.render(),
     )
 }

@@ -184,6 +184,24 @@ async fn metrics_count_sql_statements_and_graphql_requests() {
             - metric(&before, "weft_graphql_requests_total"),
         1
     );
+    // Each request's time, by operation name (given, or the document's own).
+    server
+        .graphql("query Health { health { version } }", json!({}))
+        .await;
+    let text = server.get("/metrics").await.text().await.unwrap();
+    assert_eq!(
+        metric(
+            &text,
+            "weft_graphql_request_duration_seconds_count{operation=\"Health\"}"
+        ),
+        1
+    );
+    assert!(
+        metric(
+            &text,
+            "weft_graphql_request_duration_seconds_count{operation=\"anonymous\"}"
+        ) >= 1
+    );
 }
 
 #[tokio::test]
