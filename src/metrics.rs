@@ -1,11 +1,13 @@
 //! The process's metrics, exposed on `/metrics` in the OpenMetrics text format (which
-//! Prometheus reads) by the `prometheus-client` crate: counters bumped from any task, and the
-//! time of each GraphQL request over HTTP by operation name (what the read-path benchmarks
-//! measure, seen in production).
+//! Prometheus reads) by the `prometheus-client` crate: counters bumped from any task, and two
+//! histograms that show in production what the benchmarks measure — the time of each GraphQL
+//! request over HTTP by operation name, and the time from a stream event's publication to
+//! its frame written to a subscriber (`messageStream`, `executionEvents`; events delivered
+//! live, not those read back to catch a subscriber up).
 
-use std::collections::HashSet;
-use std::sync::Mutex;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -28,7 +30,7 @@ pub struct Operation {
     pub operation: String,
 }
 
-/// Histogram buckets of request times: 0.25 ms to about 16 s.
+/// Histogram buckets of request and delivery times: 0.25 ms to about 16 s.
 #[derive(Clone, Copy, Debug)]
 struct Buckets;
 
@@ -54,6 +56,7 @@ pub struct Metrics {
     /// Subscribers caught up from a retained stream instead of the live fan-out.
     pub stream_catchups: AtomicU64,
     request_duration: Family<Operation, Histogram, Buckets>,
+    delivery: Histogram,
     /// The operation names labelled so far.
     operations: Mutex<HashSet<String>>,
 }
@@ -68,6 +71,7 @@ impl Default for Metrics {
             stream_events_published: AtomicU64::new(0),
             stream_catchups: AtomicU64::new(0),
             request_duration: Family::new_with_constructor(Buckets),
+            delivery: Buckets.new_metric(),
             operations: Mutex::new(HashSet::new()),
         }
     }
@@ -84,6 +88,13 @@ impl Metrics {
         self.request_duration
             .get_or_create(&Operation { operation })
             .observe(took.as_secs_f64());
+    }
+
+    /// Notes that the frame of a stream event published at `published_at_us` (µs since the
+    /// epoch, by this or another instance's clock) was written to its subscriber now.
+    pub fn event_delivered(&self, published_at_us: i64) {
+        let took = crate::realtime::events::now_us().saturating_sub(published_at_us);
+        self.delivery.observe(took.max(0) as f64 / 1e6);
     }
 
     fn operation_label(&self, name: Option<&str>) -> String {
@@ -152,11 +163,49 @@ impl Metrics {
             "Time to answer a GraphQL request over HTTP (an event stream's excepted), by operation name.",
             self.request_duration.clone(),
         );
+        registry.register(
+            "weft_subscription_delivery_seconds",
+            "Time from a stream event's publication to its frame written to a subscriber (events delivered live).",
+            self.delivery.clone(),
+        );
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
             tracing::error!(error = %e, "cannot encode the metrics");
         }
         out
+    }
+}
+
+/// The publication times of the events one subscription hands to its transport, in order,
+/// until the transport writes their frames (request data of a subscription: its resolver
+/// notes each item, live stream events with their time, anything else without).
+#[derive(Clone, Debug, Default)]
+pub struct Deliveries(Arc<Mutex<VecDeque<Option<i64>>>>);
+
+/// Items noted and not yet written, at most (a transport that writes none keeps no more).
+const MAX_UNWRITTEN: usize = 1024;
+
+impl Deliveries {
+    /// The subscription handed an item to its transport: a live stream event published at
+    /// `published_at_us`, or something else (`None`).
+    pub fn handed(&self, published_at_us: Option<i64>) {
+        if let Ok(mut items) = self.0.lock() {
+            if items.len() >= MAX_UNWRITTEN {
+                items.pop_front();
+            }
+            items.push_back(published_at_us.filter(|at| *at > 0));
+        }
+    }
+
+    /// The transport takes the subscription's next item: the publication time of the live
+    /// stream event it is, if it is one (the transport notes its delivery once its frame is
+    /// written, `Metrics::event_delivered`).
+    pub fn next_published(&self) -> Option<i64> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut items| items.pop_front())
+            .flatten()
     }
 }
 
@@ -178,12 +227,24 @@ mod tests {
     }
 
     #[test]
-    fn counters_and_request_durations_are_exposed() {
+    fn counters_and_histograms_are_exposed() {
         let metrics = Metrics::default();
         metrics.db_queries.fetch_add(3, Ordering::Relaxed);
         metrics.request_answered(Some("History"), Duration::from_millis(3));
+        let deliveries = Deliveries::default();
+        deliveries.handed(Some(crate::realtime::events::now_us() - 700));
+        deliveries.handed(None);
+        for _ in 0..3 {
+            if let Some(at) = deliveries.next_published() {
+                metrics.event_delivered(at);
+            }
+        }
         let text = metrics.render();
         assert!(text.contains("weft_db_queries_total 3"), "{text}");
+        assert!(
+            text.contains("weft_subscription_delivery_seconds_count 1"),
+            "one live event written: {text}"
+        );
         assert!(
             text.contains(
                 "weft_graphql_request_duration_seconds_bucket{le=\"0.004\",operation=\"History\"} 1"

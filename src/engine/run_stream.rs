@@ -68,6 +68,7 @@ impl RunStream {
             total_tokens: None,
             execution,
             at: chrono::Utc::now(),
+            published_at_us: 0,
         });
     }
 

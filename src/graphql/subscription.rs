@@ -25,7 +25,7 @@ use crate::conversation::lookup::{messages_changed_since, visible_conversation, 
 use crate::db::models::{ExecutionRecord, Message};
 use crate::error::{AppError, AppResult};
 use crate::knowledge::documents::{self, visible_document};
-use crate::metrics::Metrics;
+use crate::metrics::{Deliveries, Metrics};
 use crate::realtime::bus::{Delivery, Missed, Subscription as BusSubscription};
 use crate::realtime::events::{Event, ExecutionEvent, ExecutionEventKind, MessageEvent};
 use crate::realtime::replay;
@@ -283,9 +283,18 @@ async fn replayed<T: Send + 'static>(
     wrap: fn(Arc<Event>) -> T,
 ) -> Result<impl Stream<Item = Result<T>> + Send + use<T>> {
     let permit = reserve(ctx, app)?;
+    let deliveries = ctx.data_opt::<Deliveries>().cloned().unwrap_or_default();
     let events = replay::follow(&app.realtime, key, after, final_state).await;
     let guard = Open::new(permit, app);
-    Ok(held(events.map(move |item| Ok(wrap(item?))), guard))
+    Ok(held(
+        events.map(move |item| {
+            // What the transport writes next: a live event with its publication time.
+            let published = item.as_ref().ok().filter(|f| f.live);
+            deliveries.handed(published.map(|f| f.event.published_at_us()));
+            Ok(wrap(item?.event))
+        }),
+        guard,
+    ))
 }
 
 /// Keeps `guard` (budget place, gauge) for as long as the stream lives.

@@ -28,6 +28,7 @@ use crate::auth::Credentials;
 use crate::config::UploadLimits;
 use crate::graphql::classify_response;
 use crate::graphql::operation_limits;
+use crate::metrics::Deliveries;
 
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
 
@@ -259,14 +260,17 @@ async fn answer(
         let (Some(address_slot), Some(caller_slot)) = (address_slot, caller_slot) else {
             return too_many_connections(headers);
         };
+        let deliveries = Deliveries::default();
         let responses = match refused {
             Some(response) => futures_util::stream::once(async { response }).boxed(),
-            None => state.schema.execute_stream(request),
+            None => state
+                .schema
+                .execute_stream(request.data(deliveries.clone())),
         };
         return sse::respond(
             state,
             request_id,
-            responses,
+            (responses, deliveries),
             held,
             [address_slot, caller_slot],
         )

@@ -4,6 +4,7 @@
 //! comment keeps the connection alive every 15 s, and shutdown ends the stream.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -18,6 +19,7 @@ use super::connections::Slot;
 use super::rights::{Ended, Held, RightsWatch};
 use super::{HttpState, RequestId};
 use crate::graphql::classify_response;
+use crate::metrics::{Deliveries, Metrics};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -37,7 +39,7 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
 pub async fn respond(
     state: &HttpState,
     request_id: RequestId,
-    responses: BoxStream<'static, async_graphql::Response>,
+    (responses, deliveries): (BoxStream<'static, async_graphql::Response>, Deliveries),
     held: Option<Held>,
     slots: [Slot; 2],
 ) -> Response {
@@ -52,6 +54,8 @@ pub async fn respond(
     };
     let events = Events {
         responses,
+        deliveries,
+        metrics: state.app.metrics.clone(),
         request_id,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
         stop: state.stop.clone(),
@@ -76,6 +80,9 @@ pub async fn respond(
 
 struct Events {
     responses: BoxStream<'static, async_graphql::Response>,
+    /// The publication times of the stream events among the responses.
+    deliveries: Deliveries,
+    metrics: Arc<Metrics>,
     request_id: RequestId,
     keep_alive: tokio::time::Interval,
     stop: watch::Receiver<bool>,
@@ -111,7 +118,12 @@ impl Events {
                         tracing::error!(error = %e, "cannot serialize a GraphQL response");
                         r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.into()
                     });
-                    Some(Bytes::from(format!("event: next\ndata: {json}\n\n")))
+                    let frame = Bytes::from(format!("event: next\ndata: {json}\n\n"));
+                    // Handed to the response's body, which writes it to the socket.
+                    if let Some(published_at_us) = self.deliveries.next_published() {
+                        self.metrics.event_delivered(published_at_us);
+                    }
+                    Some(frame)
                 }
                 None => {
                     self.finished = true;

@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use async_graphql::http::{ClientMessage, WebSocketProtocols, WsMessage};
@@ -37,6 +37,7 @@ use crate::app::App;
 use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
 use crate::graphql::{WeftSchema, classify_response, operation_limits};
+use crate::metrics::Deliveries;
 
 /// The largest frame or message a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 << 10;
@@ -137,6 +138,10 @@ struct Classified {
     held: watch::Receiver<Option<Held>>,
     /// Told when a check finds the credential gone; the socket then closes with 4403.
     lost: Arc<watch::Sender<Option<Ended>>>,
+    /// The publication time of the stream event whose frame is about to be written (µs
+    /// since the epoch; 0 for none): one frame leaves the protocol's stream at a time, and
+    /// the socket's loop takes this once it wrote that frame.
+    writing: Arc<AtomicI64>,
 }
 
 impl Executor for Classified {
@@ -155,6 +160,9 @@ impl Executor for Classified {
         session_data: Option<Arc<Data>>,
     ) -> BoxStream<'static, GraphQLResponse> {
         let id = self.request_id;
+        let deliveries = Deliveries::default();
+        request = request.data(deliveries.clone());
+        let writing = self.writing.clone();
         let responses = match operation_limits::refused(&mut request, self.max_root_fields) {
             Some(refused) => futures_util::stream::once(async { refused }).boxed(),
             None => {
@@ -183,6 +191,7 @@ impl Executor for Classified {
         responses
             .map(move |mut response| {
                 classify_response(&mut response, Some(id));
+                writing.store(deliveries.next_published().unwrap_or(0), Ordering::Relaxed);
                 response
             })
             .boxed()
@@ -284,6 +293,7 @@ impl Session {
                 Ok(data)
             }
         };
+        let writing = Arc::new(AtomicI64::new(0));
         let executor = Classified {
             schema: self.state.schema.clone(),
             app: app.clone(),
@@ -291,6 +301,7 @@ impl Session {
             max_root_fields: app.config.api_limits.max_root_fields,
             held: accepted.clone(),
             lost: Arc::new(lost),
+            writing: writing.clone(),
         };
         let outgoing =
             async_graphql::http::WebSocket::from_message_stream(executor, input, self.protocol)
@@ -351,7 +362,12 @@ impl Session {
                     match tokio::time::timeout(send_timeout, sink.send(Message::Text(text.into())))
                         .await
                     {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => {
+                            let published_at_us = writing.swap(0, Ordering::Relaxed);
+                            if published_at_us > 0 {
+                                app.metrics.event_delivered(published_at_us);
+                            }
+                        }
                         Ok(Err(_)) => return,
                         Err(_) => {
                             tracing::info!(

@@ -72,6 +72,26 @@ impl Event {
         }
     }
 
+    /// When a stream event was published (µs since the epoch); 0 for feed events and
+    /// events not published yet.
+    pub fn published_at_us(&self) -> i64 {
+        match self {
+            Event::Message(e) => e.published_at_us,
+            Event::Execution(e) => e.published_at_us,
+            _ => 0,
+        }
+    }
+
+    /// Stamps a stream event with the time of its publication, now.
+    pub fn stamp_publication(&mut self) {
+        let now = now_us();
+        match self {
+            Event::Message(e) => e.published_at_us = now,
+            Event::Execution(e) => e.published_at_us = now,
+            _ => {}
+        }
+    }
+
     /// Whether nothing follows this event in its stream.
     pub fn is_terminal(&self) -> bool {
         match self {
@@ -84,6 +104,13 @@ impl Event {
 
 fn is_zero(seq: &i64) -> bool {
     *seq == 0
+}
+
+/// Now, in µs since the epoch.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// What a message event says.
@@ -123,6 +150,9 @@ pub struct MessageEvent {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call: Option<Box<ToolCall>>,
+    /// When it was published (µs since the epoch); 0 before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub published_at_us: i64,
 }
 
 impl MessageEvent {
@@ -182,6 +212,7 @@ impl MessageEvent {
             message: None,
             error: None,
             tool_call: None,
+            published_at_us: 0,
         }
     }
 }
@@ -223,6 +254,9 @@ pub struct ExecutionEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<i32>,
     pub at: DateTime<Utc>,
+    /// When it was published (µs since the epoch); 0 before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub published_at_us: i64,
 }
 
 /// The largest JSON value (serialized) an execution event carries as it is; a larger one
@@ -293,6 +327,7 @@ impl ExecutionEvent {
             node_type: None,
             execution: Box::new(execution),
             at: Utc::now(),
+            published_at_us: 0,
         }
     }
 }

@@ -163,9 +163,10 @@ impl Realtime {
     async fn append_counted(
         &self,
         key: StreamKey,
-        event: Event,
+        mut event: Event,
         how: AppendAs,
     ) -> AppResult<Appended> {
+        event.stamp_publication();
         let appended = self
             .store
             .append(&self.names, self.retention, &self.bus, key, event, how)

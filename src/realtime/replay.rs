@@ -28,6 +28,9 @@ struct Replay {
     key: StreamKey,
     live: Subscription,
     pending: VecDeque<Arc<Event>>,
+    /// How many of `pending`, from its front, were read from the retained stream (the rest
+    /// came live from the bus).
+    retained: usize,
     /// The last `seq` delivered (or skipped by `after`).
     last: i64,
     end_seq: Option<i64>,
@@ -40,19 +43,27 @@ struct Replay {
     done: bool,
 }
 
+/// An event of a followed stream, and whether it came live from the bus (not read back from
+/// the retained stream, nor the subject's final state).
+pub struct Followed {
+    pub event: Arc<Event>,
+    pub live: bool,
+}
+
 /// The events of `key` after `after`, ending after its final event.
 pub async fn follow(
     realtime: &Realtime,
     key: StreamKey,
     after: i64,
     final_state: Option<Event>,
-) -> impl Stream<Item = AppResult<Arc<Event>>> + Send + use<> {
+) -> impl Stream<Item = AppResult<Followed>> + Send + use<> {
     let live = realtime.bus.subscribe(&realtime.names.channel(key)).await;
     let replay = Replay {
         realtime: realtime.clone(),
         key,
         live,
         pending: VecDeque::new(),
+        retained: 0,
         last: after.max(0),
         end_seq: None,
         more: false,
@@ -67,7 +78,7 @@ pub async fn follow(
 }
 
 impl Replay {
-    async fn next(&mut self) -> Option<AppResult<Arc<Event>>> {
+    async fn next(&mut self) -> Option<AppResult<Followed>> {
         if self.done {
             return None;
         }
@@ -83,11 +94,16 @@ impl Replay {
                 let seq = event.seq().max(self.last + 1);
                 set_seq(&mut event, seq);
                 self.done = true;
-                return Some(Ok(Arc::new(event)));
+                return Some(Ok(Followed {
+                    event: Arc::new(event),
+                    live: false,
+                }));
             }
         }
         loop {
             while let Some(event) = self.pending.pop_front() {
+                let live = self.retained == 0;
+                self.retained = self.retained.saturating_sub(1);
                 let seq = event.seq();
                 if seq <= self.last {
                     continue;
@@ -114,7 +130,7 @@ impl Replay {
                 if event.is_terminal() {
                     self.done = true;
                 }
-                return Some(Ok(event));
+                return Some(Ok(Followed { event, live }));
             }
             if self.end_seq.is_some_and(|end| end <= self.last) {
                 self.done = true;
@@ -173,10 +189,11 @@ impl Replay {
             )));
         }
         self.pending = retained.events.into();
+        self.retained = self.pending.len();
         Ok(known)
     }
 
-    fn fail(&mut self, error: AppError) -> Option<AppResult<Arc<Event>>> {
+    fn fail(&mut self, error: AppError) -> Option<AppResult<Followed>> {
         self.done = true;
         Some(Err(error))
     }

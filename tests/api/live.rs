@@ -442,3 +442,53 @@ async fn metrics_count_open_subscriptions_and_published_events() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn metrics_time_each_live_event_from_publication_to_its_frame() {
+    let server = TestServer::start().await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
+    let delivered = async || -> u64 {
+        let text = server.get("/metrics").await.text().await.expect("text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("weft_subscription_delivery_seconds_count "))
+            .unwrap_or_else(|| panic!("the delivery histogram in {text}"))
+            .parse()
+            .expect("a number")
+    };
+    assert_eq!(delivered().await, 0);
+    // Read back from the retained stream to catch a subscriber up: not a live delivery.
+    live::publish_deltas(&server, s.message, 1..=1).await;
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.subscribe("1", MESSAGE_STREAM, json!({ "m": s.message }))
+        .await;
+    assert_eq!(seqs(&ws.take("1", 1).await, "messageStream"), vec![1]);
+    live::subscribed(&server, 1).await;
+    live::publish_deltas(&server, s.message, 2..=3).await;
+    assert_eq!(seqs(&ws.take("1", 2).await, "messageStream"), vec![2, 3]);
+    assert_eq!(
+        delivered().await,
+        2,
+        "two events delivered live over WebSocket"
+    );
+
+    // Over SSE: the three retained events catch it up, DELTA 4 and END come live.
+    let mut sse = Sse::post(
+        &server,
+        owner.token(),
+        MESSAGE_STREAM,
+        json!({ "m": s.message }),
+    )
+    .await;
+    live::subscribed(&server, 2).await;
+    live::publish_deltas(&server, s.message, 4..=4).await;
+    live::finish(&server, s.message, "w1 w2 w3 w4").await;
+    let (payloads, completed) = sse.until_complete().await;
+    assert!(completed);
+    assert_eq!(seqs(&payloads, "messageStream"), vec![1, 2, 3, 4, 5]);
+    assert_eq!(seqs(&ws.take("1", 2).await, "messageStream"), vec![4, 5]);
+    assert_eq!(
+        delivered().await,
+        2 + 2 + 2,
+        "the WebSocket subscriber's DELTA 4 and END, and the SSE subscriber's"
+    );
+}
