@@ -208,13 +208,20 @@ async fn execute(
 /// The name of a document's first operation (`query History(...) {`), for a request that
 /// does not say which it runs: clients send `operationName`, curl and GraphiQL may not.
 fn first_operation_name(document: &str) -> Option<String> {
-    let text: String = document
+    // The words before the operation's first `{`, `(` or `@`, comments left out; the
+    // rest of the document is not read.
+    let mut words = document
         .lines()
         .map(|line| line.split('#').next().unwrap_or(""))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let head = text.split(['{', '(', '@']).next()?;
-    let mut words = head.split_whitespace();
+        .scan(false, |ended, line| {
+            if *ended {
+                return None;
+            }
+            let head = line.split(['{', '(', '@']).next().unwrap_or("");
+            *ended = head.len() < line.len();
+            Some(head)
+        })
+        .flat_map(str::split_whitespace);
     match words.next()? {
         "query" | "mutation" | "subscription" => words.next().map(str::to_string),
         _ => None,
@@ -270,7 +277,8 @@ async fn answer(
         return sse::respond(
             state,
             request_id,
-            (responses, deliveries),
+            responses,
+            deliveries,
             held,
             [address_slot, caller_slot],
         )

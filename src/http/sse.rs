@@ -39,7 +39,9 @@ pub fn wants_event_stream(headers: &HeaderMap) -> bool {
 pub async fn respond(
     state: &HttpState,
     request_id: RequestId,
-    (responses, deliveries): (BoxStream<'static, async_graphql::Response>, Deliveries),
+    responses: BoxStream<'static, async_graphql::Response>,
+    // The publication times of the stream events among the responses (their request data).
+    deliveries: Deliveries,
     held: Option<Held>,
     slots: [Slot; 2],
 ) -> Response {
