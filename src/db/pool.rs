@@ -71,6 +71,18 @@ pub fn build(
         let url = url.to_string();
         async move {
             let mut conn = AsyncPgConnection::establish(&url).await?;
+            if counted == Counted::Requests {
+                // Requests' statements are prepared once per connection and run with other
+                // ids each time; left to itself PostgreSQL re-plans a statement whose generic
+                // plan it estimates dearer (a page over `unnest($1)`: 0.45 ms of planning
+                // for 0.15 ms of execution, every time).
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query("SET plan_cache_mode = force_generic_plan"),
+                    &mut conn,
+                )
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            }
             conn.set_instrumentation(QueryCounter(metrics, counted));
             Ok(conn)
         }

@@ -16,6 +16,7 @@ use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::pages::child_page;
 use super::pagination::{Conn, PageArgs};
+use super::plain::Plain;
 use super::tenancy::{UserProfileObject, WorkspaceObject};
 use super::workflow::WorkflowObject;
 use crate::app::App;
@@ -152,7 +153,7 @@ impl ApplicationObject {
         last: Option<i32>,
         before: Option<String>,
         filter: Option<ConversationFilter>,
-    ) -> Result<Conn<ConversationObject>> {
+    ) -> Result<Conn<Plain<ConversationObject>>> {
         let args = PageArgs::new(first, after, last, before);
         conversations_of(
             ctx,

@@ -79,7 +79,7 @@ impl ChatMutation {
         )
         .await?;
         Ok(SendMessagePayload {
-            conversation: ConversationObject(sent.conversation),
+            conversation: ConversationObject::of(sent.conversation),
             user_message: MessageObject(sent.user_message),
             assistant_message: MessageObject(sent.assistant_message),
             execution: sent.execution.map(ExecutionRecordObject),
@@ -131,6 +131,6 @@ impl ChatMutation {
             input.end_user_id.as_deref(),
         )
         .await?;
-        Ok(ConversationObject(conversation))
+        Ok(ConversationObject::of(conversation))
     }
 }

@@ -15,14 +15,38 @@ use super::execution::ExecutionRecordObject;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::loaders::{ExecutionRecordById, ListRow};
-use super::pages::{child_page, child_rows};
+use super::pages::{child_page, child_rows, count_totals};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
+use super::plain::{Plain, stored};
 use super::tenancy::UserProfileObject;
 use super::tool_call::ToolCallObject;
 use crate::conversation::{annotations, service};
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
+use crate::error::AppResult;
 
-pub struct ConversationObject(pub Conversation);
+/// A conversation; with its end user when the statement that read it joined them.
+pub struct ConversationObject(pub Conversation, Option<Option<EndUser>>);
+
+impl ConversationObject {
+    pub fn of(conversation: Conversation) -> ConversationObject {
+        ConversationObject(conversation, None)
+    }
+
+    /// A conversation whose end user (or lack of one) was read with it.
+    pub fn with_end_user(conversation: Conversation, end_user: Option<EndUser>) -> Self {
+        ConversationObject(conversation, Some(end_user))
+    }
+}
+
+crate::plain_fields!(ConversationObject, |c| {
+    "id" => c.0.id,
+    "title" => c.0.title,
+    "status" => stored::<ConversationStatus>(&c.0.status),
+    "summary" => c.0.summary,
+    "messageCount" => c.0.message_count,
+    "createdAt" => c.0.created_at,
+    "updatedAt" => c.0.updated_at,
+});
 
 #[Object(name = "Conversation")]
 impl ConversationObject {
@@ -57,7 +81,10 @@ impl ConversationObject {
             .await?
             .map(ApplicationObject))
     }
-    async fn end_user(&self, ctx: &Context<'_>) -> Result<Option<EndUserObject>> {
+    async fn end_user(&self, ctx: &Context<'_>) -> Result<Option<Plain<EndUserObject>>> {
+        if let Some(joined) = &self.1 {
+            return Ok(joined.clone().map(|u| Plain(EndUserObject(u))));
+        }
         let Some(id) = self.0.end_user_id else {
             return Ok(None);
         };
@@ -65,7 +92,7 @@ impl ConversationObject {
             .loader()?
             .load_one(EndUserById(id))
             .await?
-            .map(EndUserObject))
+            .map(|u| Plain(EndUserObject(u))))
     }
     /// The messages, newest first.
     #[graphql(
@@ -78,7 +105,7 @@ impl ConversationObject {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<MessageObject>> {
+    ) -> Result<Conn<Plain<MessageObject>>> {
         let page = PageArgs::new(first, after, last, before).page()?;
         let rows: Vec<Message> = child_rows(
             ctx,
@@ -94,13 +121,33 @@ impl ConversationObject {
             &page,
             rows,
             ListRow::cursor,
-            MessageObject,
+            |m| Plain(MessageObject(m)),
             totals,
         ))
     }
 }
 
 pub struct MessageObject(pub Message);
+
+crate::plain_fields!(MessageObject, |m| {
+    "id" => m.0.id,
+    "sequenceNumber" => m.0.sequence_number,
+    "role" => stored::<MessageRole>(&m.0.role),
+    "content" => m.0.content,
+    "query" => m.0.query,
+    "answer" => m.0.answer,
+    "modelProvider" => m.0.model_provider,
+    "modelName" => m.0.model_name,
+    "promptTokens" => m.0.prompt_tokens,
+    "completionTokens" => m.0.completion_tokens,
+    "totalTokens" => m.0.total_tokens,
+    "latency" => m.0.latency,
+    "status" => stored::<MessageStatus>(&m.0.status),
+    "error" => m.0.error,
+    "createdAt" => m.0.created_at,
+    "updatedAt" => m.0.updated_at,
+    "executionId" => m.0.execution_id,
+});
 
 #[Object(name = "Message")]
 impl MessageObject {
@@ -186,10 +233,10 @@ impl MessageObject {
             .loader()?
             .load_one(ConversationById(self.0.conversation_id))
             .await?
-            .map(ConversationObject))
+            .map(ConversationObject::of))
     }
     /// End users' likes and dislikes of this message.
-    async fn feedbacks(&self, ctx: &Context<'_>) -> Result<Vec<MessageFeedbackObject>> {
+    async fn feedbacks(&self, ctx: &Context<'_>) -> Result<Vec<Plain<MessageFeedbackObject>>> {
         let found = ctx
             .loader()?
             .load_one(FeedbacksOfMessage(self.0.id))
@@ -197,7 +244,7 @@ impl MessageObject {
         Ok(found
             .unwrap_or_default()
             .into_iter()
-            .map(MessageFeedbackObject)
+            .map(|f| Plain(MessageFeedbackObject(f)))
             .collect())
     }
     /// The segments of knowledge bases this reply was given, in order.
@@ -223,6 +270,19 @@ impl MessageObject {
 
 /// Someone using a published application.
 pub struct EndUserObject(pub EndUser);
+
+crate::plain_fields!(EndUserObject, |u| {
+    "id" => u.0.id,
+    "sessionId" => u.0.session_id,
+    "externalUserId" => u.0.external_user_id,
+    "name" => u.0.name,
+    "email" => u.0.email,
+    "phone" => u.0.phone,
+    "avatarUrl" => u.0.avatar_url,
+    "isAnonymous" => u.0.is_anonymous,
+    "lastActiveAt" => u.0.last_active_at,
+    "createdAt" => u.0.created_at,
+});
 
 #[Object(name = "EndUser")]
 impl EndUserObject {
@@ -263,6 +323,14 @@ impl EndUserObject {
 }
 
 pub struct MessageFeedbackObject(pub MessageFeedback);
+
+crate::plain_fields!(MessageFeedbackObject, |f| {
+    "id" => f.0.id,
+    "rating" => stored::<FeedbackRating>(&f.0.rating),
+    "content" => f.0.content,
+    "createdAt" => f.0.created_at,
+    "messageId" => f.0.message_id,
+});
 
 #[Object(name = "MessageFeedback")]
 impl MessageFeedbackObject {
@@ -355,7 +423,7 @@ pub async fn conversations_of(
     parent: Uuid,
     args: PageArgs,
     filter: Option<ConversationFilter>,
-) -> Result<Conn<ConversationObject>> {
+) -> Result<Conn<Plain<ConversationObject>>> {
     let page = args.page()?;
     let f = filter.unwrap_or_default();
     let filter = ListFilter {
@@ -369,7 +437,35 @@ pub async fn conversations_of(
         end_user_id: f.end_user_id,
         ..ListFilter::default()
     };
-    child_page(ctx, list, parent, page, filter, ConversationObject).await
+    if !shows_end_users(ctx) {
+        return child_page(ctx, list, parent, page, filter, |c| {
+            Plain(ConversationObject::of(c))
+        })
+        .await;
+    }
+    // The end users are read in the page's statement.
+    let rows: Vec<ConversationWithEndUser> =
+        child_rows(ctx, list, parent, page, filter.clone()).await?;
+    let rows = rows
+        .into_iter()
+        .map(ConversationWithEndUser::into_parts)
+        .collect::<AppResult<Vec<_>>>()?;
+    let totals = count_totals(ctx, list, parent, filter)?;
+    Ok(connection(
+        &page,
+        rows,
+        |(c, _)| c.cursor(),
+        |(c, u)| Plain(ConversationObject::with_end_user(c, u)),
+        totals,
+    ))
+}
+
+/// Whether a page of conversations shows their end users (`edges { node { endUser } }` or
+/// `nodes { endUser }`).
+fn shows_end_users(ctx: &Context<'_>) -> bool {
+    let look = ctx.look_ahead();
+    look.field("edges").field("node").field("endUser").exists()
+        || look.field("nodes").field("endUser").exists()
 }
 
 /// `Workspace.endUsers`, newest first.
@@ -450,7 +546,7 @@ impl ConversationQuery {
             .loader()?
             .load_one(ConversationById(id))
             .await?
-            .map(ConversationObject))
+            .map(ConversationObject::of))
     }
 
     /// The conversations of one end user of an application, most recently active first.
@@ -469,7 +565,7 @@ impl ConversationQuery {
         after: Option<String>,
         last: Option<i32>,
         before: Option<String>,
-    ) -> Result<Conn<ConversationObject>> {
+    ) -> Result<Conn<Plain<ConversationObject>>> {
         let actor = ctx.actor()?;
         let page = PageArgs::new(first, after, last, before).page()?;
         let mut conn = conn(ctx.app()?).await?;
@@ -487,7 +583,7 @@ impl ConversationQuery {
                 &page,
                 Vec::new(),
                 cursor,
-                ConversationObject,
+                |c| Plain(ConversationObject::of(c)),
                 Totals::known(0),
             ));
         };
@@ -501,7 +597,7 @@ impl ConversationQuery {
             end_user.id,
             page,
             filter,
-            ConversationObject,
+            |c| Plain(ConversationObject::of(c)),
         )
         .await
     }
@@ -539,7 +635,7 @@ impl ConversationMutation {
             &input.title,
         )
         .await?;
-        Ok(ConversationObject(renamed))
+        Ok(ConversationObject::of(renamed))
     }
 
     /// Archives a conversation (status ARCHIVED): builders (EDITOR and up), the
@@ -552,7 +648,7 @@ impl ConversationMutation {
         let actor = ctx.actor()?;
         let mut conn = conn(ctx.app()?).await?;
         let archived = service::archive_conversation(&mut conn, actor, &ctx.client(), id).await?;
-        Ok(ConversationObject(archived))
+        Ok(ConversationObject::of(archived))
     }
 
     /// Takes a conversation out of the archive (status ACTIVE) so it can be continued: the
@@ -565,7 +661,7 @@ impl ConversationMutation {
         let actor = ctx.actor()?;
         let mut conn = conn(ctx.app()?).await?;
         let restored = service::unarchive_conversation(&mut conn, actor, &ctx.client(), id).await?;
-        Ok(ConversationObject(restored))
+        Ok(ConversationObject::of(restored))
     }
 
     /// Annotates a reply with a better answer (EDITOR and up).

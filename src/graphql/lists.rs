@@ -403,14 +403,15 @@ fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
 }
 
 /// One page of each parent's list, newest first (or from the end with `last`): rows of each
-/// parent in list order, at most `page.size + 1` of them.
+/// parent in list order, at most `page.size + 1` of them, each with `extra_columns` (SQL
+/// over the row `t`, from the row type) beside its own.
 pub async fn load_pages<Row>(
     conn: &mut AsyncPgConnection,
     list: ListName,
     parents: &[Uuid],
     viewer: &Viewer,
-    page: &Page,
-    filter: &ListFilter,
+    (page, filter): (&Page, &ListFilter),
+    extra_columns: &str,
 ) -> AppResult<Vec<Row>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
@@ -440,7 +441,8 @@ where
     // not the length of the lists.
     let sql = format!(
         "SELECT t.* FROM unnest($1::uuid[]) WITH ORDINALITY AS p(id, ord) \
-         CROSS JOIN LATERAL (SELECT t.* FROM {table} t WHERE t.{parent} = p.id AND {sql_where} \
+         CROSS JOIN LATERAL (SELECT t.*{extra_columns} FROM {table} t \
+         WHERE t.{parent} = p.id AND {sql_where} \
          ORDER BY {key} {direction}, t.id {direction} LIMIT ${n}) t \
          ORDER BY p.ord, {key} {direction}, t.id {direction}",
         parent = spec.parent,

@@ -33,7 +33,7 @@ use crate::db::schema::{
     prompt_template_versions, team_invitations, team_members, teams, users, workflow_versions,
     workflows, workspaces,
 };
-use crate::error::AppError;
+use crate::error::{AppError, AppResult};
 
 /// The batch loader of one request.
 pub struct DbLoader {
@@ -364,6 +364,8 @@ impl Loader<ViewerRoleInOrganization> for DbLoader {
 
 /// A row of a child list: the parent it is listed under, and its place in the list's order.
 pub trait ListRow: QueryableByName<Pg> + Clone + Send + Sync + 'static {
+    /// Columns read beside the row's own (`t`), such as a joined relation.
+    const EXTRA_COLUMNS: &'static str = "";
     fn parent(&self, list: ListName) -> Uuid;
     fn cursor(&self) -> Cursor;
 }
@@ -429,10 +431,16 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
         }
         let mut out = HashMap::new();
         for ((list, page, filter), parents) in groups {
-            let rows: Vec<R> =
-                lists::load_pages(&mut conn, list, &parents, &self.viewer, &page, &filter)
-                    .await
-                    .map_err(fail)?;
+            let rows: Vec<R> = lists::load_pages(
+                &mut conn,
+                list,
+                &parents,
+                &self.viewer,
+                (&page, &filter),
+                R::EXTRA_COLUMNS,
+            )
+            .await
+            .map_err(fail)?;
             let mut by_parent: HashMap<Uuid, Vec<R>> =
                 parents.iter().map(|p| (*p, Vec::new())).collect();
             for row in rows {
@@ -492,6 +500,42 @@ impl ListRow for Conversation {
     /// Most recently active first.
     fn cursor(&self) -> Cursor {
         Cursor::at(self.updated_at, self.id)
+    }
+}
+
+/// A conversation with its end user, read in the page's statement when the page shows
+/// them (the end user must be of the conversation's workspace, as every viewer who sees
+/// the conversation may see its end user).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct ConversationWithEndUser {
+    #[diesel(embed)]
+    pub conversation: Conversation,
+    /// The end user's row as JSON text (read straight into an `EndUser`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    end_user: Option<String>,
+}
+
+impl ConversationWithEndUser {
+    /// The conversation, and its end user (`None` when it has none).
+    pub fn into_parts(self) -> AppResult<(Conversation, Option<EndUser>)> {
+        let end_user = match self.end_user {
+            Some(row) => Some(serde_json::from_str(&row).map_err(|e| {
+                AppError::internal(format!("a joined end user did not read back: {e}"))
+            })?),
+            None => None,
+        };
+        Ok((self.conversation, end_user))
+    }
+}
+
+impl ListRow for ConversationWithEndUser {
+    const EXTRA_COLUMNS: &'static str = ", (SELECT row_to_json(e)::text FROM end_users e \
+        WHERE e.id = t.end_user_id AND e.workspace_id = t.workspace_id) AS end_user";
+    fn parent(&self, list: ListName) -> Uuid {
+        self.conversation.parent(list)
+    }
+    fn cursor(&self) -> Cursor {
+        self.conversation.cursor()
     }
 }
 

@@ -23,6 +23,7 @@ mod message_event;
 pub mod operation_limits;
 mod pages;
 pub mod pagination;
+pub mod plain;
 mod plugin;
 mod prompt;
 mod provider;
@@ -47,7 +48,9 @@ pub use subscription::SubscriptionRoot;
 /// The executable schema of the service.
 pub type WeftSchema = Schema<Query, Mutation, SubscriptionRoot>;
 
-/// The schema's shape and extensions, without state: enough to print the SDL.
+/// The schema's shape, without state: enough to print the SDL. It has no extensions: objects
+/// answered through `plain::Plain` resolve their plain fields without async-graphql's
+/// per-field path, which extensions hook into.
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, SubscriptionRoot> {
     Schema::build(Query::default(), Mutation::default(), SubscriptionRoot)
 }

@@ -18,6 +18,7 @@ use super::file::{FileFilter, FileObject, workspace_files};
 use super::lists::ListName;
 use super::loaders::*;
 use super::pagination::{Conn, PageArgs};
+use super::plain::Plain;
 use super::plugin::{InstalledPluginFilter, InstalledPluginObject, workspace_installed_plugins};
 use super::prompt::{PromptTemplateFilter, PromptTemplateObject, workspace_prompt_templates};
 use super::provider::LlmProviderObject;
@@ -250,7 +251,7 @@ impl WorkspaceObject {
         last: Option<i32>,
         before: Option<String>,
         filter: Option<ConversationFilter>,
-    ) -> Result<Conn<ConversationObject>> {
+    ) -> Result<Conn<Plain<ConversationObject>>> {
         let args = PageArgs::new(first, after, last, before);
         conversations_of(
             ctx,

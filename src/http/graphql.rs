@@ -249,7 +249,7 @@ async fn answer(
         presented,
     )
     .await;
-    state.documents.prepare(&mut request);
+    let answer_size = state.documents.prepare(&mut request);
     let max_root_fields = state.app.config.api_limits.max_root_fields;
     let refused = operation_limits::refused(&mut request, max_root_fields);
     if sse::wants_event_stream(headers) {
@@ -312,7 +312,13 @@ async fn answer(
             body.and_then(|v| serde_json::to_vec(&v)),
         );
     }
-    json_response(strict, StatusCode::OK, serde_json::to_vec(&response))
+    // Written into a buffer of about the size of this document's last answer.
+    let mut body = answer_size.buffer();
+    let written = serde_json::to_writer(&mut body, &response).map(|()| {
+        answer_size.record(body.len());
+        body
+    });
+    json_response(strict, StatusCode::OK, written)
 }
 
 /// Whether the selected operation of a GET request is a mutation. A document that does not

@@ -84,13 +84,64 @@ async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows(
         true
     );
 
-    // workspace, conversations, their count, end users, messages, feedbacks, the feedbacks'
-    // end users, annotations: one statement each, for 50 conversations and 1,000 messages.
-    assert_eq!(small_statements, 8, "statements for the small workspace");
+    // workspace, conversations with their end users, their count, messages, feedbacks, the
+    // feedbacks' end users, annotations: one statement each, for 50 conversations and 1,000
+    // messages.
+    assert_eq!(small_statements, 7, "statements for the small workspace");
     assert_eq!(
         large_statements, small_statements,
         "statements grow with rows"
     );
+}
+
+/// Every field of a conversation page, selected straight (the plain fields answered from
+/// the row) and again through fragments (the object's own resolvers).
+const PLAIN_FIELDS: &str = "id title status summary messageCount createdAt updatedAt __typename
+    endUser { id sessionId externalUserId name email phone avatarUrl isAnonymous lastActiveAt createdAt metadata }
+    messages(first: 3) { edges { node { id sequenceNumber role content query answer modelProvider
+      modelName promptTokens completionTokens totalTokens latency status error createdAt updatedAt
+      executionId metadata inputs toolCalls { id } again: content
+      feedbacks { id rating content createdAt messageId endUser { name } } } } }";
+
+#[tokio::test]
+async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    seed::chat_history(&server, org.workspace_id, 3, 4).await;
+    let ask = async |selection: String| {
+        let query = format!(
+            "query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 3) {{ edges {{ node {{ {selection} }} }} }} }} }}"
+        );
+        data(
+            server
+                .graphql_as(owner.token(), &query, json!({ "w": org.workspace_id }))
+                .await,
+        )
+    };
+    let straight = ask(PLAIN_FIELDS.to_string()).await;
+    // Fragments send each object to async-graphql's resolvers whole.
+    let through_fragments = ask(format!(
+        "... on Conversation {{ {} }}",
+        PLAIN_FIELDS
+            .replace(
+                "messages(first: 3) { edges { node {",
+                "messages(first: 3) { edges { node { ... on Message {"
+            )
+            .replace("endUser { name } } } } }", "endUser { name } } } } } }")
+    ))
+    .await;
+    assert_eq!(straight, through_fragments);
+    let conversation = &straight["workspace"]["conversations"]["edges"][0]["node"];
+    assert_eq!(conversation["__typename"], "Conversation");
+    assert_eq!(conversation["status"], "ACTIVE");
+    assert_eq!(conversation["endUser"]["isAnonymous"], false);
+    let message = &conversation["messages"]["edges"][0]["node"];
+    assert_eq!(message["role"], "ASSISTANT");
+    assert_eq!(message["sequenceNumber"], 4);
+    assert_eq!(message["again"], message["content"]);
+    assert_eq!(message["feedbacks"][0]["rating"], "LIKE");
+    assert!(message["latency"].is_null());
 }
 
 #[tokio::test]

@@ -8,7 +8,10 @@ use uuid::Uuid;
 use crate::db::schema::end_users;
 
 /// A row of `end_users`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+/// Also read back from `row_to_json` when joined into another statement.
+#[derive(
+    Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable, serde::Deserialize,
+)]
 #[diesel(table_name = end_users, check_for_backend(diesel::pg::Pg))]
 pub struct EndUser {
     pub id: Uuid,

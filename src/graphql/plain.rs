@@ -1,0 +1,244 @@
+//! Objects resolved without a future per field. async-graphql resolves every field of an
+//! `#[Object]` through a boxed future gathered in a `FuturesUnordered`, even a column read
+//! from the row in hand; on a page of 400 messages that machinery cost more than the
+//! statements. `Plain<T>` answers the fields `T` names plain (`PlainFields`) straight from
+//! the row, in selection order, and leaves every other field (relations, arguments, JSON) to
+//! `T`'s own resolver, awaited together so their loaders still batch. Anything unusual in
+//! the selection (fragments, directives) goes to `T` whole. Schema extensions would not see
+//! the plain fields: the schema has none (`graphql::schema_builder`).
+//!
+//! `Plain<T>` is the same GraphQL type as `T`: it registers `T` and answers for it.
+
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
+use async_graphql::indexmap::IndexMap;
+use async_graphql::parser::types::{Field, Selection};
+use async_graphql::registry::Registry;
+use async_graphql::resolver_utils::resolve_container;
+use async_graphql::{
+    ContainerType, ContextSelectionSet, EnumType, Name, OutputType, Positioned, ScalarType,
+    ServerResult, Value,
+};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// An object some of whose fields are values of the row it wraps.
+pub trait PlainFields: ContainerType {
+    /// The value of field `name` when it is plain (no argument, no context, nothing to
+    /// await, no error possible); `None` sends it to the object's resolver.
+    fn plain_field(&self, name: &str) -> Option<Value>;
+}
+
+/// `T`, with its plain fields answered without a future each.
+pub struct Plain<T>(pub T);
+
+impl<T: PlainFields> OutputType for Plain<T> {
+    fn type_name() -> Cow<'static, str> {
+        T::type_name()
+    }
+
+    fn qualified_type_name() -> String {
+        T::qualified_type_name()
+    }
+
+    fn introspection_type_name(&self) -> Cow<'static, str> {
+        self.0.introspection_type_name()
+    }
+
+    fn create_type_info(registry: &mut Registry) -> String {
+        T::create_type_info(registry)
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ContextSelectionSet<'_>,
+        _field: &Positioned<Field>,
+    ) -> ServerResult<Value> {
+        let items = &ctx.item.node.items;
+        // The schema has no extensions (they would not see the plain fields answered here).
+        let simple = items.iter().all(|selection| match &selection.node {
+            Selection::Field(field) => field.node.directives.is_empty(),
+            _ => false,
+        });
+        if !simple {
+            return resolve_container(ctx, &self.0).await;
+        }
+        let mut values: IndexMap<Name, Value> = IndexMap::with_capacity(items.len());
+        let mut rest = Vec::new();
+        for selection in items {
+            let Selection::Field(field) = &selection.node else {
+                continue;
+            };
+            let key = &field.node.response_key().node;
+            let name = field.node.name.node.as_str();
+            let plain = if name == "__typename" {
+                Some(Value::String(self.0.introspection_type_name().into_owned()))
+            } else if field.node.arguments.is_empty()
+                && field.node.selection_set.node.items.is_empty()
+            {
+                self.0.plain_field(name)
+            } else {
+                None
+            };
+            match plain {
+                Some(value) => {
+                    values.entry(key.clone()).or_insert(value);
+                }
+                None => {
+                    // Its place in the answer is kept; filled (or taken out) below.
+                    values.entry(key.clone()).or_insert(Value::Null);
+                    rest.push(field);
+                }
+            }
+        }
+        if !rest.is_empty() {
+            let resolved = futures_util::future::join_all(rest.iter().map(|field| async move {
+                let ctx_field = ctx.with_field(field);
+                let key = field.node.response_key().node.clone();
+                (key, self.0.resolve_field(&ctx_field).await)
+            }))
+            .await;
+            for (key, result) in resolved {
+                match result {
+                    Ok(value) => merge(&mut values, key, value.unwrap_or_default()),
+                    Err(error) => {
+                        ctx.add_error(error);
+                        values.shift_remove(&key);
+                    }
+                }
+            }
+        }
+        Ok(if values.is_empty() {
+            Value::Null
+        } else {
+            Value::Object(values)
+        })
+    }
+}
+
+/// Puts a field's value in its place; a key selected twice merges its objects, as
+/// async-graphql does.
+fn merge(target: &mut IndexMap<Name, Value>, key: Name, value: Value) {
+    match target.get_mut(&key) {
+        Some(Value::Object(existing)) => {
+            if let Value::Object(more) = value {
+                for (k, v) in more {
+                    merge(existing, k, v);
+                }
+            }
+        }
+        Some(slot @ Value::Null) => *slot = value,
+        Some(_) => {}
+        None => {
+            target.insert(key, value);
+        }
+    }
+}
+
+/// A row's value as GraphQL gives it; `None` when the object's resolver must answer (it
+/// reports what is wrong).
+pub trait PlainValue {
+    fn plain(&self) -> Option<Value>;
+}
+
+/// Scalars as async-graphql writes them.
+macro_rules! plain_scalars {
+    ($($scalar:ty),*) => {$(
+        impl PlainValue for $scalar {
+            fn plain(&self) -> Option<Value> {
+                Some(ScalarType::to_value(self))
+            }
+        }
+    )*};
+}
+
+plain_scalars!(Uuid, DateTime<Utc>, i32, i64, f64, bool);
+
+impl PlainValue for String {
+    fn plain(&self) -> Option<Value> {
+        Some(Value::String(self.clone()))
+    }
+}
+
+impl<T: PlainValue> PlainValue for Option<T> {
+    fn plain(&self) -> Option<Value> {
+        self.as_ref().map_or(Some(Value::Null), PlainValue::plain)
+    }
+}
+
+/// A stored enum text (`E`'s value of the same name).
+pub struct Stored<'a, E>(pub &'a str, pub PhantomData<E>);
+
+/// The stored text of an `E`, as its GraphQL enum value.
+pub fn stored<E>(text: &str) -> Stored<'_, E> {
+    Stored(text, PhantomData)
+}
+
+impl<E: EnumType> PlainValue for Stored<'_, E> {
+    fn plain(&self) -> Option<Value> {
+        E::items()
+            .iter()
+            .find(|item| item.name == self.0)
+            .map(|item| Value::Enum(Name::new(item.name)))
+    }
+}
+
+/// Implements `PlainFields` from a list of `"fieldName" => value` (values `PlainValue`).
+#[macro_export]
+macro_rules! plain_fields {
+    ($object:ty, |$this:ident| { $($name:literal => $value:expr),* $(,)? }) => {
+        impl $crate::graphql::plain::PlainFields for $object {
+            fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
+                use $crate::graphql::plain::PlainValue;
+                let $this = self;
+                match name {
+                    $($name => PlainValue::plain(&$value),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graphql::enums::MessageRole;
+
+    #[test]
+    fn stored_enums_and_missing_values_read_as_graphql_gives_them() {
+        assert_eq!(
+            stored::<MessageRole>("ASSISTANT").plain(),
+            Some(Value::Enum(Name::new("ASSISTANT")))
+        );
+        // Not one of the enum's values: the object's resolver answers (with its error).
+        assert_eq!(stored::<MessageRole>("nonsense").plain(), None);
+        assert_eq!(None::<String>.plain(), Some(Value::Null));
+        assert_eq!(Some(3).plain(), Some(Value::from(3)));
+    }
+
+    #[test]
+    fn a_key_selected_twice_merges_its_objects() {
+        let mut values = IndexMap::new();
+        let object =
+            |k: &str, v: i32| Value::Object(IndexMap::from([(Name::new(k), Value::from(v))]));
+        merge(&mut values, Name::new("a"), object("x", 1));
+        merge(&mut values, Name::new("a"), object("y", 2));
+        values.insert(Name::new("b"), Value::Null);
+        merge(&mut values, Name::new("b"), Value::from(5));
+        assert_eq!(
+            Value::Object(values),
+            Value::Object(IndexMap::from([
+                (
+                    Name::new("a"),
+                    Value::Object(IndexMap::from([
+                        (Name::new("x"), Value::from(1)),
+                        (Name::new("y"), Value::from(2)),
+                    ]))
+                ),
+                (Name::new("b"), Value::from(5)),
+            ]))
+        );
+    }
+}
