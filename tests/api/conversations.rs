@@ -142,6 +142,21 @@ async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
     assert_eq!(message["again"], message["content"]);
     assert_eq!(message["feedbacks"][0]["rating"], "LIKE");
     assert!(message["latency"].is_null());
+
+    // The page read its end users in its own statement; one conversation read alone gets
+    // its end user through the loader: the same fields.
+    let end_user_fields = "id sessionId externalUserId name email phone avatarUrl isAnonymous lastActiveAt createdAt metadata";
+    let alone = data(
+        server
+            .graphql_as(
+                owner.token(),
+                &format!("query($c: UUID!) {{ conversation(id: $c) {{ endUser {{ {end_user_fields} }} }} }}"),
+                json!({ "c": conversation["id"] }),
+            )
+            .await,
+    );
+    assert_eq!(alone["conversation"]["endUser"], conversation["endUser"]);
+    assert!(conversation["endUser"]["createdAt"].is_string());
 }
 
 #[tokio::test]
