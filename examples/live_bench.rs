@@ -6,6 +6,7 @@
 //!   live_bench fanout SUBSCRIBERS RATE SECONDS   delivered events/s, latency p50/p99 from
 //!                                                publication to receipt, lost/duplicated
 //!   live_bench idle SUBSCRIBERS                  resident memory per idle subscription
+//!   live_bench connections N                     the same for connections without one
 //!
 //! Reads WEFT_URL (the server), WEFT_PID (its process, for memory) and the server's own
 //! DATABASE_URL, REDIS_URL and WEFT_REDIS_PREFIX.
@@ -37,12 +38,18 @@ fn main() -> Result<(), Error> {
     let runtime = tokio::runtime::Runtime::new()?;
     match args.first().map(String::as_str) {
         Some("fanout") => runtime.block_on(fanout(number(1, 1000), number(2, 100), number(3, 10))),
-        Some("idle") => runtime.block_on(idle(number(1, 5000))),
-        _ => Err("usage: live_bench fanout SUBSCRIBERS RATE SECONDS | idle SUBSCRIBERS".into()),
+        Some("idle") => runtime.block_on(idle(number(1, 5000), true)),
+        Some("connections") => runtime.block_on(idle(number(1, 5000), false)),
+        _ => Err(
+            "usage: live_bench fanout SUBSCRIBERS RATE SECONDS | idle SUBSCRIBERS | connections N"
+                .into(),
+        ),
     }
 }
 
 struct Setup {
+    /// Whether each socket subscribes (else it stays idle after connection_ack).
+    subscribe: bool,
     base: String,
     token: String,
     message: Uuid,
@@ -58,6 +65,7 @@ async fn setup() -> Result<Setup, Error> {
         .await
         .map_err(|e| e.to_string())?;
     Ok(Setup {
+        subscribe: true,
         base,
         token,
         message: subjects.message,
@@ -68,6 +76,9 @@ async fn setup() -> Result<Setup, Error> {
 /// Opens a socket, authenticates and subscribes to the message's stream.
 async fn subscriber(setup: &Setup) -> Result<Socket, Error> {
     let mut socket = api::socket(&setup.base, &setup.token).await?;
+    if !setup.subscribe {
+        return Ok(socket);
+    }
     let subscribe = json!({ "id": "1", "type": "subscribe", "payload": {
         "query": "subscription($m: UUID!) { messageStream(messageId: $m) { seq delta } }",
         "variables": { "m": setup.message } } });
@@ -84,7 +95,9 @@ async fn open_subscribers(setup: &Setup, n: u64) -> Result<Vec<Socket>, Error> {
         .collect()
         .await;
     let sockets = sockets.into_iter().collect::<Result<Vec<_>, _>>()?;
-    wait_for_subscriptions(setup, n).await?;
+    if setup.subscribe {
+        wait_for_subscriptions(setup, n).await?;
+    }
     Ok(sockets)
 }
 
@@ -113,12 +126,11 @@ async fn wait_for_subscriptions(setup: &Setup, n: u64) -> Result<(), Error> {
 /// The number after `"key":` (optionally quoted) in a frame, without a full JSON parse.
 fn number_after(text: &str, key: &str) -> Option<u64> {
     let start = text.find(key)? + key.len();
-    let digits: String = text[start..]
-        .chars()
-        .skip_while(|c| *c == '"')
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
+    let rest = text[start..].trim_start_matches('"');
+    let end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 #[derive(Default)]
@@ -251,9 +263,10 @@ fn resident_kib(pid: &str) -> Result<u64, Error> {
         .ok_or_else(|| "no VmRSS".into())
 }
 
-async fn idle(subscribers: u64) -> Result<(), Error> {
+async fn idle(subscribers: u64, subscribe: bool) -> Result<(), Error> {
     let pid = std::env::var("WEFT_PID").map_err(|_| "WEFT_PID must name the server's process")?;
-    let setup = setup().await?;
+    let mut setup = setup().await?;
+    setup.subscribe = subscribe;
     // Warm the server's paths once so the measure is of subscriptions, not first use.
     drop(open_subscribers(&setup, 10).await?);
     wait_for_quiet(&setup).await?;
@@ -262,7 +275,11 @@ async fn idle(subscribers: u64) -> Result<(), Error> {
     let sockets = open_subscribers(&setup, subscribers).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = resident_kib(&pid)?;
-    println!("idle subscriptions {subscribers} (one per WebSocket connection)");
+    if subscribe {
+        println!("idle subscriptions {subscribers} (one per WebSocket connection)");
+    } else {
+        println!("idle connections   {subscribers} (connection_init, no subscription)");
+    }
     println!("server RSS         {before} KiB before, {after} KiB with them");
     println!(
         "per subscription   {:.1} KiB",

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub stream_events_published: AtomicU64,
     /// Subscribers caught up from a retained stream instead of the live fan-out.
     pub stream_catchups: AtomicU64,
+    /// Stream events a WebSocket subscriber answered with the answer another subscriber
+    /// asking the same way had made (`graphql::shared`), rather than its own.
+    pub answers_shared: AtomicU64,
     request_duration: Family<Operation, Histogram, Buckets>,
     delivery: Histogram,
     /// The operation names labelled so far.
@@ -70,6 +73,7 @@ impl Default for Metrics {
             subscriptions_active: AtomicI64::new(0),
             stream_events_published: AtomicU64::new(0),
             stream_catchups: AtomicU64::new(0),
+            answers_shared: AtomicU64::new(0),
             request_duration: Family::new_with_constructor(Buckets),
             delivery: Buckets.new_metric(),
             operations: Mutex::new(HashSet::new()),
@@ -157,6 +161,12 @@ impl Metrics {
             "weft_stream_catchups",
             "Subscribers caught up from the retained stream (behind the fan-out buffer, or after a bus reconnection).",
             &self.stream_catchups,
+        );
+        counter(
+            &mut registry,
+            "weft_subscription_answers_shared",
+            "Stream events answered over WebSocket with the answer another subscriber asking the same way made (executed and serialized once).",
+            &self.answers_shared,
         );
         registry.register(
             "weft_graphql_request_duration_seconds",

@@ -69,6 +69,7 @@ impl RunStream {
             execution,
             at: chrono::Utc::now(),
             published_at_us: 0,
+            renderings: Default::default(),
         });
     }
 

@@ -180,7 +180,9 @@ impl<T: Send + 'static> Guarded<T> {
                 }
                 Next::Nothing => {}
                 Next::FeedClosed => self.builder = None,
-                Next::Recheck => match self.watched.check(&self.app, self.actor).await {
+                // Boxed: this future waits in the subscription's stream for its life; the
+                // check's reads are large beside that wait, and rare.
+                Next::Recheck => match Box::pin(self.watched.check(&self.app, self.actor)).await {
                     Ok(()) => {}
                     Err(AppError::NotFound(_) | AppError::Forbidden) => {
                         self.ended = true;

@@ -28,6 +28,7 @@ mod plugin;
 mod prompt;
 mod provider;
 mod query;
+pub mod shared;
 pub mod subscription;
 mod template;
 mod tenancy;

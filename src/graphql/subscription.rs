@@ -18,6 +18,7 @@ use super::execution::{ExecutionEventObject, ExecutionRecordObject};
 use super::feed::{self, CatchUp};
 use super::live_rights::{RightsWatch, Watched};
 use super::message_event::MessageEventObject;
+use super::shared::{Rendered, Sharing};
 use crate::app::App;
 use crate::auth::Action;
 use crate::auth::permissions::authorize_workspace;
@@ -104,23 +105,30 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         message_id: Uuid,
         after: Option<i32>,
-    ) -> Result<impl Stream<Item = Result<MessageEventObject>> + use<>> {
-        let actor = ctx.actor()?;
-        let after = after_seq(after)?;
-        let app = ctx.app()?.clone();
-        let watch = RightsWatch::open(&app, actor).await;
-        let message = visible_message(&mut *conn(&app).await?, actor, message_id).await?;
-        let final_state = final_message(message);
-        let events = replayed(
-            ctx,
-            &app,
-            StreamKey::Message(message_id),
-            after,
-            final_state,
-            MessageEventObject,
-        )
-        .await?;
-        Ok(watch.guard(app, actor, Watched::Message(message_id), events))
+    ) -> Result<impl Stream<Item = Result<Rendered<MessageEventObject>>> + use<>> {
+        // Boxed: the resolver's future is kept inside its stream for the subscription's
+        // life, so only a pointer to it stays once it has run.
+        Box::pin(async move {
+            let actor = ctx.actor()?;
+            let after = after_seq(after)?;
+            let app = ctx.app()?.clone();
+            let watch = RightsWatch::open(&app, actor).await;
+            let message = visible_message(&mut *conn(&app).await?, actor, message_id).await?;
+            let final_state = final_message(message);
+            // The message and its relations are read with the caller's rights.
+            let own = ctx.look_ahead().field("message").exists();
+            let events = replayed(
+                ctx,
+                &app,
+                (StreamKey::Message(message_id), after),
+                final_state,
+                own.then_some(actor),
+                MessageEventObject,
+            )
+            .await?;
+            Ok(watch.guard(app, actor, Watched::Message(message_id), events))
+        })
+        .await
     }
 
     /// The steps of a workflow run: events with `seq > after`, ending with
@@ -130,23 +138,30 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         execution_id: Uuid,
         after: Option<i32>,
-    ) -> Result<impl Stream<Item = Result<ExecutionEventObject>> + use<>> {
-        let actor = ctx.actor()?;
-        let after = after_seq(after)?;
-        let app = ctx.app()?.clone();
-        let watch = RightsWatch::open(&app, actor).await;
-        let execution = visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
-        let final_state = final_execution(execution);
-        let events = replayed(
-            ctx,
-            &app,
-            StreamKey::Execution(execution_id),
-            after,
-            final_state,
-            ExecutionEventObject,
-        )
-        .await?;
-        Ok(watch.guard(app, actor, Watched::Execution(execution_id), events))
+    ) -> Result<impl Stream<Item = Result<Rendered<ExecutionEventObject>>> + use<>> {
+        // Boxed: the resolver's future is kept inside its stream for the subscription's
+        // life, so only a pointer to it stays once it has run.
+        Box::pin(async move {
+            let actor = ctx.actor()?;
+            let after = after_seq(after)?;
+            let app = ctx.app()?.clone();
+            let watch = RightsWatch::open(&app, actor).await;
+            let execution = visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
+            let final_state = final_execution(execution);
+            // The run's record and its relations are read with the caller's rights.
+            let own = ctx.look_ahead().field("execution").exists();
+            let events = replayed(
+                ctx,
+                &app,
+                (StreamKey::Execution(execution_id), after),
+                final_state,
+                own.then_some(actor),
+                ExecutionEventObject,
+            )
+            .await?;
+            Ok(watch.guard(app, actor, Watched::Execution(execution_id), events))
+        })
+        .await
     }
 
     /// Every status change of every execution in the workspace, from now on.
@@ -159,47 +174,52 @@ impl SubscriptionRoot {
         )]
         include_active: Option<bool>,
     ) -> Result<impl Stream<Item = Result<ExecutionRecordObject>> + use<>> {
-        let actor = ctx.actor()?;
-        let app = ctx.app()?.clone();
-        let watch = RightsWatch::open(&app, actor).await;
-        authorize_workspace(&mut *conn(&app).await?, actor, workspace_id, Action::Read).await?;
-        let permit = reserve(ctx, &app)?;
-        let channel = app.realtime.names().workspace_executions(workspace_id);
-        let since = chrono::Utc::now();
-        let feed = app.realtime.bus.subscribe(&channel).await;
-        // Read once the live side is in place: a run that changes meanwhile is in one or the
-        // other (or both, shown once).
-        let active = if include_active.unwrap_or(true) {
-            executions::active(&mut *conn(&app).await?, workspace_id, ACTIVE_ROWS).await?
-        } else {
-            Vec::new()
-        };
-        let guard = Open::new(permit, &app);
-        let reader = app.clone();
-        let catch_up: CatchUp<ExecutionRecord> = Box::new(move |since| {
-            let app = reader.clone();
-            Box::pin(async move {
-                let mut conn = conn(&app).await?;
-                executions::changed_since(&mut conn, workspace_id, since, CATCH_UP_ROWS).await
-            })
-        });
-        let runs = feed::follow(
-            feed,
-            |event| match event {
-                Event::ExecutionChanged { execution } => Some((**execution).clone()),
-                _ => None,
-            },
-            catch_up,
-            active,
-            since,
-        )
-        .map(|run| run.map(|run| ExecutionRecordObject(run.for_events())));
-        Ok(watch.guard(
-            app,
-            actor,
-            Watched::Workspace(workspace_id),
-            held(runs, guard),
-        ))
+        // Boxed: the resolver's future is kept inside its stream for the subscription's
+        // life, so only a pointer to it stays once it has run.
+        Box::pin(async move {
+            let actor = ctx.actor()?;
+            let app = ctx.app()?.clone();
+            let watch = RightsWatch::open(&app, actor).await;
+            authorize_workspace(&mut *conn(&app).await?, actor, workspace_id, Action::Read).await?;
+            let permit = reserve(ctx, &app)?;
+            let channel = app.realtime.names().workspace_executions(workspace_id);
+            let since = chrono::Utc::now();
+            let feed = app.realtime.bus.subscribe(&channel).await;
+            // Read once the live side is in place: a run that changes meanwhile is in one or the
+            // other (or both, shown once).
+            let active = if include_active.unwrap_or(true) {
+                executions::active(&mut *conn(&app).await?, workspace_id, ACTIVE_ROWS).await?
+            } else {
+                Vec::new()
+            };
+            let guard = Open::new(permit, &app);
+            let reader = app.clone();
+            let catch_up: CatchUp<ExecutionRecord> = Box::new(move |since| {
+                let app = reader.clone();
+                Box::pin(async move {
+                    let mut conn = conn(&app).await?;
+                    executions::changed_since(&mut conn, workspace_id, since, CATCH_UP_ROWS).await
+                })
+            });
+            let runs = feed::follow(
+                feed,
+                |event| match event {
+                    Event::ExecutionChanged { execution } => Some((**execution).clone()),
+                    _ => None,
+                },
+                catch_up,
+                active,
+                since,
+            )
+            .map(|run| run.map(|run| ExecutionRecordObject(run.for_events())));
+            Ok(watch.guard(
+                app,
+                actor,
+                Watched::Workspace(workspace_id),
+                held(runs, guard),
+            ))
+        })
+        .await
     }
 
     /// Each new or finished message of the conversation, from now on.
@@ -208,36 +228,41 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         conversation_id: Uuid,
     ) -> Result<impl Stream<Item = Result<MessageObject>> + use<>> {
-        let actor = ctx.actor()?;
-        let app = ctx.app()?.clone();
-        let watch = RightsWatch::open(&app, actor).await;
-        visible_conversation(&mut *conn(&app).await?, actor, conversation_id).await?;
-        let permit = reserve(ctx, &app)?;
-        let channel = app.realtime.names().conversation(conversation_id);
-        let since = chrono::Utc::now();
-        let feed = app.realtime.bus.subscribe(&channel).await;
-        let guard = Open::new(permit, &app);
-        let reader = app.clone();
-        let catch_up: CatchUp<Message> = Box::new(move |since| {
-            let app = reader.clone();
-            Box::pin(async move {
-                let mut conn = conn(&app).await?;
-                messages_changed_since(&mut conn, conversation_id, since, CATCH_UP_ROWS).await
-            })
-        });
-        let messages = feed::follow(
-            feed,
-            |event| match event {
-                Event::MessageChanged { message } => Some((**message).clone()),
-                _ => None,
-            },
-            catch_up,
-            Vec::new(),
-            since,
-        )
-        .map(|message| message.map(MessageObject));
-        let watched = Watched::Conversation(conversation_id);
-        Ok(watch.guard(app, actor, watched, held(messages, guard)))
+        // Boxed: the resolver's future is kept inside its stream for the subscription's
+        // life, so only a pointer to it stays once it has run.
+        Box::pin(async move {
+            let actor = ctx.actor()?;
+            let app = ctx.app()?.clone();
+            let watch = RightsWatch::open(&app, actor).await;
+            visible_conversation(&mut *conn(&app).await?, actor, conversation_id).await?;
+            let permit = reserve(ctx, &app)?;
+            let channel = app.realtime.names().conversation(conversation_id);
+            let since = chrono::Utc::now();
+            let feed = app.realtime.bus.subscribe(&channel).await;
+            let guard = Open::new(permit, &app);
+            let reader = app.clone();
+            let catch_up: CatchUp<Message> = Box::new(move |since| {
+                let app = reader.clone();
+                Box::pin(async move {
+                    let mut conn = conn(&app).await?;
+                    messages_changed_since(&mut conn, conversation_id, since, CATCH_UP_ROWS).await
+                })
+            });
+            let messages = feed::follow(
+                feed,
+                |event| match event {
+                    Event::MessageChanged { message } => Some((**message).clone()),
+                    _ => None,
+                },
+                catch_up,
+                Vec::new(),
+                since,
+            )
+            .map(|message| message.map(MessageObject));
+            let watched = Watched::Conversation(conversation_id);
+            Ok(watch.guard(app, actor, watched, held(messages, guard)))
+        })
+        .await
     }
 
     /// The document as its indexing advances: its current state first, then each change,
@@ -247,43 +272,51 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         document_id: Uuid,
     ) -> Result<impl Stream<Item = Result<DocumentObject>> + use<>> {
-        let actor = ctx.actor()?;
-        let app = ctx.app()?.clone();
-        let watch = RightsWatch::open(&app, actor).await;
-        visible_document(&mut *conn(&app).await?, actor, document_id).await?;
-        let permit = reserve(ctx, &app)?;
-        let channel = app.realtime.names().document(document_id);
-        // Subscribed before reading the current state: no change can fall in between.
-        let feed = app.realtime.bus.subscribe(&channel).await;
-        let guard = Open::new(permit, &app);
-        let state = DocumentFeed {
-            app: app.clone(),
-            actor,
-            document_id,
-            feed,
-            first: true,
-            done: false,
-        };
-        let progress = futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next().await?;
-            Some((item, state))
-        });
-        let watched = Watched::Document(document_id);
-        Ok(watch.guard(app, actor, watched, held(progress, guard)))
+        // Boxed: the resolver's future is kept inside its stream for the subscription's
+        // life, so only a pointer to it stays once it has run.
+        Box::pin(async move {
+            let actor = ctx.actor()?;
+            let app = ctx.app()?.clone();
+            let watch = RightsWatch::open(&app, actor).await;
+            visible_document(&mut *conn(&app).await?, actor, document_id).await?;
+            let permit = reserve(ctx, &app)?;
+            let channel = app.realtime.names().document(document_id);
+            // Subscribed before reading the current state: no change can fall in between.
+            let feed = app.realtime.bus.subscribe(&channel).await;
+            let guard = Open::new(permit, &app);
+            let state = DocumentFeed {
+                app: app.clone(),
+                actor,
+                document_id,
+                feed,
+                first: true,
+                done: false,
+            };
+            let progress = futures_util::stream::unfold(state, |mut state| async move {
+                let item = state.next().await?;
+                Some((item, state))
+            });
+            let watched = Watched::Document(document_id);
+            Ok(watch.guard(app, actor, watched, held(progress, guard)))
+        })
+        .await
     }
 }
 
-/// Follows a replayable stream from `after`, each event wrapped for GraphQL.
+/// Follows a replayable stream from `after`, each event wrapped for GraphQL; its answers
+/// shared with the transport's other subscribers asking the same way (`shared`), only with
+/// `caller`'s own when the selection reads through the event with the caller's rights.
 async fn replayed<T: Send + 'static>(
     ctx: &Context<'_>,
     app: &Arc<App>,
-    key: StreamKey,
-    after: i64,
+    (key, after): (StreamKey, i64),
     final_state: Option<Event>,
+    caller: Option<crate::auth::Actor>,
     wrap: fn(Arc<Event>) -> T,
-) -> Result<impl Stream<Item = Result<T>> + Send + use<T>> {
+) -> Result<impl Stream<Item = Result<Rendered<T>>> + Send + use<T>> {
     let permit = reserve(ctx, app)?;
     let deliveries = ctx.data_opt::<Deliveries>().cloned().unwrap_or_default();
+    let share = ctx.data_opt::<Sharing>().map(|s| s.share(caller));
     let events = replay::follow(&app.realtime, key, after, final_state).await;
     let guard = Open::new(permit, app);
     Ok(held(
@@ -291,7 +324,19 @@ async fn replayed<T: Send + 'static>(
             // What the transport writes next: a live event with its publication time.
             let published = item.as_ref().ok().filter(|f| f.live);
             deliveries.handed(published.map(|f| f.event.published_at_us()));
-            Ok(wrap(item?.event))
+            let event = match item {
+                Ok(followed) => followed.event,
+                Err(e) => {
+                    if let Some(share) = &share {
+                        share.none();
+                    }
+                    return Err(e.into());
+                }
+            };
+            Ok(match &share {
+                Some(share) => share.item(&event, || wrap(event.clone())),
+                None => Rendered::Fresh(wrap(event)),
+            })
         }),
         guard,
     ))

@@ -89,7 +89,9 @@ impl RightsWatch {
                     }
                     // Announcements may have been missed: ask the database.
                     Ok(Delivery::Resync) | Err(Missed::Lagged) => {
-                        if let Some(ended) = withdrawn_now(app, held).await {
+                        // Boxed: rare, and large beside the wait this future spends its
+                        // life in.
+                        if let Some(ended) = Box::pin(withdrawn_now(app, held)).await {
                             return ended;
                         }
                     }

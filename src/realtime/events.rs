@@ -4,6 +4,8 @@
 //! Events are JSON on the wire (`{"seq":N,"t":"message",...}`); the bus parses each once per
 //! process and hands every subscriber the same `Arc`.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -92,6 +94,15 @@ impl Event {
         }
     }
 
+    /// What subscribers of this process made of a stream event; `None` for feed events.
+    pub fn renderings(&self) -> Option<&Renderings> {
+        match self {
+            Event::Message(e) => Some(&e.renderings),
+            Event::Execution(e) => Some(&e.renderings),
+            _ => None,
+        }
+    }
+
     /// Whether nothing follows this event in its stream.
     pub fn is_terminal(&self) -> bool {
         match self {
@@ -99,6 +110,49 @@ impl Event {
             Event::Execution(e) => e.kind == ExecutionEventKind::ExecutionFinished,
             _ => false,
         }
+    }
+}
+
+/// The answers subscribers of this process gave for one stream event, each under the key of
+/// how it was asked (`graphql::shared`): kept with the event, so that every subscriber that
+/// asked the same way sends the first one's answer instead of making its own. Never on the
+/// wire; a copy of the event starts with none.
+#[derive(Default)]
+pub struct Renderings(Mutex<Vec<(Arc<str>, Arc<str>)>>);
+
+/// Ways of asking kept per event, at most: subscribers asking otherwise answer for
+/// themselves (a scan of this list is each subscriber's cost).
+const MAX_RENDERINGS: usize = 8;
+
+impl Renderings {
+    /// The answer kept under `key`.
+    pub fn get(&self, key: &Arc<str>) -> Option<Arc<str>> {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter()
+            .find(|(k, _)| Arc::ptr_eq(k, key) || **k == **key)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    /// Keeps `answer` under `key`, unless one is kept already or the list is full.
+    pub fn put(&self, key: Arc<str>, answer: Arc<str>) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < MAX_RENDERINGS && !kept.iter().any(|(k, _)| **k == *key) {
+            kept.push((key, answer));
+        }
+    }
+}
+
+impl Clone for Renderings {
+    /// A copy of an event is another event: what was made of this one does not follow it.
+    fn clone(&self) -> Renderings {
+        Renderings::default()
+    }
+}
+
+impl std::fmt::Debug for Renderings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().map_or(0, |kept| kept.len());
+        write!(f, "Renderings({kept})")
     }
 }
 
@@ -153,6 +207,8 @@ pub struct MessageEvent {
     /// When it was published (µs since the epoch); 0 before.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub published_at_us: i64,
+    #[serde(skip)]
+    pub renderings: Renderings,
 }
 
 impl MessageEvent {
@@ -213,6 +269,7 @@ impl MessageEvent {
             error: None,
             tool_call: None,
             published_at_us: 0,
+            renderings: Renderings::default(),
         }
     }
 }
@@ -257,6 +314,8 @@ pub struct ExecutionEvent {
     /// When it was published (µs since the epoch); 0 before.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub published_at_us: i64,
+    #[serde(skip)]
+    pub renderings: Renderings,
 }
 
 /// The largest JSON value (serialized) an execution event carries as it is; a larger one
@@ -328,6 +387,7 @@ impl ExecutionEvent {
             execution: Box::new(execution),
             at: Utc::now(),
             published_at_us: 0,
+            renderings: Renderings::default(),
         }
     }
 }

@@ -78,13 +78,15 @@ pub async fn follow(
 }
 
 impl Replay {
+    /// (`refill` is boxed where it is awaited: this future lives in the subscription's
+    /// stream while it waits for the bus, and a read of Redis is large beside that wait.)
     async fn next(&mut self) -> Option<AppResult<Followed>> {
         if self.done {
             return None;
         }
         if !self.started {
             self.started = true;
-            let known = match self.refill().await {
+            let known = match Box::pin(self.refill()).await {
                 Ok(known) => known,
                 Err(e) => return self.fail(e),
             };
@@ -110,7 +112,7 @@ impl Replay {
                 }
                 if seq > self.last + 1 && !event.states_everything() {
                     // Something was missed live: the retained stream has it.
-                    if let Err(e) = self.refill().await {
+                    if let Err(e) = Box::pin(self.refill()).await {
                         return self.fail(e);
                     }
                     // A stream that lost its data was re-seeded by an event that states
@@ -137,7 +139,7 @@ impl Replay {
                 return None;
             }
             if self.more {
-                if let Err(e) = self.refill().await {
+                if let Err(e) = Box::pin(self.refill()).await {
                     return self.fail(e);
                 }
                 continue;
@@ -146,7 +148,7 @@ impl Replay {
                 Ok(Delivery::Event(event)) => self.pending.push_back(event),
                 Ok(Delivery::Resync) | Err(Missed::Lagged) => {
                     self.realtime.caught_up();
-                    if let Err(e) = self.refill().await {
+                    if let Err(e) = Box::pin(self.refill()).await {
                         return self.fail(e);
                     }
                 }

@@ -492,3 +492,128 @@ async fn metrics_time_each_live_event_from_publication_to_its_frame() {
         "the WebSocket subscriber's DELTA 4 and END, and the SSE subscriber's"
     );
 }
+
+#[tokio::test]
+async fn subscribers_asking_the_same_way_share_each_events_answer() {
+    let server = TestServer::start().await;
+    let (owner, tenant, s) = live::owner_with_subjects(&server).await;
+    let reader = crate::harness::accounts::member(
+        &server,
+        &owner,
+        tenant.team_id,
+        "reader@example.com",
+        "MEMBER",
+    )
+    .await;
+    // The event's own values: the same answer whoever asks.
+    const OWN: &str = "subscription($m: UUID!) { messageStream(messageId: $m) { seq kind delta } }";
+    // The message read through the event, with the caller's rights: shared by one caller's
+    // subscriptions only (MESSAGE_STREAM selects `message { id status }`).
+    let mut sockets = Vec::new();
+    for (caller, query, ids) in [
+        (&owner, OWN, &["a", "b"][..]),
+        (&reader, OWN, &["c"][..]),
+        (&owner, MESSAGE_STREAM, &["d"][..]),
+        (&owner, MESSAGE_STREAM, &["e"][..]),
+        (&reader, MESSAGE_STREAM, &["f"][..]),
+    ] {
+        let mut ws = Ws::connect(&server, TRANSPORT_WS, caller.token()).await;
+        for id in ids {
+            ws.subscribe(id, query, json!({ "m": s.message })).await;
+        }
+        sockets.push((ws, ids));
+    }
+    live::subscribed(&server, 6).await;
+    let shared = || {
+        server
+            .app
+            .metrics
+            .answers_shared
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = shared();
+    live::publish_deltas(&server, s.message, 1..=3).await;
+    live::finish(&server, s.message, "fin").await;
+
+    let mut answers = std::collections::BTreeMap::<String, Vec<Value>>::new();
+    for (ws, ids) in &mut sockets {
+        let mut open = ids.len();
+        while open > 0 {
+            let message = ws.next_json().await.expect("the subscriptions complete");
+            let id = message["id"].as_str().unwrap_or_default().to_string();
+            match message["type"].as_str() {
+                Some("next") => answers
+                    .entry(id)
+                    .or_default()
+                    .push(message["payload"].clone()),
+                Some("complete") => open -= 1,
+                other => panic!("unexpected {other:?}: {message}"),
+            }
+        }
+    }
+    // Four events each: the same answers for everyone asking the same way, as if made apart.
+    assert_eq!(seqs(&answers["a"], "messageStream"), vec![1, 2, 3, 4]);
+    assert_eq!(answers["a"][3]["data"]["messageStream"]["kind"], "END");
+    for id in ["b", "c"] {
+        assert_eq!(answers[id], answers["a"], "{id}");
+    }
+    assert_eq!(
+        answers["d"][3]["data"]["messageStream"]["message"]["status"],
+        "COMPLETED"
+    );
+    for id in ["e", "f"] {
+        assert_eq!(answers[id], answers["d"], "{id}");
+    }
+    // Made once per event and way of asking: a, d and f (another caller) make theirs; b, c
+    // and e send the ones made.
+    assert_eq!(shared() - before, 3 * 4);
+}
+
+#[tokio::test]
+async fn a_socket_that_breaks_the_protocol_is_closed_with_graphql_ws_codes() {
+    let server = TestServer::start().await;
+    let (owner, _, s) = live::owner_with_subjects(&server).await;
+    let subscribe = |id: &str| {
+        json!({ "id": id, "type": "subscribe", "payload": {
+            "query": MESSAGE_STREAM, "variables": { "m": s.message } } })
+    };
+
+    // An operation before connection_ack: 4401.
+    let mut ws = Ws::open(&server, TRANSPORT_WS, &[]).await.expect("opens");
+    ws.send(subscribe("1")).await;
+    assert_eq!(ws.closed().await, Closed::Code(4401));
+
+    // Two operations with one id: 4409.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.send(subscribe("1")).await;
+    ws.send(subscribe("1")).await;
+    assert_eq!(ws.closed().await, Closed::Code(4409));
+
+    // Something that is not a message of the protocol: 4400.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.send(json!({ "type": "hello" })).await;
+    assert_eq!(ws.closed().await, Closed::Code(4400));
+
+    // A second connection_init: 4429.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.init(owner.token()).await;
+    assert_eq!(ws.closed().await, Closed::Code(4429));
+
+    // A ping is answered with a pong, and an operation ended by the client is completed.
+    let mut ws = Ws::connect(&server, TRANSPORT_WS, owner.token()).await;
+    ws.send_raw(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .expect("sent");
+    let pong = loop {
+        match ws.raw_next().await {
+            Some(Message::Text(text)) => break text.to_string(),
+            Some(_) => continue,
+            None => panic!("the socket closed"),
+        }
+    };
+    assert_eq!(pong, r#"{"type":"pong"}"#);
+    ws.send(subscribe("2")).await;
+    ws.send(json!({ "id": "2", "type": "complete" })).await;
+    let complete = ws.next_json().await.expect("complete");
+    assert_eq!(complete, json!({ "type": "complete", "id": "2" }));
+}

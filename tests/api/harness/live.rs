@@ -128,6 +128,14 @@ impl Ws {
         }
     }
 
+    /// The next message as it came, keep-alives included; `None` when the socket closed.
+    pub async fn raw_next(&mut self) -> Option<Message> {
+        let message = tokio::time::timeout(WAIT, self.socket.next())
+            .await
+            .expect("a message within the wait")?;
+        message.ok()
+    }
+
     /// The payloads of subscription `id` until it completes.
     pub async fn until_complete(&mut self, id: &str) -> Vec<Value> {
         let mut payloads = Vec::new();
