@@ -1,6 +1,6 @@
 //! Answers shared between subscribers. Every subscriber of one stream in this process
 //! receives the same `Arc<Event>`; those that asked with the same document (query,
-//! operation name and variables) get, for each event, the answer the first of them made,
+//! operation name and variables) send, for each event, the answer the first of them made,
 //! executed and serialized once, instead of executing and serializing the selection each.
 //!
 //! An answer is shared only where it cannot depend on who asked: an event's own values are
@@ -10,38 +10,43 @@
 //! with the caller's rights, so its answers are shared only between subscriptions of the
 //! same caller.
 //!
-//! The WebSocket transport puts a `Sharing` in each subscription's request data and turns
-//! each response into its payload with `Sharing::payload`; the resolver wraps each event
-//! with `Share::item`: `Rendered::Known` when the event holds this way of asking's answer
-//! (resolved to nothing: the transport sends the kept answer), `Rendered::Fresh` otherwise
-//! (resolved as usual; the transport keeps its serialized response on the event for the
-//! next subscriber). Transports without a `Sharing` (SSE) answer each event themselves.
+//! The WebSocket transport puts a `Sharing` in each subscription's request data. The
+//! resolver of a replayable stream, once it has checked the caller and set the stream up,
+//! hands the followed events over to it (`Sharing::hand_over`) and gives the schema a
+//! stream of only the events to resolve. The transport then answers each event itself: with
+//! the answer kept on the event under the subscription's key (`Renderings`), or by passing
+//! the event to the schema, serializing the response and keeping it on the event for the
+//! next subscriber. A kept answer costs a subscriber no execution at all. Transports
+//! without a `Sharing` (SSE) have every event resolved by the schema.
 
-use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use async_graphql::parser::types::Field;
-use async_graphql::registry::Registry;
-use async_graphql::{ContextSelectionSet, OutputType, Positioned, Response, ServerResult, Value};
+use futures_channel::mpsc;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 
 use crate::auth::Actor;
 use crate::realtime::events::Event;
+use crate::realtime::replay::Followed;
 
-/// One subscription's way of asking, and what its resolver handed on with its last item.
+/// One subscription's way of asking, and the events its resolver handed over.
 #[derive(Clone)]
 pub struct Sharing(Arc<Inner>);
 
 struct Inner {
     /// The document, operation name and variables, as one text.
     document: Arc<str>,
-    handed: Mutex<Option<Handed>>,
+    handed: Mutex<Option<Handover>>,
 }
 
-enum Handed {
-    /// The event held the answer: send it.
-    Known(Arc<str>),
-    /// The event is answered here: keep the answer on it under `key`.
-    Fresh { event: Arc<Event>, key: Arc<str> },
+/// A subscription's followed events, handed to its transport.
+pub struct Handover {
+    /// The key its answers are kept under on each event.
+    pub key: Arc<str>,
+    /// The events, each once and in order; an error ends them.
+    pub events: BoxStream<'static, async_graphql::Result<Followed>>,
+    /// Where the events to be resolved by the schema go, one at a time.
+    pub to_resolve: mpsc::Sender<async_graphql::Result<Followed>>,
 }
 
 impl Sharing {
@@ -56,124 +61,37 @@ impl Sharing {
         }))
     }
 
-    /// The resolver's side, for a caller whose answers are shared with every subscriber
-    /// asking the same way (`caller` `None`), or only with the same caller's subscriptions.
-    pub fn share(&self, caller: Option<Actor>) -> Share {
+    /// The resolver's side: hands `events` over to the transport, to be answered with the
+    /// answers of every subscriber asking the same way (`caller` `None`), or only with
+    /// `caller`'s own; returns the stream of the events the schema is to resolve.
+    pub fn hand_over<T: Send + 'static>(
+        &self,
+        caller: Option<Actor>,
+        events: BoxStream<'static, async_graphql::Result<Followed>>,
+        wrap: fn(Arc<Event>) -> T,
+    ) -> impl Stream<Item = async_graphql::Result<T>> + Send + 'static + use<T> {
         let key = match caller {
             None => self.0.document.clone(),
             Some(actor) => format!("{}\u{0}{actor:?}", self.0.document).into(),
         };
-        Share {
-            sharing: self.clone(),
+        // futures' channel rather than tokio's: tokio's allocates a block of 32 slots up
+        // front, in every subscription.
+        let (to_resolve, receiver) = mpsc::channel(0);
+        *self.0.handed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handover {
             key,
-        }
+            events,
+            to_resolve,
+        });
+        receiver.map(move |item| item.map(|followed: Followed| wrap(followed.event)))
     }
 
-    fn hand(&self, handed: Option<Handed>) {
-        *self.0.handed.lock().unwrap_or_else(|e| e.into_inner()) = handed;
-    }
-
-    /// The payload of the subscription's next response: the kept answer when its event held
-    /// one (and `true`), else the response serialized (and kept on its event, when it has
-    /// no error).
-    pub fn payload(&self, response: &Response) -> (Arc<str>, bool) {
-        let handed = self
-            .0
+    /// The transport's side: the events handed over, once.
+    pub fn take(&self) -> Option<Handover> {
+        self.0
             .handed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take();
-        let answer = match handed {
-            Some(Handed::Known(answer)) => return (answer, true),
-            Some(Handed::Fresh { event, key }) => {
-                let answer = serialized(response);
-                if response.errors.is_empty()
-                    && let Some(renderings) = event.renderings()
-                {
-                    renderings.put(key, answer.clone());
-                }
-                answer
-            }
-            None => serialized(response),
-        };
-        (answer, false)
-    }
-}
-
-/// A response as JSON.
-pub fn serialized(response: &Response) -> Arc<str> {
-    match serde_json::to_string(response) {
-        Ok(json) => json.into(),
-        Err(e) => {
-            tracing::error!(error = %e, "a response could not be serialized");
-            Arc::from(
-                r#"{"errors":[{"message":"the answer could not be written","extensions":{"code":"INTERNAL"}}]}"#,
-            )
-        }
-    }
-}
-
-/// A resolver's handle on its subscription's sharing.
-pub struct Share {
-    sharing: Sharing,
-    key: Arc<str>,
-}
-
-impl Share {
-    /// The item standing for `event`: `Known` when the event holds this key's answer, else
-    /// `fresh()` to be resolved (its answer then kept on the event).
-    pub fn item<T>(&self, event: &Arc<Event>, fresh: impl FnOnce() -> T) -> Rendered<T> {
-        let Some(renderings) = event.renderings() else {
-            self.sharing.hand(None);
-            return Rendered::Fresh(fresh());
-        };
-        if let Some(answer) = renderings.get(&self.key) {
-            self.sharing.hand(Some(Handed::Known(answer)));
-            return Rendered::Known;
-        }
-        self.sharing.hand(Some(Handed::Fresh {
-            event: event.clone(),
-            key: self.key.clone(),
-        }));
-        Rendered::Fresh(fresh())
-    }
-
-    /// Nothing to share for the next item (an error).
-    pub fn none(&self) {
-        self.sharing.hand(None);
-    }
-}
-
-/// An item of a shared subscription: the GraphQL type of `T`.
-pub enum Rendered<T> {
-    /// To resolve.
-    Fresh(T),
-    /// Answered already: the transport sends the kept answer, this resolves to nothing.
-    Known,
-}
-
-impl<T: OutputType> OutputType for Rendered<T> {
-    fn type_name() -> Cow<'static, str> {
-        T::type_name()
-    }
-
-    fn qualified_type_name() -> String {
-        T::qualified_type_name()
-    }
-
-    fn create_type_info(registry: &mut Registry) -> String {
-        T::create_type_info(registry)
-    }
-
-    async fn resolve(
-        &self,
-        ctx: &ContextSelectionSet<'_>,
-        field: &Positioned<Field>,
-    ) -> ServerResult<Value> {
-        match self {
-            Rendered::Fresh(item) => item.resolve(ctx, field).await,
-            Rendered::Known => Ok(Value::Null),
-        }
+            .take()
     }
 }
 
@@ -182,84 +100,52 @@ mod tests {
     use super::*;
     use crate::realtime::events::MessageEvent;
 
-    fn delta() -> Arc<Event> {
-        Arc::new(Event::Message(MessageEvent::delta(uuid::Uuid::nil(), "Hi")))
+    fn followed(delta: &str) -> async_graphql::Result<Followed> {
+        let event = Event::Message(MessageEvent::delta(uuid::Uuid::nil(), delta));
+        Ok(Followed {
+            event: Arc::new(event),
+            live: true,
+        })
     }
 
-    fn answer(text: &str) -> Response {
-        Response::new(
-            Value::from_json(serde_json::json!({ "messageStream": { "delta": text } }))
-                .expect("a value"),
-        )
+    #[tokio::test]
+    async fn events_handed_over_come_back_only_as_sent_to_resolve() {
+        let request = async_graphql::Request::new("subscription { messageStream { delta } }");
+        let sharing = Sharing::of(&request);
+        assert!(sharing.take().is_none());
+        let events = futures_util::stream::iter([followed("a"), followed("b")]).boxed();
+        let mut resolved = std::pin::pin!(sharing.hand_over(None, events, |e| e.seq()));
+        let mut handover = sharing.take().expect("handed over");
+        assert!(sharing.take().is_none(), "handed over once");
+        let first = handover.events.next().await.expect("an event");
+        handover.to_resolve.try_send(first).expect("room for one");
+        assert_eq!(resolved.next().await.map(|r| r.is_ok()), Some(true));
+        drop(handover);
+        assert!(resolved.next().await.is_none(), "ends with the handover");
     }
 
     #[test]
-    fn the_first_answer_of_a_way_of_asking_is_the_next_ones() {
-        let request = async_graphql::Request::new("subscription { messageStream { delta } }");
-        let (first, second) = (Sharing::of(&request), Sharing::of(&request));
-        let event = delta();
-        assert!(matches!(
-            first.share(None).item(&event, || ()),
-            Rendered::Fresh(())
-        ));
-        let (made, shared) = first.payload(&answer("Hi"));
-        assert!(!shared);
-        assert!(matches!(
-            second.share(None).item(&event, || ()),
-            Rendered::Known
-        ));
-        // The second's own response (resolved to nothing) is not what it sends.
-        let (sent, shared) = second.payload(&Response::new(Value::Null));
-        assert!(shared && Arc::ptr_eq(&made, &sent), "{sent}");
-
-        // Another document, other variables, or a caller's own reading: answered anew.
-        let other = Sharing::of(&async_graphql::Request::new(
-            "subscription { messageStream { seq } }",
-        ));
-        assert!(matches!(
-            other.share(None).item(&event, || ()),
-            Rendered::Fresh(())
-        ));
+    fn keys_differ_by_document_variables_and_caller() {
+        let key = |request: &async_graphql::Request, caller: Option<Actor>| {
+            let sharing = Sharing::of(request);
+            let events = futures_util::stream::empty().boxed();
+            drop(sharing.hand_over(caller, events, |_| ()));
+            sharing.take().expect("handed over").key
+        };
+        let plain = async_graphql::Request::new("subscription { messageStream { delta } }");
+        let same = async_graphql::Request::new("subscription { messageStream { delta } }");
+        let other = async_graphql::Request::new("subscription { messageStream { seq } }");
         let with_variables =
             async_graphql::Request::new("subscription { messageStream { delta } }").variables(
                 async_graphql::Variables::from_json(serde_json::json!({ "a": 1 })),
             );
-        let variables = Sharing::of(&with_variables);
-        assert!(matches!(
-            variables.share(None).item(&event, || ()),
-            Rendered::Fresh(())
-        ));
         let caller = Actor::User {
             user_id: uuid::Uuid::nil(),
         };
-        assert!(matches!(
-            second.share(Some(caller)).item(&event, || ()),
-            Rendered::Fresh(())
-        ));
-        // A copy of the event is another event.
-        let copy = Arc::new((*event).clone());
-        assert!(matches!(
-            second.share(None).item(&copy, || ()),
-            Rendered::Fresh(())
-        ));
-    }
-
-    #[test]
-    fn an_answer_with_errors_is_not_kept() {
-        let request = async_graphql::Request::new("subscription { messageStream { delta } }");
-        let sharing = Sharing::of(&request);
-        let event = delta();
-        let share = sharing.share(None);
-        let _ = share.item(&event, || ());
-        let failed = Response::from_errors(vec![async_graphql::ServerError::new("no", None)]);
-        let (sent, _) = sharing.payload(&failed);
-        assert!(sent.contains("\"no\""), "{sent}");
-        assert!(matches!(share.item(&event, || ()), Rendered::Fresh(())));
-        // Nothing handed: the response is sent as it is.
-        share.none();
-        assert_eq!(
-            &*sharing.payload(&answer("x")).0,
-            r#"{"data":{"messageStream":{"delta":"x"}}}"#
-        );
+        assert_eq!(key(&plain, None), key(&same, None));
+        assert_ne!(key(&plain, None), key(&other, None));
+        assert_ne!(key(&plain, None), key(&with_variables, None));
+        assert_ne!(key(&plain, None), key(&plain, Some(caller)));
+        assert_eq!(key(&plain, Some(caller)), key(&same, Some(caller)));
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_graphql::{Context, ErrorExtensions, Result, Subscription};
+use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -18,7 +19,7 @@ use super::execution::{ExecutionEventObject, ExecutionRecordObject};
 use super::feed::{self, CatchUp};
 use super::live_rights::{RightsWatch, Watched};
 use super::message_event::MessageEventObject;
-use super::shared::{Rendered, Sharing};
+use super::shared::Sharing;
 use crate::app::App;
 use crate::auth::Action;
 use crate::auth::permissions::authorize_workspace;
@@ -105,7 +106,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         message_id: Uuid,
         after: Option<i32>,
-    ) -> Result<impl Stream<Item = Result<Rendered<MessageEventObject>>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<MessageEventObject>>> {
         // Boxed: the resolver's future is kept inside its stream for the subscription's
         // life, so only a pointer to it stays once it has run.
         Box::pin(async move {
@@ -114,19 +115,17 @@ impl SubscriptionRoot {
             let app = ctx.app()?.clone();
             let watch = RightsWatch::open(&app, actor).await;
             let message = visible_message(&mut *conn(&app).await?, actor, message_id).await?;
-            let final_state = final_message(message);
             // The message and its relations are read with the caller's rights.
             let own = ctx.look_ahead().field("message").exists();
-            let events = replayed(
+            replayed(
                 ctx,
                 &app,
                 (StreamKey::Message(message_id), after),
-                final_state,
-                own.then_some(actor),
+                final_message(message),
+                (watch, Watched::Message(message_id), own),
                 MessageEventObject,
             )
-            .await?;
-            Ok(watch.guard(app, actor, Watched::Message(message_id), events))
+            .await
         })
         .await
     }
@@ -138,7 +137,7 @@ impl SubscriptionRoot {
         ctx: &Context<'_>,
         execution_id: Uuid,
         after: Option<i32>,
-    ) -> Result<impl Stream<Item = Result<Rendered<ExecutionEventObject>>> + use<>> {
+    ) -> Result<BoxStream<'static, Result<ExecutionEventObject>>> {
         // Boxed: the resolver's future is kept inside its stream for the subscription's
         // life, so only a pointer to it stays once it has run.
         Box::pin(async move {
@@ -147,19 +146,17 @@ impl SubscriptionRoot {
             let app = ctx.app()?.clone();
             let watch = RightsWatch::open(&app, actor).await;
             let execution = visible_execution(&mut *conn(&app).await?, actor, execution_id).await?;
-            let final_state = final_execution(execution);
             // The run's record and its relations are read with the caller's rights.
             let own = ctx.look_ahead().field("execution").exists();
-            let events = replayed(
+            replayed(
                 ctx,
                 &app,
                 (StreamKey::Execution(execution_id), after),
-                final_state,
-                own.then_some(actor),
+                final_execution(execution),
+                (watch, Watched::Execution(execution_id), own),
                 ExecutionEventObject,
             )
-            .await?;
-            Ok(watch.guard(app, actor, Watched::Execution(execution_id), events))
+            .await
         })
         .await
     }
@@ -303,43 +300,38 @@ impl SubscriptionRoot {
     }
 }
 
-/// Follows a replayable stream from `after`, each event wrapped for GraphQL; its answers
-/// shared with the transport's other subscribers asking the same way (`shared`), only with
-/// `caller`'s own when the selection reads through the event with the caller's rights.
+/// Follows a replayable stream from `after`, ended by `watch` when the caller's right to
+/// `watched` goes, each event wrapped for GraphQL. Over WebSocket the events are handed to
+/// the transport (`shared`), which answers each with the answer of its subscribers asking
+/// the same way, or only the caller's own ones when the selection reads through the event
+/// with the caller's rights (`own`).
 async fn replayed<T: Send + 'static>(
     ctx: &Context<'_>,
     app: &Arc<App>,
     (key, after): (StreamKey, i64),
     final_state: Option<Event>,
-    caller: Option<crate::auth::Actor>,
+    (watch, watched, own): (RightsWatch, Watched, bool),
     wrap: fn(Arc<Event>) -> T,
-) -> Result<impl Stream<Item = Result<Rendered<T>>> + Send + use<T>> {
+) -> Result<BoxStream<'static, Result<T>>> {
+    let actor = ctx.actor()?;
     let permit = reserve(ctx, app)?;
-    let deliveries = ctx.data_opt::<Deliveries>().cloned().unwrap_or_default();
-    let share = ctx.data_opt::<Sharing>().map(|s| s.share(caller));
     let events = replay::follow(&app.realtime, key, after, final_state).await;
     let guard = Open::new(permit, app);
-    Ok(held(
-        events.map(move |item| {
+    let events = held(events.map(|item| item.map_err(Into::into)), guard);
+    let followed = watch.guard(app.clone(), actor, watched, events);
+    if let Some(sharing) = ctx.data_opt::<Sharing>() {
+        let caller = own.then_some(actor);
+        return Ok(sharing.hand_over(caller, followed.boxed(), wrap).boxed());
+    }
+    let deliveries = ctx.data_opt::<Deliveries>().cloned().unwrap_or_default();
+    Ok(followed
+        .map(move |item| {
             // What the transport writes next: a live event with its publication time.
             let published = item.as_ref().ok().filter(|f| f.live);
             deliveries.handed(published.map(|f| f.event.published_at_us()));
-            let event = match item {
-                Ok(followed) => followed.event,
-                Err(e) => {
-                    if let Some(share) = &share {
-                        share.none();
-                    }
-                    return Err(e.into());
-                }
-            };
-            Ok(match &share {
-                Some(share) => share.item(&event, || wrap(event.clone())),
-                None => Rendered::Fresh(wrap(event)),
-            })
-        }),
-        guard,
-    ))
+            item.map(|followed| wrap(followed.event))
+        })
+        .boxed())
 }
 
 /// Keeps `guard` (budget place, gauge) for as long as the stream lives.

@@ -1,23 +1,26 @@
 //! How a WebSocket connection runs an operation: the operation limits, a check that the
-//! socket's credential still stands, the schema, error codes on every response, and each
-//! response serialized once for every subscriber that asked the same way
+//! socket's credential still stands, the schema, error codes on every response, and for a
+//! replayable stream each event answered once for every subscriber asking the same way
 //! (`graphql::shared`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use async_graphql::{Data, Executor, Request as GraphQLRequest, Response as GraphQLResponse};
-use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::protocol::Answer;
 use crate::app::App;
-use crate::graphql::shared::Sharing;
+use crate::graphql::shared::{Handover, Sharing};
 use crate::graphql::{WeftSchema, classify_response, operation_limits};
 use crate::http::RequestId;
 use crate::http::rights::{Ended, Held, still_held};
-use crate::metrics::Deliveries;
+use crate::metrics::{Deliveries, Metrics};
+use crate::realtime::events::Event;
 
 /// What a connection's operations run with.
 pub struct Runner {
@@ -39,7 +42,6 @@ impl Runner {
         mut request: GraphQLRequest,
         connection: Arc<Data>,
     ) -> BoxStream<'static, Answer> {
-        let id = self.request_id;
         let deliveries = Deliveries::default();
         let sharing = Sharing::of(&request);
         request = request.data(deliveries.clone()).data(sharing.clone());
@@ -66,20 +68,168 @@ impl Runner {
                     .boxed()
             }
         };
-        let metrics = self.app.metrics.clone();
-        responses
-            .map(move |mut response| {
-                classify_response(&mut response, Some(id));
-                let (payload, shared) = sharing.payload(&response);
-                if shared {
-                    metrics.answers_shared.fetch_add(1, Ordering::Relaxed);
-                }
-                Answer {
+        Answers {
+            responses,
+            sharing,
+            handover: None,
+            resolving: None,
+            deliveries,
+            request_id: self.request_id,
+            metrics: self.app.metrics.clone(),
+        }
+        .boxed()
+    }
+}
+
+/// The answers of one operation: the schema's responses, until a resolver hands its events
+/// over; from then on each event answered with the answer kept on it for this way of asking,
+/// or given to the schema to resolve (and its answer kept).
+struct Answers {
+    responses: BoxStream<'static, GraphQLResponse>,
+    sharing: Sharing,
+    handover: Option<Handover>,
+    /// What the schema is resolving, given after the handover.
+    resolving: Option<Resolving>,
+    /// The publication times of the items a resolver noted (when nothing was handed over).
+    deliveries: Deliveries,
+    request_id: RequestId,
+    metrics: Arc<Metrics>,
+}
+
+/// An event (or the error that ends the events) given to the schema to resolve.
+struct Resolving {
+    /// The event whose answer is kept once made; `None` for an error.
+    event: Option<Arc<Event>>,
+    published_at_us: i64,
+}
+
+impl Answers {
+    /// A response of the schema as sent: with error codes, serialized; and whether it has
+    /// no error.
+    fn serialized(&self, mut response: GraphQLResponse) -> (Arc<str>, bool) {
+        classify_response(&mut response, Some(self.request_id));
+        let clean = response.errors.is_empty();
+        let payload = match serde_json::to_string(&response) {
+            Ok(json) => json.into(),
+            Err(e) => {
+                tracing::error!(error = %e, "a response could not be serialized");
+                Arc::from(
+                    r#"{"errors":[{"message":"the answer could not be written","extensions":{"code":"INTERNAL"}}]}"#,
+                )
+            }
+        };
+        (payload, clean)
+    }
+
+    /// The schema's next response, before any handover.
+    fn poll_schema(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        match self.responses.poll_next_unpin(cx) {
+            Poll::Ready(Some(response)) => {
+                let (payload, _) = self.serialized(response);
+                let published_at_us = self.deliveries.next_published().unwrap_or(0);
+                Poll::Ready(Some(Answer {
                     payload,
-                    published_at_us: deliveries.next_published().unwrap_or(0),
+                    published_at_us,
+                }))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The schema's answer to what it was given to resolve, kept on its event.
+    fn poll_resolved(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let response = match self.responses.poll_next_unpin(cx) {
+            Poll::Ready(Some(response)) => response,
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        let (payload, clean) = self.serialized(response);
+        let resolving = self.resolving.take();
+        let published_at_us = resolving.as_ref().map_or(0, |r| r.published_at_us);
+        if let (true, Some(handover), Some(event)) =
+            (clean, &self.handover, resolving.and_then(|r| r.event))
+            && let Some(renderings) = event.renderings()
+        {
+            renderings.put(handover.key.clone(), payload.clone());
+        }
+        Poll::Ready(Some(Answer {
+            payload,
+            published_at_us,
+        }))
+    }
+}
+
+impl Stream for Answers {
+    type Item = Answer;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        let this = &mut *self;
+        loop {
+            if this.resolving.is_some() {
+                return this.poll_resolved(cx);
+            }
+            let Some(handover) = this.handover.as_mut() else {
+                // Until the resolver hands its events over (if it does).
+                match this.poll_schema(cx) {
+                    Poll::Pending => match this.sharing.take() {
+                        Some(handover) => {
+                            this.handover = Some(handover);
+                            continue;
+                        }
+                        None => return Poll::Pending,
+                    },
+                    ready => return ready,
                 }
-            })
-            .boxed()
+            };
+            let (given, resolving) = match handover.events.poll_next_unpin(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    // No more events: the schema's stream ends with its input.
+                    this.handover = None;
+                    continue;
+                }
+                Poll::Ready(Some(Ok(followed))) => {
+                    let published_at_us = if followed.live {
+                        followed.event.published_at_us()
+                    } else {
+                        0
+                    };
+                    let kept = followed
+                        .event
+                        .renderings()
+                        .and_then(|renderings| renderings.get(&handover.key));
+                    if let Some(payload) = kept {
+                        this.metrics.answers_shared.fetch_add(1, Ordering::Relaxed);
+                        return Poll::Ready(Some(Answer {
+                            payload,
+                            published_at_us,
+                        }));
+                    }
+                    let event = Some(followed.event.clone());
+                    (
+                        Ok(followed),
+                        Resolving {
+                            event,
+                            published_at_us,
+                        },
+                    )
+                }
+                // The schema words the error as it would its own.
+                Poll::Ready(Some(Err(error))) => (
+                    Err(error),
+                    Resolving {
+                        event: None,
+                        published_at_us: 0,
+                    },
+                ),
+            };
+            // The schema has taken the last one given: there is room for this one.
+            if handover.to_resolve.try_send(given).is_err() {
+                return Poll::Ready(None);
+            }
+            this.resolving = Some(resolving);
+        }
     }
 }
 

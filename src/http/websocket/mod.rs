@@ -101,7 +101,7 @@ pub async fn upgrade(state: HttpState, mut parts: Parts, peer: SocketAddr) -> Re
     };
     upgrade
         .protocols(["graphql-transport-ws", "graphql-ws"])
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
         .max_message_size(MAX_FRAME_BYTES)
@@ -177,6 +177,13 @@ enum Step {
     Outgoing(Outgoing),
 }
 
+/// Whether the connection goes on after a step.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    End,
+}
+
 struct Session {
     state: HttpState,
     protocol: WebSocketProtocols,
@@ -193,195 +200,215 @@ impl Session {
         // Keeps the server waiting for this socket to close at shutdown.
         let _open = self.state.sessions.clone();
         let mut stop = self.state.stop.clone();
-        let app = self.state.app.clone();
-        let protocol = self.protocol;
-        let (mut sink, mut source) = socket.split();
-        let (lost, lost_seen) = watch::channel(None);
-        let mut runner = Runner {
-            schema: self.state.schema.clone(),
-            app: app.clone(),
-            request_id: RequestId::new(),
-            max_root_fields: app.config.api_limits.max_root_fields,
-            held: None,
-            lost: Arc::new(lost),
-        };
-        let mut operations = Operations::new(protocol);
-        // `connection_init` being checked, then what it granted.
-        let mut init: Option<BoxFuture<'static, Result<Accepted, Refused>>> = None;
-        let mut initialised = false;
-        let mut connection: Option<Arc<Data>> = None;
-        let mut _caller_slot: Option<Slot> = None;
-        let mut lost_seen = Some(lost_seen);
-        let mut rights: Option<BoxFuture<'static, Ended>> = None;
+        let init_timeout = self.state.app.config.realtime.init_timeout;
+        let (sink, mut source) = socket.split();
+        let mut live = Connection::new(self, sink);
         // graphql-ws's rule: no connection_init in time, 4408.
-        let init_deadline = tokio::time::sleep(app.config.realtime.init_timeout);
+        let init_deadline = tokio::time::sleep(init_timeout);
         let mut init_deadline = std::pin::pin!(init_deadline);
         loop {
             let step = tokio::select! {
                 biased;
                 () = stopped(&mut stop) => Step::Stopping,
-                () = &mut init_deadline, if !initialised => Step::InitTimedOut,
-                ended = pending_or(rights.as_mut()), if rights.is_some() => Step::RightsEnded(ended),
-                outcome = pending_or(init.as_mut()), if init.is_some() => Step::Initialised(outcome),
-                message = source.next(), if init.is_none() => Step::Client(message),
-                outgoing = operations.next() => Step::Outgoing(outgoing),
+                () = &mut init_deadline, if !live.initialised => Step::InitTimedOut,
+                ended = pending_or(live.rights.as_mut()), if live.rights.is_some() => {
+                    Step::RightsEnded(ended)
+                }
+                outcome = pending_or(live.init.as_mut()), if live.init.is_some() => {
+                    Step::Initialised(outcome)
+                }
+                message = source.next(), if live.init.is_none() => Step::Client(message),
+                outgoing = live.operations.next() => Step::Outgoing(outgoing),
             };
-            match step {
-                Step::Stopping => {
-                    close(&mut sink, 1001, "the server is shutting down").await;
-                    return;
-                }
-                Step::InitTimedOut => {
-                    close(&mut sink, 4408, "Connection initialisation timeout").await;
-                    return;
-                }
-                Step::RightsEnded(ended) => {
-                    close(&mut sink, 4403, ended.reason()).await;
-                    return;
-                }
-                Step::Initialised(outcome) => {
-                    init = None;
-                    let accepted = match outcome {
-                        Ok(accepted) => accepted,
-                        Err(refused) => {
-                            let (code, reason) = refused.close();
-                            if protocol == WebSocketProtocols::SubscriptionsTransportWS {
-                                let error = protocol::connection_error(reason);
-                                let _ = self.send(&mut sink, error).await;
-                            }
-                            close(&mut sink, code, reason).await;
-                            return;
-                        }
-                    };
-                    runner.held = accepted.held;
-                    _caller_slot = accepted.slot;
-                    if let (Some(watch), Some(lost_seen)) = (accepted.watch, lost_seen.take()) {
-                        rights = Some(Box::pin(rights_end(app.clone(), watch, lost_seen)));
-                    }
-                    connection = Some(Arc::new(accepted.data));
-                    if !self
-                        .send(&mut sink, protocol::CONNECTION_ACK.to_string())
-                        .await
-                    {
-                        return;
-                    }
-                }
-                Step::Client(None | Some(Ok(Message::Close(_)))) => {
-                    // The client closed (or terminated): flush the close handshake's answer
-                    // so it sees a clean close rather than a dropped connection.
-                    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-                    return;
-                }
-                Step::Client(Some(Err(e))) => {
-                    if e.to_string().contains("too long") {
-                        close(&mut sink, 1009, "frames are limited to 64 KiB").await;
-                    }
-                    return;
-                }
-                Step::Client(Some(Ok(message))) => {
-                    let parsed = match &message {
-                        Message::Text(text) => ClientMessage::from_bytes(text.as_bytes()),
-                        Message::Binary(bytes) => ClientMessage::from_bytes(bytes),
-                        _ => continue,
-                    };
-                    let message = match parsed {
-                        Ok(message) => message,
-                        Err(e) => {
-                            close(&mut sink, 4400, &format!("Invalid message received: {e}")).await;
-                            return;
-                        }
-                    };
-                    match message {
-                        ClientMessage::ConnectionInit { payload } => {
-                            if initialised {
-                                if protocol == WebSocketProtocols::SubscriptionsTransportWS {
-                                    let error = protocol::connection_error(TOO_MANY_INITS);
-                                    let _ = self.send(&mut sink, error).await;
-                                }
-                                close(&mut sink, 4429, TOO_MANY_INITS).await;
-                                return;
-                            }
-                            initialised = true;
-                            init = Some(Box::pin(accept(
-                                self.state.clone(),
-                                payload.unwrap_or_default(),
-                                self.authorization.clone(),
-                                self.client.clone(),
-                            )));
-                        }
-                        ClientMessage::Start { id, payload } => {
-                            let Some(connection) = &connection else {
-                                close(&mut sink, 4401, "Unauthorized").await;
-                                return;
-                            };
-                            if protocol == WebSocketProtocols::GraphQLWS && operations.contains(&id)
-                            {
-                                close(
-                                    &mut sink,
-                                    4409,
-                                    &format!("Subscriber for {id} already exists"),
-                                )
-                                .await;
-                                return;
-                            }
-                            operations.start(id, runner.answers(payload, connection.clone()));
-                        }
-                        ClientMessage::Stop { id } => {
-                            if operations.stop(&id)
-                                && !self.send(&mut sink, protocol::complete(&id)).await
-                            {
-                                return;
-                            }
-                        }
-                        ClientMessage::ConnectionTerminate => {
-                            let _ =
-                                tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
-                            return;
-                        }
-                        ClientMessage::Ping { .. } => {
-                            if !self.send(&mut sink, protocol::PONG.to_string()).await {
-                                return;
-                            }
-                        }
-                        ClientMessage::Pong { .. } => {}
-                    }
-                }
-                Step::Outgoing(Outgoing::Next {
-                    frame,
-                    published_at_us,
-                }) => {
-                    if !self.send(&mut sink, frame).await {
-                        return;
-                    }
-                    if published_at_us > 0 {
-                        app.metrics.event_delivered(published_at_us);
-                    }
-                }
-                Step::Outgoing(Outgoing::Completed(id)) => {
-                    if !self.send(&mut sink, protocol::complete(&id)).await {
-                        return;
-                    }
-                }
+            if live.step(step).await == Flow::End {
+                return;
             }
         }
     }
+}
 
-    /// Writes a text frame; `false` when the socket failed or its client stopped reading
-    /// for `WEFT_SEND_TIMEOUT_SECS` (the connection then ends; the client resumes with
-    /// `after`).
-    async fn send(&self, sink: &mut Sink, text: String) -> bool {
-        let send_timeout = self.state.app.config.realtime.send_timeout;
-        match tokio::time::timeout(send_timeout, sink.send(Message::Text(text.into()))).await {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
+/// A connection once upgraded: its writing half, its operations, and what
+/// `connection_init` granted.
+struct Connection {
+    session: Session,
+    sink: Sink,
+    operations: Operations,
+    runner: Runner,
+    /// `connection_init`, while it is being checked (the client's next messages wait).
+    init: Option<BoxFuture<'static, Result<Accepted, Refused>>>,
+    initialised: bool,
+    /// The connection's data, once `connection_ack` was sent.
+    data: Option<Arc<Data>>,
+    _caller_slot: Option<Slot>,
+    /// Told by an operation's check that the credential is gone.
+    lost: Option<watch::Receiver<Option<Ended>>>,
+    /// Resolves when the credential stops standing.
+    rights: Option<BoxFuture<'static, Ended>>,
+}
+
+impl Connection {
+    fn new(session: Session, sink: Sink) -> Connection {
+        let app = session.state.app.clone();
+        let (lost, lost_seen) = watch::channel(None);
+        let runner = Runner {
+            schema: session.state.schema.clone(),
+            max_root_fields: app.config.api_limits.max_root_fields,
+            app,
+            request_id: RequestId::new(),
+            held: None,
+            lost: Arc::new(lost),
+        };
+        Connection {
+            operations: Operations::new(session.protocol),
+            session,
+            sink,
+            runner,
+            init: None,
+            initialised: false,
+            data: None,
+            _caller_slot: None,
+            lost: Some(lost_seen),
+            rights: None,
+        }
+    }
+
+    async fn step(&mut self, step: Step) -> Flow {
+        match step {
+            Step::Stopping => self.close(1001, "the server is shutting down").await,
+            Step::InitTimedOut => self.close(4408, "Connection initialisation timeout").await,
+            Step::RightsEnded(ended) => self.close(4403, ended.reason()).await,
+            Step::Initialised(outcome) => self.initialised(outcome).await,
+            Step::Client(None | Some(Ok(Message::Close(_)))) => {
+                // The client closed (or terminated): flush the close handshake's answer so
+                // it sees a clean close rather than a dropped connection.
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
+                Flow::End
+            }
+            Step::Client(Some(Err(e))) => {
+                if e.to_string().contains("too long") {
+                    self.close(1009, "frames are limited to 64 KiB").await;
+                }
+                Flow::End
+            }
+            Step::Client(Some(Ok(message))) => {
+                let parsed = match &message {
+                    Message::Text(text) => ClientMessage::from_bytes(text.as_bytes()),
+                    Message::Binary(bytes) => ClientMessage::from_bytes(bytes),
+                    _ => return Flow::Continue,
+                };
+                match parsed {
+                    Ok(message) => self.client_message(message).await,
+                    Err(e) => {
+                        let reason = format!("Invalid message received: {e}");
+                        self.close(4400, &reason).await
+                    }
+                }
+            }
+            Step::Outgoing(Outgoing::Next {
+                frame,
+                published_at_us,
+            }) => {
+                let flow = self.send(frame).await;
+                if flow == Flow::Continue && published_at_us > 0 {
+                    self.runner.app.metrics.event_delivered(published_at_us);
+                }
+                flow
+            }
+            Step::Outgoing(Outgoing::Completed(id)) => self.send(protocol::complete(&id)).await,
+        }
+    }
+
+    /// `connection_init` checked: `connection_ack`, or the refusal.
+    async fn initialised(&mut self, outcome: Result<Accepted, Refused>) -> Flow {
+        self.init = None;
+        let accepted = match outcome {
+            Ok(accepted) => accepted,
+            Err(refused) => {
+                let (code, reason) = refused.close();
+                return self.refuse(code, reason).await;
+            }
+        };
+        self.runner.held = accepted.held;
+        self._caller_slot = accepted.slot;
+        if let (Some(watch), Some(lost)) = (accepted.watch, self.lost.take()) {
+            let app = self.runner.app.clone();
+            self.rights = Some(Box::pin(rights_end(app, watch, lost)));
+        }
+        self.data = Some(Arc::new(accepted.data));
+        self.send(protocol::CONNECTION_ACK.to_string()).await
+    }
+
+    async fn client_message(&mut self, message: ClientMessage) -> Flow {
+        let protocol = self.session.protocol;
+        match message {
+            ClientMessage::ConnectionInit { payload } => {
+                if self.initialised {
+                    return self.refuse(4429, TOO_MANY_INITS).await;
+                }
+                self.initialised = true;
+                self.init = Some(Box::pin(accept(
+                    self.session.state.clone(),
+                    payload.unwrap_or_default(),
+                    self.session.authorization.clone(),
+                    self.session.client.clone(),
+                )));
+                Flow::Continue
+            }
+            ClientMessage::Start { id, payload } => {
+                let Some(data) = &self.data else {
+                    return self.close(4401, "Unauthorized").await;
+                };
+                if protocol == WebSocketProtocols::GraphQLWS && self.operations.contains(&id) {
+                    let reason = format!("Subscriber for {id} already exists");
+                    return self.close(4409, &reason).await;
+                }
+                let answers = self.runner.answers(payload, data.clone());
+                self.operations.start(id, answers);
+                Flow::Continue
+            }
+            ClientMessage::Stop { id } => {
+                if self.operations.stop(&id) {
+                    return self.send(protocol::complete(&id)).await;
+                }
+                Flow::Continue
+            }
+            ClientMessage::ConnectionTerminate => {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
+                Flow::End
+            }
+            ClientMessage::Ping { .. } => self.send(protocol::PONG.to_string()).await,
+            ClientMessage::Pong { .. } => Flow::Continue,
+        }
+    }
+
+    /// Refuses `connection_init` (the legacy protocol hears why first) and closes.
+    async fn refuse(&mut self, code: u16, reason: &str) -> Flow {
+        if self.session.protocol == WebSocketProtocols::SubscriptionsTransportWS {
+            let _ = self.send(protocol::connection_error(reason)).await;
+        }
+        self.close(code, reason).await
+    }
+
+    /// Writes a text frame; ends the connection when the socket failed or its client stopped
+    /// reading for `WEFT_SEND_TIMEOUT_SECS` (the client resumes with `after`).
+    async fn send(&mut self, text: String) -> Flow {
+        let send_timeout = self.runner.app.config.realtime.send_timeout;
+        match tokio::time::timeout(send_timeout, self.sink.send(Message::Text(text.into()))).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::End,
             Err(_) => {
                 tracing::info!(
                     timeout = ?send_timeout,
                     "closing a WebSocket whose client stopped reading"
                 );
-                false
+                Flow::End
             }
         }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> Flow {
+        close(&mut self.sink, code, reason).await;
+        Flow::End
     }
 }
 
