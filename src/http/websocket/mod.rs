@@ -171,7 +171,7 @@ enum Step {
     Stopping,
     InitTimedOut,
     RightsEnded(Ended),
-    Initialised(Result<Accepted, Refused>),
+    Initialised(Result<Box<Accepted>, Refused>),
     /// A message from the client; `None` when its input ended.
     Client(Option<Result<Message, axum::Error>>),
     Outgoing(Outgoing),
@@ -235,7 +235,7 @@ struct Connection {
     operations: Operations,
     runner: Runner,
     /// `connection_init`, while it is being checked (the client's next messages wait).
-    init: Option<BoxFuture<'static, Result<Accepted, Refused>>>,
+    init: Option<BoxFuture<'static, Result<Box<Accepted>, Refused>>>,
     initialised: bool,
     /// The connection's data, once `connection_ack` was sent.
     data: Option<Arc<Data>>,
@@ -272,18 +272,15 @@ impl Connection {
         }
     }
 
+    /// (What only happens a few times in a connection's life is boxed: this future lives in
+    /// the connection's task, whose size every connection keeps; a frame to send is not.)
     async fn step(&mut self, step: Step) -> Flow {
         match step {
             Step::Stopping => self.close(1001, "the server is shutting down").await,
             Step::InitTimedOut => self.close(4408, "Connection initialisation timeout").await,
             Step::RightsEnded(ended) => self.close(4403, ended.reason()).await,
-            Step::Initialised(outcome) => self.initialised(outcome).await,
-            Step::Client(None | Some(Ok(Message::Close(_)))) => {
-                // The client closed (or terminated): flush the close handshake's answer so
-                // it sees a clean close rather than a dropped connection.
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
-                Flow::End
-            }
+            Step::Initialised(outcome) => Box::pin(self.initialised(outcome)).await,
+            Step::Client(None | Some(Ok(Message::Close(_)))) => self.closed().await,
             Step::Client(Some(Err(e))) => {
                 if e.to_string().contains("too long") {
                     self.close(1009, "frames are limited to 64 KiB").await;
@@ -297,7 +294,7 @@ impl Connection {
                     _ => return Flow::Continue,
                 };
                 match parsed {
-                    Ok(message) => self.client_message(message).await,
+                    Ok(message) => Box::pin(self.client_message(message)).await,
                     Err(e) => {
                         let reason = format!("Invalid message received: {e}");
                         self.close(4400, &reason).await
@@ -319,7 +316,7 @@ impl Connection {
     }
 
     /// `connection_init` checked: `connection_ack`, or the refusal.
-    async fn initialised(&mut self, outcome: Result<Accepted, Refused>) -> Flow {
+    async fn initialised(&mut self, outcome: Result<Box<Accepted>, Refused>) -> Flow {
         self.init = None;
         let accepted = match outcome {
             Ok(accepted) => accepted,
@@ -372,10 +369,7 @@ impl Connection {
                 }
                 Flow::Continue
             }
-            ClientMessage::ConnectionTerminate => {
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.sink.close()).await;
-                Flow::End
-            }
+            ClientMessage::ConnectionTerminate => self.closed().await,
             ClientMessage::Ping { .. } => self.send(protocol::PONG.to_string()).await,
             ClientMessage::Pong { .. } => Flow::Continue,
         }
@@ -406,8 +400,16 @@ impl Connection {
         }
     }
 
+    /// The client closed (or terminated): flush the close handshake's answer so it sees a
+    /// clean close rather than a dropped connection.
+    async fn closed(&mut self) -> Flow {
+        let flushed = tokio::time::timeout(Duration::from_secs(1), self.sink.close());
+        let _ = Box::pin(flushed).await;
+        Flow::End
+    }
+
     async fn close(&mut self, code: u16, reason: &str) -> Flow {
-        close(&mut self.sink, code, reason).await;
+        Box::pin(close(&mut self.sink, code, reason)).await;
         Flow::End
     }
 }
@@ -429,7 +431,7 @@ async fn accept(
     payload: serde_json::Value,
     fallback: Option<String>,
     client: crate::auth::ClientInfo,
-) -> Result<Accepted, Refused> {
+) -> Result<Box<Accepted>, Refused> {
     let app = &state.app;
     let presented = presented_authorization(&payload).or(fallback);
     let (credentials, held) = credentials(app, presented.as_deref()).await;
@@ -462,12 +464,12 @@ async fn accept(
     data.insert(client);
     data.insert(loader);
     data.insert(SubscriptionBudget(Arc::new(Semaphore::new(budget))));
-    Ok(Accepted {
+    Ok(Box::new(Accepted {
         data,
         held,
         watch,
         slot,
-    })
+    }))
 }
 
 /// Resolves when the connection's rights end: its watch says so, or an operation's check
