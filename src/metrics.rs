@@ -187,8 +187,9 @@ impl Metrics {
 }
 
 /// The publication times of the events one subscription hands to its transport, in order,
-/// until the transport writes their frames (request data of a subscription: its resolver
-/// notes each item, live stream events with their time, anything else without).
+/// until the transport writes their frames (request data of an SSE subscription: its
+/// resolver notes each item, live stream events with their time, anything else without;
+/// over WebSocket the connection answers handed-over events itself and knows their time).
 #[derive(Clone, Debug, Default)]
 pub struct Deliveries(Arc<Mutex<VecDeque<Option<i64>>>>);
 

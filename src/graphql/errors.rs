@@ -19,6 +19,16 @@ pub fn classify_response(response: &mut Response, request_id: Option<RequestId>)
     }
 }
 
+/// A response as a streaming transport sends it: classified, then serialized (a response
+/// that cannot be serialized is logged and answered with an INTERNAL error).
+pub fn streamed_json(mut response: Response, request_id: Option<RequestId>) -> String {
+    classify_response(&mut response, request_id);
+    serde_json::to_string(&response).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot serialize a GraphQL response");
+        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.into()
+    })
+}
+
 /// Sets `extensions.code` (and `field`, `requestId` where they apply) on one error.
 pub fn classify(error: &mut ServerError, request_id: Option<RequestId>) {
     let source_arc = error.source.clone();

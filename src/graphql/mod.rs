@@ -42,7 +42,7 @@ use async_graphql::{Schema, SchemaBuilder};
 
 use crate::app::App;
 
-pub use errors::classify_response;
+pub use errors::{classify_response, streamed_json};
 pub use query::{Mutation, Query};
 pub use subscription::SubscriptionRoot;
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::connections::Slot;
 use super::rights::{Ended, Held, RightsWatch};
 use super::{HttpState, RequestId};
-use crate::graphql::classify_response;
+use crate::graphql::streamed_json;
 use crate::metrics::{Deliveries, Metrics};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -114,12 +114,8 @@ impl Events {
                 Some(Bytes::from(format!("event: next\ndata: {body}\n\nevent: complete\ndata:\n\n")))
             }
             response = self.responses.next() => match response {
-                Some(mut response) => {
-                    classify_response(&mut response, Some(self.request_id));
-                    let json = serde_json::to_string(&response).unwrap_or_else(|e| {
-                        tracing::error!(error = %e, "cannot serialize a GraphQL response");
-                        r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#.into()
-                    });
+                Some(response) => {
+                    let json = streamed_json(response, Some(self.request_id));
                     let frame = Bytes::from(format!("event: next\ndata: {json}\n\n"));
                     // Handed to the response's body, which writes it to the socket.
                     if let Some(published_at_us) = self.deliveries.next_published() {

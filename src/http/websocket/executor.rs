@@ -16,10 +16,10 @@ use tokio::sync::watch;
 use super::protocol::Answer;
 use crate::app::App;
 use crate::graphql::shared::{Handover, Sharing};
-use crate::graphql::{WeftSchema, classify_response, operation_limits};
+use crate::graphql::{WeftSchema, operation_limits, streamed_json};
 use crate::http::RequestId;
 use crate::http::rights::{Ended, Held, still_held};
-use crate::metrics::{Deliveries, Metrics};
+use crate::metrics::Metrics;
 use crate::realtime::events::Event;
 
 /// What a connection's operations run with.
@@ -42,9 +42,8 @@ impl Runner {
         mut request: GraphQLRequest,
         connection: Arc<Data>,
     ) -> BoxStream<'static, Answer> {
-        let deliveries = Deliveries::default();
         let sharing = Sharing::of(&request);
-        request = request.data(deliveries.clone()).data(sharing.clone());
+        request = request.data(sharing.clone());
         let responses = match operation_limits::refused(&mut request, self.max_root_fields) {
             Some(refused) => futures_util::stream::once(async { refused }).boxed(),
             None => {
@@ -73,7 +72,6 @@ impl Runner {
             sharing,
             handover: None,
             resolving: None,
-            deliveries,
             request_id: self.request_id,
             metrics: self.app.metrics.clone(),
         }
@@ -90,8 +88,6 @@ struct Answers {
     handover: Option<Handover>,
     /// What the schema is resolving, given after the handover.
     resolving: Option<Resolving>,
-    /// The publication times of the items a resolver noted (when nothing was handed over).
-    deliveries: Deliveries,
     request_id: RequestId,
     metrics: Arc<Metrics>,
 }
@@ -106,32 +102,19 @@ struct Resolving {
 impl Answers {
     /// A response of the schema as sent: with error codes, serialized; and whether it has
     /// no error.
-    fn serialized(&self, mut response: GraphQLResponse) -> (Arc<str>, bool) {
-        classify_response(&mut response, Some(self.request_id));
+    fn serialized(&self, response: GraphQLResponse) -> (Arc<str>, bool) {
         let clean = response.errors.is_empty();
-        let payload = match serde_json::to_string(&response) {
-            Ok(json) => json.into(),
-            Err(e) => {
-                tracing::error!(error = %e, "a response could not be serialized");
-                Arc::from(
-                    r#"{"errors":[{"message":"the answer could not be written","extensions":{"code":"INTERNAL"}}]}"#,
-                )
-            }
-        };
-        (payload, clean)
+        (streamed_json(response, Some(self.request_id)).into(), clean)
     }
 
     /// The schema's next response, before any handover.
     fn poll_schema(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
         match self.responses.poll_next_unpin(cx) {
-            Poll::Ready(Some(response)) => {
-                let (payload, _) = self.serialized(response);
-                let published_at_us = self.deliveries.next_published().unwrap_or(0);
-                Poll::Ready(Some(Answer {
-                    payload,
-                    published_at_us,
-                }))
-            }
+            // Not a stream event handed over: no publication time to time it by.
+            Poll::Ready(Some(response)) => Poll::Ready(Some(Answer {
+                payload: self.serialized(response).0,
+                published_at_us: 0,
+            })),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
