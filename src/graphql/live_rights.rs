@@ -7,10 +7,14 @@
 
 use std::sync::Arc;
 
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
 use async_graphql::Result;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+use tokio_util::sync::ReusableBoxFuture;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -89,112 +93,112 @@ impl RightsWatch {
         T: Send + 'static,
         S: Stream<Item = Result<T>> + Send + 'static,
     {
-        let guarded = Guarded {
-            inner: Some(stream.boxed()),
-            pending: None,
-            builder: self.builder,
+        Guarded {
+            inner: stream.boxed(),
+            changes: self.builder.map(|(user_id, feed)| Changes {
+                user_id,
+                next: ReusableBoxFuture::new(receive(feed)),
+            }),
+            check: None,
             app,
             actor,
             watched,
             ended: false,
-        };
-        futures_util::stream::unfold(guarded, |mut guarded| async move {
-            let item = guarded.next().await?;
-            Some((item, guarded))
-        })
+        }
     }
 }
 
-/// The next item of a stream, with the stream handed back.
-type NextItem<T> = BoxFuture<'static, (Option<Result<T>>, BoxStream<'static, Result<T>>)>;
-
+/// A subscription's stream and the changes of rights it listens to, polled in place: the
+/// subscription's items pass straight through, and the wait for a change is one allocation
+/// for the subscription's life (made again only after a change arrives).
 struct Guarded<T> {
-    /// The subscription's own stream, while no item is being waited for...
-    inner: Option<BoxStream<'static, Result<T>>>,
-    /// ...and the wait for its next item, kept across changes of rights: dropping it half
-    /// way would lose what it had read (a feed catching up, for one).
-    pending: Option<NextItem<T>>,
-    builder: Option<(Uuid, BusSubscription)>,
+    inner: BoxStream<'static, Result<T>>,
+    /// The builder's changes; `None` for API keys and end users, or once the feed closed.
+    changes: Option<Changes>,
+    /// A check of the caller's right under way; the subscription's items wait for it.
+    check: Option<BoxFuture<'static, AppResult<()>>>,
     app: Arc<App>,
     actor: Actor,
     watched: Watched,
     ended: bool,
 }
 
-/// What happened first: the subscription's own item, or a change to look at.
-enum Next<T> {
-    Item(Option<Result<T>>, BoxStream<'static, Result<T>>),
+struct Changes {
+    user_id: Uuid,
+    next: ReusableBoxFuture<'static, (Result<Delivery, Missed>, BusSubscription)>,
+}
+
+/// The feed's next delivery, with the feed handed back.
+async fn receive(mut feed: BusSubscription) -> (Result<Delivery, Missed>, BusSubscription) {
+    let delivery = feed.recv().await;
+    (delivery, feed)
+}
+
+/// What a delivery of the rights feed asks of a subscription.
+enum Change {
     Recheck,
     Nothing,
     FeedClosed,
 }
 
-/// The wait for the next item of `inner`, started when none is under way.
-fn waiting<'a, T: Send + 'static>(
-    pending: &'a mut Option<NextItem<T>>,
-    inner: &mut Option<BoxStream<'static, Result<T>>>,
-) -> Option<&'a mut NextItem<T>> {
-    if pending.is_none() {
-        let mut stream = inner.take()?;
-        *pending = Some(Box::pin(async move {
-            let item = stream.next().await;
-            (item, stream)
-        }));
+impl Changes {
+    fn poll_change(&mut self, cx: &mut Context<'_>) -> Poll<Change> {
+        let (delivery, feed) = ready!(self.next.poll(cx));
+        let change = match delivery {
+            Ok(Delivery::Event(event)) => match &*event {
+                Event::MembershipChanged { user_id, .. } if *user_id == self.user_id => {
+                    Change::Recheck
+                }
+                _ => Change::Nothing,
+            },
+            Ok(Delivery::Resync) | Err(Missed::Lagged) => Change::Recheck,
+            Err(Missed::Closed) => Change::FeedClosed,
+        };
+        self.next.set(receive(feed));
+        Poll::Ready(change)
     }
-    pending.as_mut()
 }
 
-impl<T: Send + 'static> Guarded<T> {
-    async fn next(&mut self) -> Option<Result<T>> {
-        if self.ended {
-            return None;
-        }
+impl<T> Stream for Guarded<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        let this = &mut *self;
         loop {
-            let builder = self.builder.as_ref().map(|(user_id, _)| *user_id);
-            let next = {
-                let waiting = waiting(&mut self.pending, &mut self.inner)?;
-                match (builder, &mut self.builder) {
-                    (Some(user_id), Some((_, changes))) => tokio::select! {
-                        (item, stream) = waiting => Next::Item(item, stream),
-                        delivery = changes.recv() => match delivery {
-                            Ok(Delivery::Event(event)) => match &*event {
-                                Event::MembershipChanged { user_id: changed, .. }
-                                    if *changed == user_id => Next::Recheck,
-                                _ => Next::Nothing,
-                            },
-                            Ok(Delivery::Resync) | Err(Missed::Lagged) => Next::Recheck,
-                            Err(Missed::Closed) => Next::FeedClosed,
-                        },
-                    },
-                    _ => {
-                        let (item, stream) = waiting.await;
-                        Next::Item(item, stream)
-                    }
-                }
-            };
-            match next {
-                Next::Item(item, stream) => {
-                    self.pending = None;
-                    self.inner = Some(stream);
-                    return item;
-                }
-                Next::Nothing => {}
-                Next::FeedClosed => self.builder = None,
-                // Boxed: this future waits in the subscription's stream for its life; the
-                // check's reads are large beside that wait, and rare.
-                Next::Recheck => match Box::pin(self.watched.check(&self.app, self.actor)).await {
+            if this.ended {
+                return Poll::Ready(None);
+            }
+            if let Some(check) = this.check.as_mut() {
+                let checked = ready!(check.as_mut().poll(cx));
+                this.check = None;
+                match checked {
                     Ok(()) => {}
                     Err(AppError::NotFound(_) | AppError::Forbidden) => {
-                        self.ended = true;
-                        let error = AppError::Forbidden;
-                        return Some(Err(error.into()));
+                        this.ended = true;
+                        return Poll::Ready(Some(Err(AppError::Forbidden.into())));
                     }
                     // A database that cannot answer leaves the subscription as it was.
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot check a subscription's rights again");
                     }
-                },
+                }
             }
+            // A change of rights is looked at before the next item goes out.
+            if let Some(changes) = this.changes.as_mut()
+                && let Poll::Ready(change) = changes.poll_change(cx)
+            {
+                match change {
+                    Change::Recheck => {
+                        let (app, actor, watched) = (this.app.clone(), this.actor, this.watched);
+                        this.check =
+                            Some(Box::pin(async move { watched.check(&app, actor).await }));
+                    }
+                    Change::Nothing => {}
+                    Change::FeedClosed => this.changes = None,
+                }
+                continue;
+            }
+            return this.inner.poll_next_unpin(cx);
         }
     }
 }

@@ -18,7 +18,15 @@
 //! the event to the schema, serializing the response and keeping it on the event for the
 //! next subscriber. A kept answer costs a subscriber no execution at all. Transports
 //! without a `Sharing` (SSE) have every event resolved by the schema.
+//!
+//! The operation's first run (checks, set-up, the handover) is dropped once it has handed
+//! over: an idle subscription keeps only its events. When an event first needs the schema,
+//! the transport runs the operation again with its `Sharing` resumed; the resolver then
+//! checks nothing again and only gives the schema the events sent to it (`resumed`). The
+//! caller's right to what the subscription follows is still watched by the handed-over
+//! events themselves (`live_rights`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_channel::mpsc;
@@ -37,6 +45,11 @@ struct Inner {
     /// The document, operation name and variables, as one text.
     document: Arc<str>,
     handed: Mutex<Option<Handover>>,
+    /// Where the events to be resolved by the schema go, one at a time, once a run of the
+    /// operation is waiting for them.
+    to_resolve: Mutex<Option<ToResolve>>,
+    /// The operation runs again only to resolve events.
+    resumed: AtomicBool,
 }
 
 /// A subscription's followed events, handed to its transport.
@@ -45,9 +58,10 @@ pub struct Handover {
     pub key: Arc<str>,
     /// The events, each once and in order; an error ends them.
     pub events: BoxStream<'static, async_graphql::Result<Followed>>,
-    /// Where the events to be resolved by the schema go, one at a time.
-    pub to_resolve: mpsc::Sender<async_graphql::Result<Followed>>,
 }
+
+/// Where the transport sends the events (or the error that ends them) the schema resolves.
+pub type ToResolve = mpsc::Sender<async_graphql::Result<Followed>>;
 
 impl Sharing {
     /// The way `request` asks.
@@ -58,6 +72,8 @@ impl Sharing {
         Sharing(Arc::new(Inner {
             document: document.into(),
             handed: Mutex::new(None),
+            to_resolve: Mutex::new(None),
+            resumed: AtomicBool::new(false),
         }))
     }
 
@@ -74,25 +90,53 @@ impl Sharing {
             None => self.0.document.clone(),
             Some(actor) => format!("{}\u{0}{actor:?}", self.0.document).into(),
         };
+        *lock(&self.0.handed) = Some(Handover { key, events });
+        self.to_be_resolved(wrap)
+    }
+
+    /// The resolver's side in a run of the operation that only resolves events: the stream
+    /// of the events the transport sends, when `ctx`'s operation is such a run.
+    pub fn resumed<T: Send + 'static>(
+        ctx: &async_graphql::Context<'_>,
+        wrap: fn(Arc<Event>) -> T,
+    ) -> Option<BoxStream<'static, async_graphql::Result<T>>> {
+        let sharing = ctx.data_opt::<Sharing>()?;
+        let resumed = sharing.0.resumed.load(Ordering::Acquire);
+        resumed.then(|| sharing.to_be_resolved(wrap).boxed())
+    }
+
+    /// The events the transport sends to be resolved, from now on.
+    fn to_be_resolved<T: Send + 'static>(
+        &self,
+        wrap: fn(Arc<Event>) -> T,
+    ) -> impl Stream<Item = async_graphql::Result<T>> + Send + 'static + use<T> {
         // futures' channel rather than tokio's: tokio's allocates a block of 32 slots up
         // front, in every subscription.
         let (to_resolve, receiver) = mpsc::channel(0);
-        *self.0.handed.lock().unwrap_or_else(|e| e.into_inner()) = Some(Handover {
-            key,
-            events,
-            to_resolve,
-        });
+        *lock(&self.0.to_resolve) = Some(to_resolve);
         receiver.map(move |item| item.map(|followed: Followed| wrap(followed.event)))
     }
 
     /// The transport's side: the events handed over, once.
     pub fn take(&self) -> Option<Handover> {
-        self.0
-            .handed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
+        lock(&self.0.handed).take()
     }
+
+    /// The transport's side: where to send events to resolve, once a run waits for them.
+    pub fn take_to_resolve(&self) -> Option<ToResolve> {
+        lock(&self.0.to_resolve).take()
+    }
+
+    /// The transport's side: this sharing, for a run of the operation that only resolves.
+    pub fn resume(&self) -> Sharing {
+        self.0.resumed.store(true, Ordering::Release);
+        self.clone()
+    }
+}
+
+fn lock<T>(slot: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves a slot as it was: take or put, never half.
+    slot.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
@@ -117,11 +161,12 @@ mod tests {
         let mut resolved = std::pin::pin!(sharing.hand_over(None, events, |e| e.seq()));
         let mut handover = sharing.take().expect("handed over");
         assert!(sharing.take().is_none(), "handed over once");
+        let mut to_resolve = sharing.take_to_resolve().expect("a run waits");
         let first = handover.events.next().await.expect("an event");
-        handover.to_resolve.try_send(first).expect("room for one");
+        to_resolve.try_send(first).expect("room for one");
         assert_eq!(resolved.next().await.map(|r| r.is_ok()), Some(true));
-        drop(handover);
-        assert!(resolved.next().await.is_none(), "ends with the handover");
+        drop(to_resolve);
+        assert!(resolved.next().await.is_none(), "ends with its sender");
     }
 
     #[test]

@@ -110,6 +110,10 @@ impl SubscriptionRoot {
         // Boxed: the resolver's future is kept inside its stream for the subscription's
         // life, so only a pointer to it stays once it has run.
         Box::pin(async move {
+            // Run again by the transport to resolve events of a stream set up before.
+            if let Some(events) = Sharing::resumed(ctx, MessageEventObject) {
+                return Ok(events);
+            }
             let actor = ctx.actor()?;
             let after = after_seq(after)?;
             let app = ctx.app()?.clone();
@@ -141,6 +145,10 @@ impl SubscriptionRoot {
         // Boxed: the resolver's future is kept inside its stream for the subscription's
         // life, so only a pointer to it stays once it has run.
         Box::pin(async move {
+            // Run again by the transport to resolve events of a stream set up before.
+            if let Some(events) = Sharing::resumed(ctx, ExecutionEventObject) {
+                return Ok(events);
+            }
             let actor = ctx.actor()?;
             let after = after_seq(after)?;
             let app = ctx.app()?.clone();

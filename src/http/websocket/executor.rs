@@ -1,30 +1,37 @@
 //! How a WebSocket connection runs an operation: the operation limits, a check that the
 //! socket's credential still stands, the schema, error codes on every response, and for a
 //! replayable stream each event answered once for every subscriber asking the same way
-//! (`graphql::shared`).
+//! (`graphql::shared`). Once a stream's events are handed over, the operation's run is
+//! dropped (an idle subscription keeps its events only) and run again, resumed, when an
+//! event first needs the schema.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use async_graphql::{Data, Executor, Request as GraphQLRequest, Response as GraphQLResponse};
+use async_graphql::{
+    Data, Executor, Request as GraphQLRequest, Response as GraphQLResponse, Variables,
+};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::watch;
 
 use super::protocol::Answer;
 use crate::app::App;
-use crate::graphql::shared::{Handover, Sharing};
+use crate::graphql::documents::DocumentCache;
+use crate::graphql::shared::{Handover, Sharing, ToResolve};
 use crate::graphql::{WeftSchema, operation_limits, streamed_json};
 use crate::http::RequestId;
 use crate::http::rights::{Ended, Held, still_held};
 use crate::metrics::Metrics;
 use crate::realtime::events::Event;
+use crate::realtime::replay::Followed;
 
 /// What a connection's operations run with.
 pub struct Runner {
     pub schema: WeftSchema,
+    pub documents: Arc<DocumentCache>,
     pub app: Arc<App>,
     pub request_id: RequestId,
     pub max_root_fields: usize,
@@ -43,7 +50,16 @@ impl Runner {
         connection: Arc<Data>,
     ) -> BoxStream<'static, Answer> {
         let sharing = Sharing::of(&request);
+        let rerun = Rerun {
+            schema: self.schema.clone(),
+            connection: connection.clone(),
+            documents: self.documents.clone(),
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+        };
         request = request.data(sharing.clone());
+        self.documents.prepare(&mut request);
         let responses = match operation_limits::refused(&mut request, self.max_root_fields) {
             Some(refused) => futures_util::stream::once(async { refused }).boxed(),
             None => {
@@ -68,9 +84,12 @@ impl Runner {
             }
         };
         Answers {
-            responses,
+            responses: Some(responses),
+            rerun,
             sharing,
             handover: None,
+            to_resolve: None,
+            starting: None,
             resolving: None,
             request_id: self.request_id,
             metrics: self.app.metrics.clone(),
@@ -83,13 +102,43 @@ impl Runner {
 /// over; from then on each event answered with the answer kept on it for this way of asking,
 /// or given to the schema to resolve (and its answer kept).
 struct Answers {
-    responses: BoxStream<'static, GraphQLResponse>,
+    /// The operation's run: the first until a resolver hands its events over (then dropped),
+    /// later the resumed one that resolves events, from the first event that needs it.
+    responses: Option<BoxStream<'static, GraphQLResponse>>,
+    rerun: Rerun,
     sharing: Sharing,
     handover: Option<Handover>,
+    /// Where events go to the resumed run, once it waits for them.
+    to_resolve: Option<ToResolve>,
+    /// An event waiting for the resumed run to start.
+    starting: Option<(async_graphql::Result<Followed>, Resolving)>,
     /// What the schema is resolving, given after the handover.
     resolving: Option<Resolving>,
     request_id: RequestId,
     metrics: Arc<Metrics>,
+}
+
+/// What running the operation again takes.
+struct Rerun {
+    schema: WeftSchema,
+    connection: Arc<Data>,
+    documents: Arc<DocumentCache>,
+    query: String,
+    operation_name: Option<String>,
+    variables: Variables,
+}
+
+impl Rerun {
+    /// The operation run again to resolve the events sent through `sharing`: no check or
+    /// limit again (the first run passed them), the document from the cache.
+    fn start(&self, sharing: &Sharing) -> BoxStream<'static, GraphQLResponse> {
+        let mut request = GraphQLRequest::new(self.query.clone())
+            .variables(self.variables.clone())
+            .data(sharing.resume());
+        request.operation_name = self.operation_name.clone();
+        self.documents.prepare(&mut request);
+        Executor::execute_stream(&self.schema, request, Some(self.connection.clone()))
+    }
 }
 
 /// An event (or the error that ends the events) given to the schema to resolve.
@@ -109,7 +158,10 @@ impl Answers {
 
     /// The schema's next response, before any handover.
     fn poll_schema(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
-        match self.responses.poll_next_unpin(cx) {
+        let Some(responses) = self.responses.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match responses.poll_next_unpin(cx) {
             // Not a stream event handed over: no publication time to time it by.
             Poll::Ready(Some(response)) => Poll::Ready(Some(Answer {
                 payload: self.serialized(response).0,
@@ -122,7 +174,10 @@ impl Answers {
 
     /// The schema's answer to what it was given to resolve, kept on its event.
     fn poll_resolved(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
-        let response = match self.responses.poll_next_unpin(cx) {
+        let Some(responses) = self.responses.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let response = match responses.poll_next_unpin(cx) {
             Poll::Ready(Some(response)) => response,
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
@@ -141,6 +196,38 @@ impl Answers {
             published_at_us,
         }))
     }
+
+    /// The resumed run, until its resolver waits for events: then the waiting one is given
+    /// to it (`None`: go on).
+    fn poll_started(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<Answer>>> {
+        let Some(responses) = self.responses.as_mut() else {
+            return Some(Poll::Ready(None));
+        };
+        match responses.poll_next_unpin(cx) {
+            Poll::Pending => {
+                let mut to_resolve = self.sharing.take_to_resolve()?;
+                let (given, resolving) = self.starting.take()?;
+                if to_resolve.try_send(given).is_err() {
+                    return Some(Poll::Ready(None));
+                }
+                self.to_resolve = Some(to_resolve);
+                self.resolving = Some(resolving);
+                None
+            }
+            // The run answered without waiting for events (an error): that answer is the
+            // operation's last.
+            Poll::Ready(Some(response)) => {
+                self.starting = None;
+                self.handover = None;
+                self.responses = None;
+                Some(Poll::Ready(Some(Answer {
+                    payload: self.serialized(response).0,
+                    published_at_us: 0,
+                })))
+            }
+            Poll::Ready(None) => Some(Poll::Ready(None)),
+        }
+    }
 }
 
 impl Stream for Answers {
@@ -152,12 +239,22 @@ impl Stream for Answers {
             if this.resolving.is_some() {
                 return this.poll_resolved(cx);
             }
+            if this.starting.is_some() {
+                match this.poll_started(cx) {
+                    Some(poll) => return poll,
+                    None => continue,
+                }
+            }
             let Some(handover) = this.handover.as_mut() else {
                 // Until the resolver hands its events over (if it does).
                 match this.poll_schema(cx) {
                     Poll::Pending => match this.sharing.take() {
                         Some(handover) => {
                             this.handover = Some(handover);
+                            // The first run is done with: its resolver's stream ends with
+                            // it, and its sender goes with them.
+                            this.responses = None;
+                            this.sharing.take_to_resolve();
                             continue;
                         }
                         None => return Poll::Pending,
@@ -168,9 +265,11 @@ impl Stream for Answers {
             let (given, resolving) = match handover.events.poll_next_unpin(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(None) => {
-                    // No more events: the schema's stream ends with its input.
+                    // No more events: the operation is complete.
                     this.handover = None;
-                    continue;
+                    this.to_resolve = None;
+                    this.responses = None;
+                    return Poll::Ready(None);
                 }
                 Poll::Ready(Some(Ok(followed))) => {
                     let published_at_us = if followed.live {
@@ -207,11 +306,19 @@ impl Stream for Answers {
                     },
                 ),
             };
-            // The schema has taken the last one given: there is room for this one.
-            if handover.to_resolve.try_send(given).is_err() {
-                return Poll::Ready(None);
+            match this.to_resolve.as_mut() {
+                // The schema has taken the last one given: there is room for this one.
+                Some(to_resolve) => {
+                    if to_resolve.try_send(given).is_err() {
+                        return Poll::Ready(None);
+                    }
+                    this.resolving = Some(resolving);
+                }
+                None => {
+                    this.responses = Some(this.rerun.start(&this.sharing));
+                    this.starting = Some((given, resolving));
+                }
             }
-            this.resolving = Some(resolving);
         }
     }
 }

@@ -252,6 +252,7 @@ impl Connection {
         let (lost, lost_seen) = watch::channel(None);
         let runner = Runner {
             schema: session.state.schema.clone(),
+            documents: session.state.documents.clone(),
             max_root_fields: app.config.api_limits.max_root_fields,
             app,
             request_id: RequestId::new(),
