@@ -291,6 +291,15 @@ pub struct ListSpec {
     pub status_column: &'static str,
 }
 
+impl ListSpec {
+    /// Whether the key alone orders the rows of a parent: integer keys (sequence numbers,
+    /// positions) are each under a UNIQUE constraint with their parent column, so the id
+    /// does not break ties and the page reads the unique index as it is.
+    pub fn key_is_unique(&self) -> bool {
+        self.key_kind == KeyKind::Int
+    }
+}
+
 /// Filters a list may be asked for (those that do not apply to it are ignored).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListFilter {
@@ -402,9 +411,10 @@ fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
     [key, Bind::Id(id)]
 }
 
-/// One page of each parent's list, newest first (or from the end with `last`): rows of each
-/// parent in list order, at most `page.size + 1` of them, each with `extra_columns` (SQL
-/// over the row `t`, from the row type) beside its own.
+/// One page of each parent's list, newest first (or from the end with `last`): at most
+/// `page.size + 1` rows of each parent, in no promised order (the loader orders them by
+/// their cursors), each with `extra_columns` (SQL over the row `t`, from the row type)
+/// beside its own.
 pub async fn load_pages<Row>(
     conn: &mut AsyncPgConnection,
     list: ListName,
@@ -437,14 +447,18 @@ where
         n += 2;
     }
     let direction = if page.from_end { "ASC" } else { "DESC" };
+    let order = if spec.key_is_unique() {
+        format!("{key} {direction}")
+    } else {
+        format!("{key} {direction}, t.id {direction}")
+    };
     // One index range scan per parent, stopped at the page size: the cost follows the page,
-    // not the length of the lists.
+    // not the length of the lists. The rows come in no promised order (an outer sort cost
+    // more than the pages); the loader puts each parent's rows in list order.
     let sql = format!(
-        "SELECT t.* FROM unnest($1::uuid[]) WITH ORDINALITY AS p(id, ord) \
+        "SELECT t.* FROM unnest($1::uuid[]) AS p(id) \
          CROSS JOIN LATERAL (SELECT t.*{extra_columns} FROM {table} t \
-         WHERE t.{parent} = p.id AND {sql_where} \
-         ORDER BY {key} {direction}, t.id {direction} LIMIT ${n}) t \
-         ORDER BY p.ord, {key} {direction}, t.id {direction}",
+         WHERE t.{parent} = p.id AND {sql_where} ORDER BY {order} LIMIT ${n}) t",
         parent = spec.parent,
         table = spec.table,
     );

@@ -446,11 +446,26 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
             for row in rows {
                 by_parent.entry(row.parent(list)).or_default().push(row);
             }
-            for (parent, rows) in by_parent {
+            for (parent, mut rows) in by_parent {
+                in_list_order(&mut rows, &page);
                 out.insert(PageOf::new(list, parent, page, filter.clone()), rows);
             }
         }
         Ok(out)
+    }
+}
+
+/// Puts one parent's rows of a page in list order: cursors descending (as the list reads),
+/// ascending when the page is taken from the end (`connection` turns those round).
+fn in_list_order<R: ListRow>(rows: &mut [R], page: &Page) {
+    let position = |row: &R| {
+        let cursor = row.cursor();
+        (cursor.key, cursor.id)
+    };
+    if page.from_end {
+        rows.sort_by_key(position);
+    } else {
+        rows.sort_by_key(|row| std::cmp::Reverse(position(row)));
     }
 }
 

@@ -24,6 +24,7 @@ pub mod operation_limits;
 mod pages;
 pub mod pagination;
 pub mod plain;
+mod plain_connection;
 mod plugin;
 mod prompt;
 mod provider;

@@ -176,8 +176,9 @@ impl Totals {
     }
 }
 
-/// A page of `T` with its cursors.
-pub type Conn<T> = Connection<Cursor, T, Totals>;
+/// A page of `T` with its cursors: async-graphql's connection, answered by
+/// `graphql::plain_connection` without a future per field.
+pub struct Conn<T: OutputType>(pub Connection<Cursor, T, Totals>);
 
 /// Builds a connection from rows fetched for `page` (at most `page.size + 1` rows, in list
 /// order when reading forward and in reverse order when `page.from_end`).
@@ -205,7 +206,7 @@ pub fn connection<R, T: OutputType>(
         .into_iter()
         .map(|r| Edge::new(cursor(&r), node(r)))
         .collect();
-    connection
+    Conn(connection)
 }
 
 /// A connection over rows fetched from `page.offset()`: each cursor is the row's position.

@@ -159,6 +159,109 @@ async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
     assert!(conversation["endUser"]["createdAt"].is_string());
 }
 
+/// Every field of a connection and its edges, for conversations and their messages.
+const CONNECTION_FIELDS: &str = "__typename totalCount
+    pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+    nodes { id }
+    edges { __typename cursor node { id title
+      messages(first: 2) { __typename totalCount
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+        edges { cursor __typename node { id sequenceNumber } } nodes { sequenceNumber } } } }";
+
+#[tokio::test]
+async fn connections_answer_as_async_graphqls_own_do() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    seed::chat_history(&server, org.workspace_id, 3, 5).await;
+    let ask = async |selection: String| {
+        let query = format!(
+            "query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 2) {{ {selection} }} }} }}"
+        );
+        data(
+            server
+                .graphql_as(owner.token(), &query, json!({ "w": org.workspace_id }))
+                .await,
+        )
+    };
+    let straight = ask(CONNECTION_FIELDS.to_string()).await;
+    // Fragments send each connection to async-graphql's own resolvers whole.
+    let through_fragments = ask(format!(
+        "... on ConversationConnection {{ {} }}",
+        CONNECTION_FIELDS
+            .replace(
+                "messages(first: 2) { __typename",
+                "messages(first: 2) { ... on MessageConnection { __typename"
+            )
+            .replace("nodes { sequenceNumber } }", "nodes { sequenceNumber } } }")
+    ))
+    .await;
+    assert_eq!(straight, through_fragments);
+
+    let conversations = &straight["workspace"]["conversations"];
+    assert_eq!(conversations["__typename"], "ConversationConnection");
+    assert_eq!(conversations["totalCount"], 3);
+    assert_eq!(conversations["pageInfo"]["__typename"], "PageInfo");
+    assert_eq!(conversations["pageInfo"]["hasNextPage"], true);
+    assert_eq!(conversations["pageInfo"]["hasPreviousPage"], false);
+    let edges = conversations["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    assert_eq!(edges[0]["__typename"], "ConversationEdge");
+    assert_eq!(conversations["pageInfo"]["startCursor"], edges[0]["cursor"]);
+    assert_eq!(conversations["pageInfo"]["endCursor"], edges[1]["cursor"]);
+    assert_eq!(conversations["nodes"][1]["id"], edges[1]["node"]["id"]);
+    let messages = &edges[0]["node"]["messages"];
+    assert_eq!(messages["__typename"], "MessageConnection");
+    assert_eq!(messages["totalCount"], 5);
+    let numbers = |page: &Value| -> Vec<i64> {
+        page["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["sequenceNumber"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(numbers(messages), vec![5, 4], "newest first");
+    assert_eq!(messages["nodes"][1]["sequenceNumber"], 4);
+    assert_eq!(messages["edges"][0]["__typename"], "MessageEdge");
+
+    // From the end, and on from a cursor: the rows of each page in list order.
+    let conversation = edges[0]["node"]["id"].clone();
+    let page = |args: String| {
+        let server = &server;
+        let owner = &owner;
+        let conversation = conversation.clone();
+        async move {
+            let query = format!(
+                "query($c: UUID!) {{ conversation(id: $c) {{ messages({args}) {{
+                    pageInfo {{ hasNextPage hasPreviousPage endCursor }}
+                    edges {{ node {{ sequenceNumber }} }} }} }} }}"
+            );
+            data(
+                server
+                    .graphql_as(owner.token(), &query, json!({ "c": conversation }))
+                    .await,
+            )["conversation"]["messages"]
+                .clone()
+        }
+    };
+    let last = page("last: 3".to_string()).await;
+    assert_eq!(
+        numbers(&last),
+        vec![3, 2, 1],
+        "the oldest three, in list order"
+    );
+    assert_eq!(last["pageInfo"]["hasPreviousPage"], true);
+    let first = page("first: 2".to_string()).await;
+    let next = page(format!(
+        "first: 2, after: {}",
+        first["pageInfo"]["endCursor"]
+    ))
+    .await;
+    assert_eq!(numbers(&next), vec![3, 2]);
+    assert_eq!(next["pageInfo"]["hasNextPage"], true);
+}
+
 #[tokio::test]
 async fn conversations_are_read_renamed_and_deleted_only_inside_their_workspace() {
     let server = TestServer::start().await;
