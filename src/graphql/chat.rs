@@ -80,8 +80,8 @@ impl ChatMutation {
         .await?;
         Ok(SendMessagePayload {
             conversation: ConversationObject::of(sent.conversation),
-            user_message: MessageObject(sent.user_message),
-            assistant_message: MessageObject(sent.assistant_message),
+            user_message: MessageObject::of(sent.user_message),
+            assistant_message: MessageObject::of(sent.assistant_message),
             execution: sent.execution.map(ExecutionRecordObject),
         })
     }
@@ -91,7 +91,7 @@ impl ChatMutation {
     async fn stop_message(&self, ctx: &Context<'_>, message_id: Uuid) -> Result<MessageObject> {
         let actor = ctx.actor()?;
         let message = send::stop_message(ctx.app()?, actor, &ctx.client(), message_id).await?;
-        Ok(MessageObject(message))
+        Ok(MessageObject::of(message))
     }
 
     /// An end user's like or dislike of a reply; giving it again replaces it.

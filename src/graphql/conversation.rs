@@ -107,27 +107,56 @@ impl ConversationObject {
         before: Option<String>,
     ) -> Result<Conn<Plain<MessageObject>>> {
         let page = PageArgs::new(first, after, last, before).page()?;
-        let rows: Vec<Message> = child_rows(
-            ctx,
-            ListName::ConversationMessages,
-            self.0.id,
-            page,
-            ListFilter::default(),
-        )
-        .await?;
+        let list = ListName::ConversationMessages;
         // Kept by the chat pipeline: no count query needed.
         let totals = Totals::known(i64::from(self.0.message_count));
+        if !shows_feedbacks(ctx) {
+            let rows: Vec<Message> =
+                child_rows(ctx, list, self.0.id, page, ListFilter::default()).await?;
+            let node = |m| Plain(MessageObject::of(m));
+            return Ok(connection(&page, rows, ListRow::cursor, node, totals));
+        }
+        // The feedback is read in the page's statement.
+        let rows: Vec<MessageWithFeedbacks> =
+            child_rows(ctx, list, self.0.id, page, ListFilter::default()).await?;
+        let rows = rows
+            .into_iter()
+            .map(MessageWithFeedbacks::into_parts)
+            .collect::<AppResult<Vec<_>>>()?;
         Ok(connection(
             &page,
             rows,
-            ListRow::cursor,
-            |m| Plain(MessageObject(m)),
+            |(m, _)| m.cursor(),
+            |(m, f)| Plain(MessageObject::with_feedbacks(m, f)),
             totals,
         ))
     }
 }
 
-pub struct MessageObject(pub Message);
+/// Whether a page of messages shows their feedback (`edges { node { feedbacks } }` or
+/// `nodes { feedbacks }`).
+fn shows_feedbacks(ctx: &Context<'_>) -> bool {
+    let look = ctx.look_ahead();
+    look.field("edges")
+        .field("node")
+        .field("feedbacks")
+        .exists()
+        || look.field("nodes").field("feedbacks").exists()
+}
+
+/// A message; with its feedback when the statement that read it joined it.
+pub struct MessageObject(pub Message, Option<Vec<MessageFeedback>>);
+
+impl MessageObject {
+    pub fn of(message: Message) -> MessageObject {
+        MessageObject(message, None)
+    }
+
+    /// A message whose feedback was read with it.
+    pub fn with_feedbacks(message: Message, feedbacks: Vec<MessageFeedback>) -> MessageObject {
+        MessageObject(message, Some(feedbacks))
+    }
+}
 
 crate::plain_fields!(MessageObject, |m| {
     "id" => m.0.id,
@@ -237,6 +266,12 @@ impl MessageObject {
     }
     /// End users' likes and dislikes of this message.
     async fn feedbacks(&self, ctx: &Context<'_>) -> Result<Vec<Plain<MessageFeedbackObject>>> {
+        if let Some(joined) = &self.1 {
+            return Ok(joined
+                .iter()
+                .map(|f| Plain(MessageFeedbackObject(f.clone())))
+                .collect());
+        }
         let found = ctx
             .loader()?
             .load_one(FeedbacksOfMessage(self.0.id))
@@ -609,7 +644,7 @@ impl ConversationQuery {
             .loader()?
             .load_one(MessageById(id))
             .await?
-            .map(MessageObject))
+            .map(MessageObject::of))
     }
 }
 

@@ -185,7 +185,7 @@ impl ExecutionRecordObject {
             .loader()?
             .load_one(MessageOfExecution(self.0.id))
             .await?
-            .map(MessageObject))
+            .map(MessageObject::of))
     }
     /// The result of each node that started or was skipped, in that order.
     async fn node_results(&self, ctx: &Context<'_>) -> Result<Vec<NodeExecutionResultObject>> {

@@ -481,12 +481,23 @@ pub async fn count(
     let Some((sql_where, binds)) = conditions(list, viewer, filter) else {
         return Ok(Vec::new());
     };
-    let sql = format!(
-        "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t \
-         WHERE t.{parent} = ANY($1) AND {sql_where} GROUP BY t.{parent}",
-        parent = spec.parent,
-        table = spec.table,
-    );
+    // One parent (a workspace's own list, the usual case) is counted without grouping: the
+    // grouped form sorts every counted row by its parent first.
+    let sql = if parents.len() == 1 {
+        format!(
+            "SELECT ($1::uuid[])[1] AS parent, count(*) AS n FROM {table} t \
+             WHERE t.{parent} = ($1::uuid[])[1] AND {sql_where}",
+            parent = spec.parent,
+            table = spec.table,
+        )
+    } else {
+        format!(
+            "SELECT t.{parent} AS parent, count(*) AS n FROM {table} t \
+             WHERE t.{parent} = ANY($1) AND {sql_where} GROUP BY t.{parent}",
+            parent = spec.parent,
+            table = spec.table,
+        )
+    };
     let statement = Statement::new(sql)
         .bind(Bind::Ids(parents.to_vec()))
         .bind_all(binds);

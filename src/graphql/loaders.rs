@@ -554,6 +554,44 @@ impl ListRow for ConversationWithEndUser {
     }
 }
 
+/// A message with its feedback, read in the page's statement when the page shows it (the
+/// feedback of the message's own workspace, application and conversation: every viewer who
+/// sees the message sees that feedback, as `FeedbacksOfMessage` gives it).
+#[derive(Debug, Clone, QueryableByName)]
+pub struct MessageWithFeedbacks {
+    #[diesel(embed)]
+    pub message: Message,
+    /// The feedback rows as a JSON array in `FeedbacksOfMessage`'s order; null when none.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    feedbacks: Option<String>,
+}
+
+impl MessageWithFeedbacks {
+    /// The message, and its feedback (oldest first).
+    pub fn into_parts(self) -> AppResult<(Message, Vec<MessageFeedback>)> {
+        let feedbacks = match self.feedbacks {
+            Some(rows) => serde_json::from_str(&rows).map_err(|e| {
+                AppError::internal(format!("a joined feedback did not read back: {e}"))
+            })?,
+            None => Vec::new(),
+        };
+        Ok((self.message, feedbacks))
+    }
+}
+
+impl ListRow for MessageWithFeedbacks {
+    const EXTRA_COLUMNS: &'static str = ", (SELECT json_agg(f ORDER BY f.created_at, f.id)::text \
+        FROM message_feedbacks f WHERE f.message_id = t.id AND f.workspace_id = t.workspace_id \
+        AND f.application_id = t.application_id AND f.conversation_id = t.conversation_id) \
+        AS feedbacks";
+    fn parent(&self, list: ListName) -> Uuid {
+        self.message.parent(list)
+    }
+    fn cursor(&self) -> Cursor {
+        self.message.cursor()
+    }
+}
+
 impl ListRow for Message {
     fn parent(&self, _: ListName) -> Uuid {
         self.conversation_id

@@ -43,7 +43,7 @@ impl MessageEventObject {
             .event()?
             .message
             .as_ref()
-            .map(|m| MessageObject((**m).clone())))
+            .map(|m| MessageObject::of((**m).clone())))
     }
     /// ERROR: what went wrong.
     async fn error(&self) -> Result<Option<&str>> {

@@ -263,7 +263,7 @@ impl SubscriptionRoot {
                 Vec::new(),
                 since,
             )
-            .map(|message| message.map(MessageObject));
+            .map(|message| message.map(MessageObject::of));
             let watched = Watched::Conversation(conversation_id);
             Ok(watch.guard(app, actor, watched, held(messages, guard)))
         })

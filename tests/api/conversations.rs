@@ -84,10 +84,10 @@ async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows(
         true
     );
 
-    // workspace, conversations with their end users, their count, messages, feedbacks, the
-    // feedbacks' end users, annotations: one statement each, for 50 conversations and 1,000
-    // messages.
-    assert_eq!(small_statements, 7, "statements for the small workspace");
+    // workspace, conversations with their end users, their count, messages with their
+    // feedback, the feedbacks' end users, annotations: one statement each, for 50
+    // conversations and 1,000 messages.
+    assert_eq!(small_statements, 6, "statements for the small workspace");
     assert_eq!(
         large_statements, small_statements,
         "statements grow with rows"
@@ -157,6 +157,24 @@ async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
     );
     assert_eq!(alone["conversation"]["endUser"], conversation["endUser"]);
     assert!(conversation["endUser"]["createdAt"].is_string());
+
+    // The page read its messages' feedback in its own statement; one message read alone gets
+    // it through the loader: the same rows, fields and order.
+    let alone = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($m: UUID!) { message(id: $m) { feedbacks { id rating content createdAt messageId endUser { name } } } }",
+                json!({ "m": message["id"] }),
+            )
+            .await,
+    );
+    assert_eq!(alone["message"]["feedbacks"], message["feedbacks"]);
+    assert!(message["feedbacks"][0]["createdAt"].is_string());
+    // A message without feedback reads an empty list either way.
+    let quiet = &conversation["messages"]["edges"][1]["node"];
+    assert_eq!(quiet["role"], "USER");
+    assert_eq!(quiet["feedbacks"], json!([]));
 }
 
 /// Every field of a connection and its edges, for conversations and their messages.

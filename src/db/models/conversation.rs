@@ -106,7 +106,9 @@ pub struct MessageAnnotation {
 }
 
 /// A row of `message_feedbacks`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+#[derive(
+    Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable, serde::Deserialize,
+)]
 #[diesel(table_name = message_feedbacks, check_for_backend(diesel::pg::Pg))]
 pub struct MessageFeedback {
     pub id: Uuid,
