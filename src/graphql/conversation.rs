@@ -110,7 +110,7 @@ impl ConversationObject {
         let list = ListName::ConversationMessages;
         // Kept by the chat pipeline: no count query needed.
         let totals = Totals::known(i64::from(self.0.message_count));
-        if !shows_feedbacks(ctx) {
+        if !page_shows(ctx, "feedbacks") {
             let rows: Vec<Message> =
                 child_rows(ctx, list, self.0.id, page, ListFilter::default()).await?;
             let node = |m| Plain(MessageObject::of(m));
@@ -133,15 +133,12 @@ impl ConversationObject {
     }
 }
 
-/// Whether a page of messages shows their feedback (`edges { node { feedbacks } }` or
-/// `nodes { feedbacks }`).
-fn shows_feedbacks(ctx: &Context<'_>) -> bool {
+/// Whether a page selects `field` of its nodes (`edges { node { field } }` or
+/// `nodes { field }`).
+fn page_shows(ctx: &Context<'_>, field: &str) -> bool {
     let look = ctx.look_ahead();
-    look.field("edges")
-        .field("node")
-        .field("feedbacks")
-        .exists()
-        || look.field("nodes").field("feedbacks").exists()
+    look.field("edges").field("node").field(field).exists()
+        || look.field("nodes").field(field).exists()
 }
 
 /// A message; with its feedback when the statement that read it joined it.
@@ -472,7 +469,7 @@ pub async fn conversations_of(
         end_user_id: f.end_user_id,
         ..ListFilter::default()
     };
-    if !shows_end_users(ctx) {
+    if !page_shows(ctx, "endUser") {
         return child_page(ctx, list, parent, page, filter, |c| {
             Plain(ConversationObject::of(c))
         })
@@ -493,14 +490,6 @@ pub async fn conversations_of(
         |(c, u)| Plain(ConversationObject::with_end_user(c, u)),
         totals,
     ))
-}
-
-/// Whether a page of conversations shows their end users (`edges { node { endUser } }` or
-/// `nodes { endUser }`).
-fn shows_end_users(ctx: &Context<'_>) -> bool {
-    let look = ctx.look_ahead();
-    look.field("edges").field("node").field("endUser").exists()
-        || look.field("nodes").field("endUser").exists()
 }
 
 /// `Workspace.endUsers`, newest first.
