@@ -454,6 +454,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         stream_seq -> Nullable<Int8>,
         tool_calls -> Jsonb,
+        feedback_count -> Int4,
     }
 }
 

@@ -580,10 +580,12 @@ impl MessageWithFeedbacks {
 }
 
 impl ListRow for MessageWithFeedbacks {
-    const EXTRA_COLUMNS: &'static str = ", (SELECT json_agg(f ORDER BY f.created_at, f.id)::text \
-        FROM message_feedbacks f WHERE f.message_id = t.id AND f.workspace_id = t.workspace_id \
+    // Only the messages that have feedback look for it (most have none).
+    const EXTRA_COLUMNS: &'static str = ", CASE WHEN t.feedback_count > 0 THEN \
+        (SELECT json_agg(f ORDER BY f.created_at, f.id)::text FROM message_feedbacks f \
+        WHERE f.message_id = t.id AND f.workspace_id = t.workspace_id \
         AND f.application_id = t.application_id AND f.conversation_id = t.conversation_id) \
-        AS feedbacks";
+        END AS feedbacks";
     fn parent(&self, list: ListName) -> Uuid {
         self.message.parent(list)
     }

@@ -146,6 +146,10 @@ async fn an_end_user_chats_and_the_reply_streams_and_is_stored() {
     );
 
     // Feedback: one per end user and message; a second replaces the first.
+    let edited_at = format!(
+        "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint FROM messages WHERE id = '{reply}'"
+    );
+    let edited_before = server.scalar(&edited_at).await;
     let feedback = async |rating: &str| {
         server
             .graphql_as(
@@ -178,6 +182,27 @@ async fn an_end_user_chats_and_the_reply_streams_and_is_stored() {
             ))
             .await,
         1
+    );
+    // The message counts its feedback (a page looks for the feedback of only the messages that
+    // have some); counting it is not an edit of the message.
+    assert_eq!(
+        server
+            .scalar(&format!(
+                "SELECT feedback_count::bigint FROM messages WHERE id = '{reply}'"
+            ))
+            .await,
+        1
+    );
+    assert_eq!(server.scalar(&edited_at).await, edited_before);
+    let gone = format!("DELETE FROM message_feedbacks WHERE message_id = '{reply}'");
+    assert_eq!(server.execute(&gone).await, 1);
+    assert_eq!(
+        server
+            .scalar(&format!(
+                "SELECT feedback_count::bigint FROM messages WHERE id = '{reply}'"
+            ))
+            .await,
+        0
     );
     // Bad input changes nothing.
     let bad = server

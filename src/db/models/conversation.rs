@@ -66,6 +66,9 @@ pub struct Message {
     /// The function calls made for the reply (`ToolCall`s), in order.
     #[serde(default = "no_calls")]
     pub tool_calls: Value,
+    /// How many feedback rows it has (kept by the database).
+    #[serde(default)]
+    pub feedback_count: i32,
 }
 
 fn no_calls() -> Value {

@@ -154,6 +154,16 @@ impl TestServer {
             .expect("scalar query")
             .n
     }
+
+    /// Runs a SQL statement and gives the number of rows it touched.
+    pub async fn execute(&self, sql: &str) -> usize {
+        use diesel_async::RunQueryDsl;
+        let mut conn = self.app.pool.get().await.expect("a connection");
+        diesel::sql_query(sql)
+            .execute(&mut conn)
+            .await
+            .expect("statement")
+    }
 }
 
 impl Drop for TestServer {
