@@ -17,3 +17,10 @@ for part in sys.argv[1].split("."):
 print(value)' "$3"
 }
 
+
+# bench_login prints an access token for the bench account ($EMAIL, $PASSWORD of account.env).
+bench_login() {
+  local variables
+  variables=$(python3 -c 'import json,sys; print(json.dumps({"i": {"email": sys.argv[1], "password": sys.argv[2]}}))' "$EMAIL" "$PASSWORD")
+  TOKEN='' graphql 'mutation($i: LoginInput!) { login(input: $i) { accessToken } }' "$variables" login.accessToken
+}
