@@ -270,3 +270,41 @@ fn migration_count() -> usize {
         })
         .count()
 }
+
+#[test]
+fn counting_feedback_backfills_the_count_without_editing_the_messages() {
+    let db = TestDb::new();
+    let mut conn = db.connect();
+    // Back to before the count (and every later migration).
+    loop {
+        let reverted = conn.revert_last_migration(MIGRATIONS).expect("revert");
+        if reverted
+            .to_string()
+            .replace('-', "")
+            .starts_with("20261204000033")
+        {
+            break;
+        }
+    }
+    // A reply with one feedback, last edited long ago (foreign keys and triggers off).
+    conn.batch_execute(
+        "SET session_replication_role = replica;
+         INSERT INTO messages (workspace_id, conversation_id, application_id, sequence_number,
+             role, updated_at)
+         VALUES (gen_random_uuid(), gen_random_uuid(), gen_random_uuid(), 2, 'ASSISTANT',
+             '2020-01-01T00:00:00Z');
+         INSERT INTO message_feedbacks (workspace_id, message_id, conversation_id,
+             application_id, end_user_id, rating)
+         SELECT workspace_id, id, conversation_id, application_id, gen_random_uuid(), 'LIKE'
+         FROM messages;
+         SET session_replication_role = DEFAULT;",
+    )
+    .expect("a message with feedback");
+    conn.run_pending_migrations(MIGRATIONS).expect("re-apply");
+    let found = lines(
+        &mut conn,
+        "SELECT feedback_count::text || ' ' || (updated_at = '2020-01-01T00:00:00Z')::text AS line
+         FROM messages",
+    );
+    assert_eq!(found, BTreeSet::from(["1 true".to_string()]));
+}
