@@ -1,7 +1,9 @@
 //! Conversations, messages, end users, feedback and annotations in GraphQL (the read side;
 //! messages are written by the chat pipeline).
 
-use async_graphql::{Context, InputObject, Json, Object, Result};
+use async_graphql::{
+    Context, InputObject, InputType, Json, Lookahead, Object, Result, SelectionField,
+};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -136,7 +138,11 @@ impl ConversationObject {
 /// Whether a page selects `field` of its nodes (`edges { node { field } }` or
 /// `nodes { field }`).
 fn page_shows(ctx: &Context<'_>, field: &str) -> bool {
-    let look = ctx.look_ahead();
+    selection_shows(&ctx.look_ahead(), field)
+}
+
+/// Whether the selection of a page (`look`) selects `field` of its nodes.
+pub fn selection_shows(look: &Lookahead<'_>, field: &str) -> bool {
     look.field("edges").field("node").field(field).exists()
         || look.field("nodes").field(field).exists()
 }
@@ -448,17 +454,10 @@ pub struct EndUserFilter {
     created_before: Option<DateTime<Utc>>,
 }
 
-/// Conversations of a workspace or of an application, most recently active first.
-pub async fn conversations_of(
-    ctx: &Context<'_>,
-    list: ListName,
-    parent: Uuid,
-    args: PageArgs,
-    filter: Option<ConversationFilter>,
-) -> Result<Conn<Plain<ConversationObject>>> {
-    let page = args.page()?;
+/// The list filter of a page of conversations.
+pub fn conversation_filter(filter: Option<ConversationFilter>) -> ListFilter {
     let f = filter.unwrap_or_default();
-    let filter = ListFilter {
+    ListFilter {
         name_contains: f.name_contains,
         status: f.status.map(|s| match s {
             ConversationStatus::Active => "ACTIVE".to_string(),
@@ -468,7 +467,61 @@ pub async fn conversations_of(
         created_before: f.created_before,
         end_user_id: f.end_user_id,
         ..ListFilter::default()
-    };
+    }
+}
+
+/// The page of a workspace's conversations its selection asks for, when it asks for one
+/// (`conversations` once, without directives) whose arguments read; otherwise `None`, and
+/// the list's own resolver reads the page (and reports what is wrong with it).
+pub enum AskedConversations {
+    Plain(PageOf<Conversation>),
+    WithEndUser(PageOf<ConversationWithEndUser>),
+}
+
+pub fn asked_conversations(
+    workspace: &SelectionField<'_>,
+    workspace_id: Uuid,
+) -> Option<AskedConversations> {
+    let mut asked = workspace
+        .selection_set()
+        .filter(|field| field.name() == "conversations");
+    let field = asked.next()?;
+    if asked.next().is_some() || !field.directives().ok()?.is_empty() {
+        return None;
+    }
+    let mut args = PageArgs::new(None, None, None, None);
+    let mut filter = None;
+    for (name, value) in field.arguments().ok()? {
+        let value = Some(value);
+        match name.as_str() {
+            "first" => args.first = InputType::parse(value).ok()?,
+            "last" => args.last = InputType::parse(value).ok()?,
+            "after" => args.after = InputType::parse(value).ok()?,
+            "before" => args.before = InputType::parse(value).ok()?,
+            "filter" => filter = InputType::parse(value).ok()?,
+            _ => return None,
+        }
+    }
+    let page = args.page().ok()?;
+    let filter = conversation_filter(filter);
+    let list = ListName::WorkspaceConversations;
+    Some(if selection_shows(&Lookahead::from(field), "endUser") {
+        AskedConversations::WithEndUser(PageOf::new(list, workspace_id, page, filter))
+    } else {
+        AskedConversations::Plain(PageOf::new(list, workspace_id, page, filter))
+    })
+}
+
+/// Conversations of a workspace or of an application, most recently active first.
+pub async fn conversations_of(
+    ctx: &Context<'_>,
+    list: ListName,
+    parent: Uuid,
+    args: PageArgs,
+    filter: Option<ConversationFilter>,
+) -> Result<Conn<Plain<ConversationObject>>> {
+    let page = args.page()?;
+    let filter = conversation_filter(filter);
     if !page_shows(ctx, "endUser") {
         return child_page(ctx, list, parent, page, filter, |c| {
             Plain(ConversationObject::of(c))

@@ -8,8 +8,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::QueryableByName;
+use diesel::deserialize;
 use diesel::pg::Pg;
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::row::NamedRow;
+use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -426,10 +428,83 @@ pub async fn load_pages<Row>(
 where
     Row: QueryableByName<Pg> + Send + 'static,
 {
-    let spec = list.spec();
-    let Some((mut sql_where, mut binds)) = conditions(list, viewer, filter) else {
+    let Some((each_page, binds)) = page_sql(list, viewer, (page, filter), extra_columns) else {
         return Ok(Vec::new());
     };
+    // One index range scan per parent, stopped at the page size: the cost follows the page,
+    // not the length of the lists.
+    let sql =
+        format!("SELECT t.* FROM unnest($1::uuid[]) AS p(id) CROSS JOIN LATERAL ({each_page}) t");
+    let statement = Statement::new(sql)
+        .bind(Bind::Ids(parents.to_vec()))
+        .bind_all(binds);
+    Ok(statement.load::<Row>(conn).await?)
+}
+
+/// A row of [`load_workspace_page`]: the workspace's row as JSON text, and one row of its
+/// page (`None` on the one row of a workspace whose page is empty).
+pub struct WithWorkspace<Row> {
+    pub workspace: String,
+    pub row: Option<Row>,
+}
+
+impl<Row: QueryableByName<Pg>> QueryableByName<Pg> for WithWorkspace<Row> {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        let workspace = NamedRow::get::<Text, String>(row, "workspace_row")?;
+        // Every list row has an id; the left join leaves it null when the page is empty.
+        let id = NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "id")?;
+        let row = match id {
+            Some(_) => Some(Row::build(row)?),
+            None => None,
+        };
+        Ok(WithWorkspace { workspace, row })
+    }
+}
+
+/// A workspace the builder `user_id` can see, and one page of one of its lists, in one
+/// statement (the workspace check and the page, which a query asking for a workspace's list
+/// would otherwise send apart). No rows: the builder cannot see the workspace (or it does
+/// not exist); one row without a list row: the page is empty.
+pub async fn load_workspace_page<Row>(
+    conn: &mut AsyncPgConnection,
+    list: ListName,
+    workspace_id: Uuid,
+    user_id: Uuid,
+    (page, filter): (&Page, &ListFilter),
+    extra_columns: &str,
+) -> AppResult<Vec<WithWorkspace<Row>>>
+where
+    Row: QueryableByName<Pg> + Send + 'static,
+{
+    let viewer = Viewer::User(user_id);
+    let Some((each_page, binds)) = page_sql(list, &viewer, (page, filter), extra_columns) else {
+        return Ok(Vec::new());
+    };
+    // A builder's binds start with their id ($2), as `visibility` writes them.
+    let sql = format!(
+        "SELECT t.*, p.workspace_row FROM (SELECT w.id, row_to_json(w)::text AS workspace_row \
+         FROM workspaces w WHERE w.id = $1 AND w.team_id IN \
+         (SELECT m.team_id FROM team_members m WHERE m.user_id = $2)) p \
+         LEFT JOIN LATERAL ({each_page}) t ON true"
+    );
+    let statement = Statement::new(sql)
+        .bind(Bind::Id(workspace_id))
+        .bind_all(binds);
+    Ok(statement.load::<WithWorkspace<Row>>(conn).await?)
+}
+
+/// The page of the parent `p.id` (`$1` holds the parents), and its binds from `$2` on;
+/// `None` when the viewer sees none of the list. At most `page.size + 1` rows, in no promised
+/// order: an outer sort cost more than the pages, and the loader puts each parent's rows in
+/// list order.
+fn page_sql(
+    list: ListName,
+    viewer: &Viewer,
+    (page, filter): (&Page, &ListFilter),
+    extra_columns: &str,
+) -> Option<(String, Vec<Bind>)> {
+    let spec = list.spec();
+    let (mut sql_where, mut binds) = conditions(list, viewer, filter)?;
     let mut n = 2 + binds.len();
     let key = if spec.ascending {
         format!("(-t.{})", spec.key)
@@ -452,21 +527,14 @@ where
     } else {
         format!("{key} {direction}, t.id {direction}")
     };
-    // One index range scan per parent, stopped at the page size: the cost follows the page,
-    // not the length of the lists. The rows come in no promised order (an outer sort cost
-    // more than the pages); the loader puts each parent's rows in list order.
     let sql = format!(
-        "SELECT t.* FROM unnest($1::uuid[]) AS p(id) \
-         CROSS JOIN LATERAL (SELECT t.*{extra_columns} FROM {table} t \
-         WHERE t.{parent} = p.id AND {sql_where} ORDER BY {order} LIMIT ${n}) t",
+        "SELECT t.*{extra_columns} FROM {table} t \
+         WHERE t.{parent} = p.id AND {sql_where} ORDER BY {order} LIMIT ${n}",
         parent = spec.parent,
         table = spec.table,
     );
     binds.push(Bind::Int(i32::try_from(page.size + 1).unwrap_or(i32::MAX)));
-    let statement = Statement::new(sql)
-        .bind(Bind::Ids(parents.to_vec()))
-        .bind_all(binds);
-    Ok(statement.load::<Row>(conn).await?)
+    Some((sql, binds))
 }
 
 /// How many rows each parent's list holds with the filter applied.

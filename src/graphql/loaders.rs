@@ -2,9 +2,10 @@
 //! level of a query, whatever the number of rows. A loader is made per request for its
 //! viewer, and every statement filters by what that viewer may see.
 
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::dataloader::Loader;
 use diesel::pg::Pg;
@@ -39,11 +40,67 @@ use crate::error::{AppError, AppResult};
 pub struct DbLoader {
     pool: DbPool,
     viewer: Viewer,
+    /// Pages read before they were asked for (with their workspace), each taken by the
+    /// first load of its key.
+    primed: Mutex<HashMap<PrimedKey, Box<dyn Any + Send>>>,
 }
+
+/// A primed page: its row type, list, parent, page and filter.
+type PrimedKey = (TypeId, ListName, Uuid, Page, ListFilter);
 
 impl DbLoader {
     pub fn new(pool: DbPool, viewer: Viewer) -> DbLoader {
-        DbLoader { pool, viewer }
+        DbLoader {
+            pool,
+            viewer,
+            primed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The workspace `key.parent`, if the viewer can see it, read in one statement with the
+    /// page `key` of one of its lists; the page is kept for the list's loader, so the query
+    /// that asked for both sends one statement where it would send two.
+    pub async fn workspace_with_page<R: ListRow>(
+        &self,
+        key: PageOf<R>,
+    ) -> AppResult<Option<Workspace>> {
+        let Some(user_id) = self.viewer.user() else {
+            return Ok(None);
+        };
+        let mut conn = self.pool.get().await?;
+        let read: Vec<lists::WithWorkspace<R>> = lists::load_workspace_page(
+            &mut conn,
+            key.list,
+            key.parent,
+            user_id,
+            (&key.page, &key.filter),
+            R::EXTRA_COLUMNS,
+        )
+        .await?;
+        drop(conn);
+        let Some(first) = <[_]>::first(&read) else {
+            return Ok(None);
+        };
+        let workspace: Workspace = serde_json::from_str(&first.workspace).map_err(|e| {
+            AppError::internal(format!("a joined workspace did not read back: {e}"))
+        })?;
+        let mut rows: Vec<R> = read.into_iter().filter_map(|r| r.row).collect();
+        in_list_order(&mut rows, &key.page);
+        self.primed
+            .lock()
+            .map_err(|_| AppError::internal("the primed pages' lock was poisoned"))?
+            .insert(key.primed_key(), Box::new(rows));
+        Ok(Some(workspace))
+    }
+
+    /// The primed page of `key`, taken out.
+    fn take_primed<R: ListRow>(&self, key: &PageOf<R>) -> Option<Vec<R>> {
+        let mut primed = self.primed.lock().ok()?;
+        if primed.is_empty() {
+            return None;
+        }
+        let rows = primed.remove(&key.primed_key())?;
+        rows.downcast::<Vec<R>>().ok().map(|rows| *rows)
     }
 }
 
@@ -395,6 +452,18 @@ impl<R> PageOf<R> {
     }
 }
 
+impl<R: 'static> PageOf<R> {
+    fn primed_key(&self) -> PrimedKey {
+        (
+            TypeId::of::<R>(),
+            self.list,
+            self.parent,
+            self.page,
+            self.filter.clone(),
+        )
+    }
+}
+
 impl<R> Clone for PageOf<R> {
     fn clone(&self) -> Self {
         PageOf::new(self.list, self.parent, self.page, self.filter.clone())
@@ -423,13 +492,21 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
         if self.viewer == Viewer::Nobody {
             return Ok(HashMap::new());
         }
-        let mut conn = self.pool.get().await.map_err(fail)?;
+        let mut out = HashMap::new();
         // One statement per list, page and filter; all parents share it.
         let mut groups: HashMap<(ListName, Page, ListFilter), Vec<Uuid>> = HashMap::new();
         for key in keys {
-            groups.entry(key.group()).or_default().push(key.parent);
+            match self.take_primed(key) {
+                Some(rows) => {
+                    out.insert(key.clone(), rows);
+                }
+                None => groups.entry(key.group()).or_default().push(key.parent),
+            }
         }
-        let mut out = HashMap::new();
+        if groups.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pool.get().await.map_err(fail)?;
         for ((list, page, filter), parents) in groups {
             let rows: Vec<R> = lists::load_pages(
                 &mut conn,

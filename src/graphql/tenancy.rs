@@ -9,8 +9,8 @@ use super::application::{ApplicationFilter, ApplicationObject, workspace_applica
 use super::audit::{AuditLogFilter, AuditLogObject, workspace_audit_logs};
 use super::context::{ContextExt, conn};
 use super::conversation::{
-    ConversationFilter, ConversationObject, EndUserFilter, EndUserObject, conversations_of,
-    workspace_end_users,
+    AskedConversations, ConversationFilter, ConversationObject, EndUserFilter, EndUserObject,
+    asked_conversations, conversations_of, workspace_end_users,
 };
 use super::dataset::{DatasetFilter, DatasetObject, workspace_datasets};
 use super::execution::{ExecutionFilter, ExecutionRecordObject, executions_of};
@@ -564,11 +564,18 @@ impl TenancyQuery {
     /// A workspace the caller can see, or null.
     async fn workspace(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<WorkspaceObject>> {
         ctx.actor()?;
-        Ok(ctx
-            .loader()?
-            .load_one(WorkspaceById(id))
-            .await?
-            .map(WorkspaceObject))
+        let loader = ctx.loader()?;
+        // A page of its conversations asked for with it is read in the same statement.
+        let workspace = match asked_conversations(&ctx.field(), id) {
+            Some(AskedConversations::Plain(page)) => {
+                loader.loader().workspace_with_page(page).await?
+            }
+            Some(AskedConversations::WithEndUser(page)) => {
+                loader.loader().workspace_with_page(page).await?
+            }
+            None => loader.load_one(WorkspaceById(id)).await?,
+        };
+        Ok(workspace.map(WorkspaceObject))
     }
 }
 

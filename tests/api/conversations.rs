@@ -84,13 +84,109 @@ async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows(
         true
     );
 
-    // workspace, conversations with their end users, their count, messages with their
-    // feedback, the feedbacks' end users, annotations: one statement each, for 50
+    // the workspace with its conversations and their end users, their count, messages with
+    // their feedback, the feedbacks' end users, annotations: one statement each, for 50
     // conversations and 1,000 messages.
-    assert_eq!(small_statements, 6, "statements for the small workspace");
+    assert_eq!(small_statements, 5, "statements for the small workspace");
     assert_eq!(
         large_statements, small_statements,
         "statements grow with rows"
+    );
+}
+
+const LIST: &str = "query($w: UUID!, $n: Int, $after: String, $f: ConversationFilter) {
+    workspace(id: $w) { id name conversations(first: $n, after: $after, filter: $f) CHOICE {
+      totalCount pageInfo { hasNextPage endCursor }
+      edges { cursor node { id title updatedAt endUser { name } } } } } }";
+
+#[tokio::test]
+async fn a_workspace_and_the_page_of_its_conversations_are_read_in_one_statement() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    let empty = create_organization(&server, &owner, "Empty").await;
+    let outsider = register(&server, "outsider@example.com").await;
+    seed::chat_history(&server, org.workspace_id, 5, 2).await;
+
+    // A second `conversations` field sends the pages to the list's own resolver (its answer
+    // is left out of the comparison).
+    let ask = async |who: &crate::harness::accounts::Account, apart: bool, vars: Value| {
+        let query = LIST.replace("CHOICE", "");
+        let query = if apart {
+            query.replace(
+                "workspace(id: $w) {",
+                "workspace(id: $w) { other: conversations(first: 1) { totalCount }",
+            )
+        } else {
+            query
+        };
+        let before = server.app.metrics.db_queries();
+        let mut answer = server.graphql_as(who.token(), &query, vars).await;
+        if let Some(workspace) = answer["data"]["workspace"].as_object_mut() {
+            workspace.remove("other");
+        }
+        (answer, server.app.metrics.db_queries() - before)
+    };
+    // Without the end users, then with them; the first page, then the next after a cursor
+    // and with a filter: each as the list's own resolver answers it.
+    let first = json!({ "w": org.workspace_id, "n": 2 });
+    let (together, statements) = ask(&owner, false, first.clone()).await;
+    let (apart, apart_statements) = ask(&owner, true, first).await;
+    assert_eq!(data(together.clone()), data(apart));
+    // The workspace and the page together, the count apart; apart, the workspace on its own
+    // besides the pages and counts.
+    assert_eq!(statements, 2);
+    assert!(apart_statements >= 4, "{apart_statements} statements apart");
+    let page = &together["data"]["workspace"]["conversations"];
+    assert_eq!(page["totalCount"], 5);
+    assert_eq!(page["edges"][0]["node"]["title"], "Conversation 1");
+    assert_eq!(page["edges"][1]["node"]["endUser"]["name"], "User 2");
+    let next = json!({ "w": org.workspace_id, "n": 2, "after": page["pageInfo"]["endCursor"],
+        "f": { "nameContains": "conversation" } });
+    let (together, _) = ask(&owner, false, next.clone()).await;
+    let (apart, _) = ask(&owner, true, next).await;
+    assert_eq!(data(together.clone()), data(apart));
+    let titles: Vec<&str> = together["data"]["workspace"]["conversations"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Conversation 3", "Conversation 4"]);
+
+    // Without the count and the end users: one statement.
+    let before = server.app.metrics.db_queries();
+    let answer = server
+        .graphql_as(
+            owner.token(),
+            "query($w: UUID!) { workspace(id: $w) { conversations(first: 1) { edges { node { title } } } } }",
+            json!({ "w": org.workspace_id }),
+        )
+        .await;
+    assert_eq!(server.app.metrics.db_queries() - before, 1);
+    assert_eq!(
+        data(answer)["workspace"]["conversations"]["edges"][0]["node"]["title"],
+        "Conversation 1"
+    );
+
+    // A workspace without conversations is still there; one the caller cannot see is null.
+    let (answer, _) = ask(&owner, false, json!({ "w": empty.workspace_id, "n": 2 })).await;
+    let answer = data(answer);
+    assert_eq!(answer["workspace"]["id"], json!(empty.workspace_id));
+    assert_eq!(answer["workspace"]["name"], "Default workspace");
+    assert_eq!(answer["workspace"]["conversations"]["edges"], json!([]));
+    let (answer, statements) =
+        ask(&outsider, false, json!({ "w": org.workspace_id, "n": 2 })).await;
+    assert_eq!(data(answer)["workspace"], Value::Null);
+    assert_eq!(statements, 1, "only the statement that found nothing");
+
+    // An argument out of range is still the list's own error, and reads nothing.
+    let (answer, _) = ask(&owner, false, json!({ "w": org.workspace_id, "n": 1000 })).await;
+    assert_eq!(error_code(&answer), "BAD_USER_INPUT", "{answer}");
+    assert_eq!(
+        answer["data"]["workspace"]["conversations"],
+        Value::Null,
+        "{answer}"
     );
 }
 

@@ -30,8 +30,10 @@ pub struct Team {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A row of `workspaces`.
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
+/// A row of `workspaces` (read from JSON too: `row_to_json` beside a page of its list).
+#[derive(
+    Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable, serde::Deserialize,
+)]
 #[diesel(table_name = workspaces, check_for_backend(diesel::pg::Pg))]
 pub struct Workspace {
     pub id: Uuid,
