@@ -17,6 +17,7 @@ use super::execution::ExecutionRecordObject;
 use super::lists::{ListFilter, ListName};
 use super::loaders::*;
 use super::loaders::{ExecutionRecordById, ListRow};
+use super::message_page::{message_cursor, messages_of_page};
 use super::pages::{child_page, child_rows, count_totals};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
 use super::plain::{Plain, stored};
@@ -109,27 +110,14 @@ impl ConversationObject {
         before: Option<String>,
     ) -> Result<Conn<Plain<MessageObject>>> {
         let page = PageArgs::new(first, after, last, before).page()?;
-        let list = ListName::ConversationMessages;
         // Kept by the chat pipeline: no count query needed.
         let totals = Totals::known(i64::from(self.0.message_count));
-        if !page_shows(ctx, "feedbacks") {
-            let rows: Vec<Message> =
-                child_rows(ctx, list, self.0.id, page, ListFilter::default()).await?;
-            let node = |m| Plain(MessageObject::of(m));
-            return Ok(connection(&page, rows, ListRow::cursor, node, totals));
-        }
-        // The feedback is read in the page's statement.
-        let rows: Vec<MessageWithFeedbacks> =
-            child_rows(ctx, list, self.0.id, page, ListFilter::default()).await?;
-        let rows = rows
-            .into_iter()
-            .map(MessageWithFeedbacks::into_parts)
-            .collect::<AppResult<Vec<_>>>()?;
+        let rows = messages_of_page(ctx, self.0.id, page).await?;
         Ok(connection(
             &page,
             rows,
-            |(m, _)| m.cursor(),
-            |(m, f)| Plain(MessageObject::with_feedbacks(m, f)),
+            |(m, _)| message_cursor(m),
+            |(m, f)| Plain(MessageObject(m, f)),
             totals,
         ))
     }
@@ -153,11 +141,6 @@ pub struct MessageObject(pub Message, Option<Vec<MessageFeedback>>);
 impl MessageObject {
     pub fn of(message: Message) -> MessageObject {
         MessageObject(message, None)
-    }
-
-    /// A message whose feedback was read with it.
-    pub fn with_feedbacks(message: Message, feedbacks: Vec<MessageFeedback>) -> MessageObject {
-        MessageObject(message, Some(feedbacks))
     }
 }
 

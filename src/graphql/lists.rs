@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::pagination::{Page, contains_pattern, key_time};
 use super::viewer::Viewer;
 use crate::db::statement::{Bind, Statement};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 /// How a list is ordered: by a timestamp or by an integer, then by id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,8 +357,17 @@ fn visibility(list: ListName, viewer: &Viewer) -> Option<(String, Vec<Bind>)> {
 /// The WHERE clause shared by pages and counts after the parent condition ($1), and its
 /// binds from $2 on; `None` when the viewer sees none of the list.
 fn conditions(list: ListName, viewer: &Viewer, filter: &ListFilter) -> Option<(String, Vec<Bind>)> {
+    Some(filtered(list, visibility(list, viewer)?, filter))
+}
+
+/// `visible` (the condition keeping what the viewer may see, with its binds from $2 on) and
+/// the filter's conditions after it.
+fn filtered(
+    list: ListName,
+    (mut sql, mut binds): (String, Vec<Bind>),
+    filter: &ListFilter,
+) -> (String, Vec<Bind>) {
     let spec = list.spec();
-    let (mut sql, mut binds) = visibility(list, viewer)?;
     let mut n = 2 + binds.len();
     if spec.soft_delete {
         sql.push_str(" AND t.deleted_at IS NULL");
@@ -402,7 +411,7 @@ fn conditions(list: ListName, viewer: &Viewer, filter: &ListFilter) -> Option<(S
         sql.push_str(&format!(" AND t.end_user_id = ${n}"));
         binds.push(Bind::Id(end_user_id));
     }
-    Some((sql, binds))
+    (sql, binds)
 }
 
 fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
@@ -415,22 +424,23 @@ fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
 
 /// One page of each parent's list, newest first (or from the end with `last`): at most
 /// `page.size + 1` rows of each parent, in no promised order (the loader orders them by
-/// their cursors), each with `extra_columns` (SQL over the row `t`, from the row type)
-/// beside its own.
+/// their cursors), each of `columns` (SQL over the row `t`, from the row type: `t.*`, some of
+/// its columns, a joined relation).
 pub async fn load_pages<Row>(
     conn: &mut AsyncPgConnection,
     list: ListName,
     parents: &[Uuid],
     viewer: &Viewer,
     (page, filter): (&Page, &ListFilter),
-    extra_columns: &str,
+    columns: &str,
 ) -> AppResult<Vec<Row>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
 {
-    let Some((each_page, binds)) = page_sql(list, viewer, (page, filter), extra_columns) else {
+    let Some(visible) = visibility(list, viewer) else {
         return Ok(Vec::new());
     };
+    let (each_page, binds) = page_sql(list, visible, (page, filter), columns);
     // One index range scan per parent, stopped at the page size: the cost follows the page,
     // not the length of the lists.
     let sql =
@@ -471,16 +481,20 @@ pub async fn load_workspace_page<Row>(
     workspace_id: Uuid,
     user_id: Uuid,
     (page, filter): (&Page, &ListFilter),
-    extra_columns: &str,
+    columns: &str,
 ) -> AppResult<Vec<WithWorkspace<Row>>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
 {
-    let viewer = Viewer::User(user_id);
-    let Some((each_page, binds)) = page_sql(list, &viewer, (page, filter), extra_columns) else {
-        return Ok(Vec::new());
-    };
-    // A builder's binds start with their id ($2), as `visibility` writes them.
+    if list.spec().parent != "workspace_id" {
+        return Err(AppError::internal(format!(
+            "{list:?} is not a list of a workspace"
+        )));
+    }
+    // The page is of the workspace row `p`, which the builder ($2) can see: every row of it
+    // is one they may see, and the page needs no condition of its own for that.
+    let visible = ("TRUE".to_string(), vec![Bind::Id(user_id)]);
+    let (each_page, binds) = page_sql(list, visible, (page, filter), columns);
     let sql = format!(
         "SELECT t.*, p.workspace_row FROM (SELECT w.id, row_to_json(w)::text AS workspace_row \
          FROM workspaces w WHERE w.id = $1 AND w.team_id IN \
@@ -493,18 +507,17 @@ where
     Ok(statement.load::<WithWorkspace<Row>>(conn).await?)
 }
 
-/// The page of the parent `p.id` (`$1` holds the parents), and its binds from `$2` on;
-/// `None` when the viewer sees none of the list. At most `page.size + 1` rows, in no promised
-/// order: an outer sort cost more than the pages, and the loader puts each parent's rows in
-/// list order.
+/// The page of the parent `p.id` (`$1` holds the parents) of the rows `visible` keeps, and
+/// its binds from `$2` on. At most `page.size + 1` rows, in no promised order: an outer sort
+/// cost more than the pages, and the loader puts each parent's rows in list order.
 fn page_sql(
     list: ListName,
-    viewer: &Viewer,
+    visible: (String, Vec<Bind>),
     (page, filter): (&Page, &ListFilter),
-    extra_columns: &str,
-) -> Option<(String, Vec<Bind>)> {
+    columns: &str,
+) -> (String, Vec<Bind>) {
     let spec = list.spec();
-    let (mut sql_where, mut binds) = conditions(list, viewer, filter)?;
+    let (mut sql_where, mut binds) = filtered(list, visible, filter);
     let mut n = 2 + binds.len();
     let key = if spec.ascending {
         format!("(-t.{})", spec.key)
@@ -528,13 +541,13 @@ fn page_sql(
         format!("{key} {direction}, t.id {direction}")
     };
     let sql = format!(
-        "SELECT t.*{extra_columns} FROM {table} t \
+        "SELECT {columns} FROM {table} t \
          WHERE t.{parent} = p.id AND {sql_where} ORDER BY {order} LIMIT ${n}",
         parent = spec.parent,
         table = spec.table,
     );
     binds.push(Bind::Int(i32::try_from(page.size + 1).unwrap_or(i32::MAX)));
-    Some((sql, binds))
+    (sql, binds)
 }
 
 /// How many rows each parent's list holds with the filter applied.

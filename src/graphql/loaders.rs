@@ -74,7 +74,7 @@ impl DbLoader {
             key.parent,
             user_id,
             (&key.page, &key.filter),
-            R::EXTRA_COLUMNS,
+            R::COLUMNS,
         )
         .await?;
         drop(conn);
@@ -421,8 +421,9 @@ impl Loader<ViewerRoleInOrganization> for DbLoader {
 
 /// A row of a child list: the parent it is listed under, and its place in the list's order.
 pub trait ListRow: QueryableByName<Pg> + Clone + Send + Sync + 'static {
-    /// Columns read beside the row's own (`t`), such as a joined relation.
-    const EXTRA_COLUMNS: &'static str = "";
+    /// The columns the page's statement reads over the row `t`: all of them, or some, and
+    /// a joined relation beside them.
+    const COLUMNS: &'static str = "t.*";
     fn parent(&self, list: ListName) -> Uuid;
     fn cursor(&self) -> Cursor;
 }
@@ -514,7 +515,7 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
                 &parents,
                 &self.viewer,
                 (&page, &filter),
-                R::EXTRA_COLUMNS,
+                R::COLUMNS,
             )
             .await
             .map_err(fail)?;
@@ -621,65 +622,13 @@ impl ConversationWithEndUser {
 }
 
 impl ListRow for ConversationWithEndUser {
-    const EXTRA_COLUMNS: &'static str = ", (SELECT row_to_json(e)::text FROM end_users e \
+    const COLUMNS: &'static str = "t.*, (SELECT row_to_json(e)::text FROM end_users e \
         WHERE e.id = t.end_user_id AND e.workspace_id = t.workspace_id) AS end_user";
     fn parent(&self, list: ListName) -> Uuid {
         self.conversation.parent(list)
     }
     fn cursor(&self) -> Cursor {
         self.conversation.cursor()
-    }
-}
-
-/// A message with its feedback, read in the page's statement when the page shows it (the
-/// feedback of the message's own workspace, application and conversation: every viewer who
-/// sees the message sees that feedback, as `FeedbacksOfMessage` gives it).
-#[derive(Debug, Clone, QueryableByName)]
-pub struct MessageWithFeedbacks {
-    #[diesel(embed)]
-    pub message: Message,
-    /// The feedback rows as a JSON array in `FeedbacksOfMessage`'s order; null when none.
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    feedbacks: Option<String>,
-}
-
-impl MessageWithFeedbacks {
-    /// The message, and its feedback (oldest first).
-    pub fn into_parts(self) -> AppResult<(Message, Vec<MessageFeedback>)> {
-        let feedbacks = match self.feedbacks {
-            Some(rows) => serde_json::from_str(&rows).map_err(|e| {
-                AppError::internal(format!("a joined feedback did not read back: {e}"))
-            })?,
-            None => Vec::new(),
-        };
-        Ok((self.message, feedbacks))
-    }
-}
-
-impl ListRow for MessageWithFeedbacks {
-    // Only the messages that have feedback look for it (most have none).
-    const EXTRA_COLUMNS: &'static str = ", CASE WHEN t.feedback_count > 0 THEN \
-        (SELECT json_agg(f ORDER BY f.created_at, f.id)::text FROM message_feedbacks f \
-        WHERE f.message_id = t.id AND f.workspace_id = t.workspace_id \
-        AND f.application_id = t.application_id AND f.conversation_id = t.conversation_id) \
-        END AS feedbacks";
-    fn parent(&self, list: ListName) -> Uuid {
-        self.message.parent(list)
-    }
-    fn cursor(&self) -> Cursor {
-        self.message.cursor()
-    }
-}
-
-impl ListRow for Message {
-    fn parent(&self, _: ListName) -> Uuid {
-        self.conversation_id
-    }
-    fn cursor(&self) -> Cursor {
-        Cursor {
-            key: i64::from(self.sequence_number),
-            id: self.id,
-        }
     }
 }
 

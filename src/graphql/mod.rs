@@ -20,6 +20,7 @@ mod live_rights;
 pub mod loaders;
 mod mcp;
 mod message_event;
+mod message_page;
 pub mod operation_limits;
 mod pages;
 pub mod pagination;

@@ -577,3 +577,93 @@ async fn the_audit_log_is_for_owners_and_admins() {
         .await;
     assert_eq!(error_code(&refused), "FORBIDDEN");
 }
+
+/// A page that shows only what a chat history shows reads only those columns; any other
+/// field of its messages, straight or in a fragment, reads them all.
+#[tokio::test]
+async fn a_brief_page_of_messages_answers_as_a_full_one() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    seed::chat_history(&server, org.workspace_id, 2, 4).await;
+    // Every column a brief read leaves out, given a value a brief read could not invent.
+    server
+        .execute(
+            "UPDATE messages SET query = 'the query', answer = 'the answer', inputs = '{\"lang\": \"en\"}',
+               outputs = '{\"text\": \"done\"}', model_provider = 'openai', model_name = 'gpt-x',
+               prompt_tokens = 11, completion_tokens = 22, total_tokens = 33, latency = 1.5,
+               error = 'late', metadata = '{\"source\": \"web\"}',
+               tool_calls = '[{\"id\": \"c1\", \"name\": \"lookup\", \"arguments\": {}}]'",
+        )
+        .await;
+    let ask = async |messages: &str| {
+        let query = format!(
+            "query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 2) {{ nodes {{ {messages} }} }} }} }}"
+        );
+        let answer = data(
+            server
+                .graphql_as(owner.token(), &query, json!({ "w": org.workspace_id }))
+                .await,
+        );
+        answer["workspace"]["conversations"]["nodes"][0]["messages"]["nodes"].clone()
+    };
+    let brief_fields = "__typename id sequenceNumber role content status createdAt updatedAt
+        executionId conversation { id } feedbacks { rating } annotations { content }";
+    let brief = ask(&format!(
+        "messages(first: 4) {{ nodes {{ {brief_fields} }} }}"
+    ))
+    .await;
+    let details = "query answer inputs outputs modelProvider modelName promptTokens
+        completionTokens totalTokens latency error metadata toolCalls { id name }";
+    let full = ask(&format!(
+        "messages(first: 4) {{ nodes {{ {brief_fields} {details} }} }}"
+    ))
+    .await;
+    assert_eq!(brief.as_array().unwrap().len(), 4);
+    for (b, f) in brief
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(full.as_array().unwrap())
+    {
+        for (field, value) in b.as_object().unwrap() {
+            assert_eq!(&f[field], value, "{field}");
+        }
+    }
+    let reply = &full[0];
+    assert_eq!(reply["role"], "ASSISTANT");
+    assert!(reply["feedbacks"][0]["rating"].is_string());
+    assert_eq!(reply["answer"], "the answer");
+    assert_eq!(reply["inputs"], json!({ "lang": "en" }));
+    assert_eq!(reply["outputs"], json!({ "text": "done" }));
+    assert_eq!(reply["totalTokens"], 33);
+    assert_eq!(reply["latency"], 1.5);
+    assert_eq!(reply["metadata"], json!({ "source": "web" }));
+    assert_eq!(
+        reply["toolCalls"],
+        json!([{ "id": "c1", "name": "lookup" }])
+    );
+
+    // One detail beside the brief fields, through an inline fragment, a named fragment or
+    // `edges`, in the same request as a brief page: each read in full.
+    let query = "query($w: UUID!) { workspace(id: $w) { conversations(first: 1) { nodes {
+        brief: messages(first: 2) { nodes { id content } }
+        inline: messages(first: 2) { nodes { id ... on Message { promptTokens } } }
+        named: messages(first: 2) { edges { node { id ...Details } } }
+        } } } }
+        fragment Details on Message { metadata query }";
+    let answer = data(
+        server
+            .graphql_as(owner.token(), query, json!({ "w": org.workspace_id }))
+            .await,
+    );
+    let conversation = &answer["workspace"]["conversations"]["nodes"][0];
+    assert_eq!(
+        conversation["brief"]["nodes"][0]["content"],
+        full[0]["content"]
+    );
+    assert_eq!(conversation["inline"]["nodes"][0]["promptTokens"], 11);
+    let node = &conversation["named"]["edges"][0]["node"];
+    assert_eq!(node["metadata"], json!({ "source": "web" }));
+    assert_eq!(node["query"], "the query");
+}

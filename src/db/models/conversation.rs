@@ -25,16 +25,9 @@ pub struct Conversation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A row of `messages`.
+/// A row of `messages` (read by name from a statement's row as `message_row` does).
 #[derive(
-    Debug,
-    Clone,
-    Queryable,
-    QueryableByName,
-    Selectable,
-    Identifiable,
-    serde::Serialize,
-    serde::Deserialize,
+    Debug, Clone, Queryable, Selectable, Identifiable, serde::Serialize, serde::Deserialize,
 )]
 #[diesel(table_name = messages, check_for_backend(diesel::pg::Pg))]
 pub struct Message {

@@ -9,6 +9,7 @@ mod identity;
 mod knowledge;
 mod llm_provider;
 mod mcp_server;
+mod message_row;
 mod plugin;
 mod prompt;
 mod tenancy;
