@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::application::ApplicationObject;
 use super::context::{ContextExt, conn};
+use super::conversation_row::ConversationWithEndUser;
 use super::enums::{
     AnnotationType, ConversationStatus, FeedbackRating, MessageRole, MessageStatus, parse,
 };
@@ -25,7 +26,6 @@ use super::tenancy::UserProfileObject;
 use super::tool_call::ToolCallObject;
 use crate::conversation::{annotations, service};
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
-use crate::error::AppResult;
 
 /// A conversation; with its end user when the statement that read it joined them.
 pub struct ConversationObject(pub Conversation, Option<Option<EndUser>>);
@@ -514,10 +514,10 @@ pub async fn conversations_of(
     // The end users are read in the page's statement.
     let rows: Vec<ConversationWithEndUser> =
         child_rows(ctx, list, parent, page, filter.clone()).await?;
-    let rows = rows
+    let rows: Vec<_> = rows
         .into_iter()
         .map(ConversationWithEndUser::into_parts)
-        .collect::<AppResult<Vec<_>>>()?;
+        .collect();
     let totals = count_totals(ctx, list, parent, filter)?;
     Ok(connection(
         &page,

@@ -425,14 +425,14 @@ fn cursor_binds(spec: &ListSpec, key: i64, id: Uuid) -> [Bind; 2] {
 /// One page of each parent's list, newest first (or from the end with `last`): at most
 /// `page.size + 1` rows of each parent, in no promised order (the loader orders them by
 /// their cursors), each of `columns` (SQL over the row `t`, from the row type: `t.*`, some of
-/// its columns, a joined relation).
+/// its columns, the columns of a relation `joins` joins to it).
 pub async fn load_pages<Row>(
     conn: &mut AsyncPgConnection,
     list: ListName,
     parents: &[Uuid],
     viewer: &Viewer,
     (page, filter): (&Page, &ListFilter),
-    columns: &str,
+    (columns, joins): (&str, &str),
 ) -> AppResult<Vec<Row>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
@@ -440,7 +440,7 @@ where
     let Some(visible) = visibility(list, viewer) else {
         return Ok(Vec::new());
     };
-    let (each_page, binds) = page_sql(list, visible, (page, filter), columns);
+    let (each_page, binds) = page_sql(list, visible, (page, filter), (columns, joins));
     // One index range scan per parent, stopped at the page size: the cost follows the page,
     // not the length of the lists.
     let sql =
@@ -481,7 +481,7 @@ pub async fn load_workspace_page<Row>(
     workspace_id: Uuid,
     user_id: Uuid,
     (page, filter): (&Page, &ListFilter),
-    columns: &str,
+    (columns, joins): (&str, &str),
 ) -> AppResult<Vec<WithWorkspace<Row>>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
@@ -494,7 +494,7 @@ where
     // The page is of the workspace row `p`, which the builder ($2) can see: every row of it
     // is one they may see, and the page needs no condition of its own for that.
     let visible = ("TRUE".to_string(), vec![Bind::Id(user_id)]);
-    let (each_page, binds) = page_sql(list, visible, (page, filter), columns);
+    let (each_page, binds) = page_sql(list, visible, (page, filter), (columns, joins));
     let sql = format!(
         "SELECT t.*, p.workspace_row FROM (SELECT w.id, row_to_json(w)::text AS workspace_row \
          FROM workspaces w WHERE w.id = $1 AND w.team_id IN \
@@ -514,7 +514,7 @@ fn page_sql(
     list: ListName,
     visible: (String, Vec<Bind>),
     (page, filter): (&Page, &ListFilter),
-    columns: &str,
+    (columns, joins): (&str, &str),
 ) -> (String, Vec<Bind>) {
     let spec = list.spec();
     let (mut sql_where, mut binds) = filtered(list, visible, filter);
@@ -541,7 +541,7 @@ fn page_sql(
         format!("{key} {direction}, t.id {direction}")
     };
     let sql = format!(
-        "SELECT {columns} FROM {table} t \
+        "SELECT {columns} FROM {table} t {joins} \
          WHERE t.{parent} = p.id AND {sql_where} ORDER BY {order} LIMIT ${n}",
         parent = spec.parent,
         table = spec.table,

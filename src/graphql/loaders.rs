@@ -74,7 +74,7 @@ impl DbLoader {
             key.parent,
             user_id,
             (&key.page, &key.filter),
-            R::COLUMNS,
+            (R::COLUMNS, R::JOINS),
         )
         .await?;
         drop(conn);
@@ -424,6 +424,8 @@ pub trait ListRow: QueryableByName<Pg> + Clone + Send + Sync + 'static {
     /// The columns the page's statement reads over the row `t`: all of them, or some, and
     /// a joined relation beside them.
     const COLUMNS: &'static str = "t.*";
+    /// The relations `COLUMNS` reads beside the row, joined to `t` (`LEFT JOIN ...`).
+    const JOINS: &'static str = "";
     fn parent(&self, list: ListName) -> Uuid;
     fn cursor(&self) -> Cursor;
 }
@@ -515,7 +517,7 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
                 &parents,
                 &self.viewer,
                 (&page, &filter),
-                R::COLUMNS,
+                (R::COLUMNS, R::JOINS),
             )
             .await
             .map_err(fail)?;
@@ -593,42 +595,6 @@ impl ListRow for Conversation {
     /// Most recently active first.
     fn cursor(&self) -> Cursor {
         Cursor::at(self.updated_at, self.id)
-    }
-}
-
-/// A conversation with its end user, read in the page's statement when the page shows
-/// them (the end user must be of the conversation's workspace, as every viewer who sees
-/// the conversation may see its end user).
-#[derive(Debug, Clone, QueryableByName)]
-pub struct ConversationWithEndUser {
-    #[diesel(embed)]
-    pub conversation: Conversation,
-    /// The end user's row as JSON text (read straight into an `EndUser`).
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    end_user: Option<String>,
-}
-
-impl ConversationWithEndUser {
-    /// The conversation, and its end user (`None` when it has none).
-    pub fn into_parts(self) -> AppResult<(Conversation, Option<EndUser>)> {
-        let end_user = match self.end_user {
-            Some(row) => Some(serde_json::from_str(&row).map_err(|e| {
-                AppError::internal(format!("a joined end user did not read back: {e}"))
-            })?),
-            None => None,
-        };
-        Ok((self.conversation, end_user))
-    }
-}
-
-impl ListRow for ConversationWithEndUser {
-    const COLUMNS: &'static str = "t.*, (SELECT row_to_json(e)::text FROM end_users e \
-        WHERE e.id = t.end_user_id AND e.workspace_id = t.workspace_id) AS end_user";
-    fn parent(&self, list: ListName) -> Uuid {
-        self.conversation.parent(list)
-    }
-    fn cursor(&self) -> Cursor {
-        self.conversation.cursor()
     }
 }
 

@@ -6,6 +6,7 @@ mod audit;
 mod chat;
 mod context;
 mod conversation;
+mod conversation_row;
 mod dataset;
 pub mod documents;
 mod enums;

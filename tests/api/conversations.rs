@@ -205,6 +205,16 @@ async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
     let owner = register(&server, "owner@example.com").await;
     let org = create_organization(&server, &owner, "Acme").await;
     seed::chat_history(&server, org.workspace_id, 3, 4).await;
+    // Every column of the end users set, each to a value of its own: the page reads them
+    // joined beside the conversation's columns, and a column read in another's place shows.
+    server
+        .execute(
+            "UPDATE end_users SET session_id = 'session-' || name, email = 'mail@' || name,
+               phone = '+100', avatar_url = 'https://example.com/a.png', is_anonymous = true,
+               metadata = '{\"plan\": \"pro\"}', last_active_at = created_at - interval '1 day',
+               updated_at = created_at + interval '1 hour'",
+        )
+        .await;
     let ask = async |selection: String| {
         let query = format!(
             "query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 3) {{ edges {{ node {{ {selection} }} }} }} }} }}"
@@ -231,7 +241,13 @@ async fn plain_fields_answer_as_the_objects_own_resolvers_do() {
     let conversation = &straight["workspace"]["conversations"]["edges"][0]["node"];
     assert_eq!(conversation["__typename"], "Conversation");
     assert_eq!(conversation["status"], "ACTIVE");
-    assert_eq!(conversation["endUser"]["isAnonymous"], false);
+    assert_eq!(conversation["endUser"]["isAnonymous"], true);
+    assert_eq!(
+        conversation["endUser"]["metadata"],
+        json!({ "plan": "pro" })
+    );
+    assert_eq!(conversation["endUser"]["phone"], "+100");
+    assert!(conversation["endUser"]["lastActiveAt"].is_string());
     let message = &conversation["messages"]["edges"][0]["node"];
     assert_eq!(message["role"], "ASSISTANT");
     assert_eq!(message["sequenceNumber"], 4);
@@ -666,4 +682,41 @@ async fn a_brief_page_of_messages_answers_as_a_full_one() {
     let node = &conversation["named"]["edges"][0]["node"];
     assert_eq!(node["metadata"], json!({ "source": "web" }));
     assert_eq!(node["query"], "the query");
+}
+
+/// A page joins only an end user of the conversation's own workspace: a conversation made
+/// to point at another workspace's end user shows none, on the workspace's page as on the
+/// application's.
+#[tokio::test]
+async fn a_page_never_joins_another_workspaces_end_user() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    let other = create_organization(&server, &owner, "Other").await;
+    let app = seed::chat_history(&server, org.workspace_id, 2, 1).await;
+    seed::chat_history(&server, other.workspace_id, 1, 1).await;
+    server
+        .execute(&format!(
+            "UPDATE conversations SET end_user_id = (SELECT id FROM end_users WHERE workspace_id = '{}')
+             WHERE id = (SELECT id FROM conversations WHERE workspace_id = '{}' ORDER BY updated_at DESC LIMIT 1)",
+            other.workspace_id, org.workspace_id
+        ))
+        .await;
+    let answer = data(
+        server
+            .graphql_as(
+                owner.token(),
+                "query($w: UUID!, $a: UUID!) {
+                   workspace(id: $w) { conversations(first: 2) { edges { node { title endUser { id name } } } } }
+                   application(id: $a) { conversations(first: 2) { edges { node { title endUser { id name } } } } } }",
+                json!({ "w": org.workspace_id, "a": app }),
+            )
+            .await,
+    );
+    for page in [&answer["workspace"], &answer["application"]] {
+        let edges = page["conversations"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 2, "{answer}");
+        assert_eq!(edges[0]["node"]["endUser"], Value::Null, "{answer}");
+        assert_eq!(edges[1]["node"]["endUser"]["name"], "User 2", "{answer}");
+    }
 }
