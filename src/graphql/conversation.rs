@@ -21,14 +21,14 @@ use super::loaders::{ExecutionRecordById, ListRow};
 use super::message_page::{message_cursor, messages_of_page};
 use super::pages::{child_page, child_rows, count_totals};
 use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
-use super::plain::{Plain, stored};
+use super::plain::{Plain, plain_list, plain_object, stored};
 use super::tenancy::UserProfileObject;
 use super::tool_call::ToolCallObject;
 use crate::conversation::{annotations, service};
 use crate::db::models::{Conversation, EndUser, Message, MessageAnnotation, MessageFeedback};
 
 /// A conversation; with its end user when the statement that read it joined them.
-pub struct ConversationObject(pub Conversation, Option<Option<EndUser>>);
+pub struct ConversationObject(pub Conversation, Option<Option<EndUserObject>>);
 
 impl ConversationObject {
     pub fn of(conversation: Conversation) -> ConversationObject {
@@ -37,7 +37,7 @@ impl ConversationObject {
 
     /// A conversation whose end user (or lack of one) was read with it.
     pub fn with_end_user(conversation: Conversation, end_user: Option<EndUser>) -> Self {
-        ConversationObject(conversation, Some(end_user))
+        ConversationObject(conversation, Some(end_user.map(EndUserObject)))
     }
 }
 
@@ -49,6 +49,12 @@ crate::plain_fields!(ConversationObject, |c| {
     "messageCount" => c.0.message_count,
     "createdAt" => c.0.created_at,
     "updatedAt" => c.0.updated_at,
+}, relations |selection| {
+    "endUser" => match &c.1 {
+        Some(Some(end_user)) => plain_object(end_user, selection),
+        Some(None) => Some(async_graphql::Value::Null),
+        None => None,
+    },
 });
 
 #[Object(name = "Conversation")]
@@ -86,7 +92,7 @@ impl ConversationObject {
     }
     async fn end_user(&self, ctx: &Context<'_>) -> Result<Option<Plain<EndUserObject>>> {
         if let Some(joined) = &self.1 {
-            return Ok(joined.clone().map(|u| Plain(EndUserObject(u))));
+            return Ok(joined.clone().map(Plain));
         }
         let Some(id) = self.0.end_user_id else {
             return Ok(None);
@@ -117,7 +123,7 @@ impl ConversationObject {
             &page,
             rows,
             |(m, _)| message_cursor(m),
-            |(m, f)| Plain(MessageObject(m, f)),
+            |(m, f)| Plain(MessageObject::with_feedbacks(m, f)),
             totals,
         ))
     }
@@ -136,11 +142,17 @@ pub fn selection_shows(look: &Lookahead<'_>, field: &str) -> bool {
 }
 
 /// A message; with its feedback when the statement that read it joined it.
-pub struct MessageObject(pub Message, Option<Vec<MessageFeedback>>);
+pub struct MessageObject(pub Message, Option<Vec<MessageFeedbackObject>>);
 
 impl MessageObject {
     pub fn of(message: Message) -> MessageObject {
         MessageObject(message, None)
+    }
+
+    /// A message whose feedback (oldest first) was read with it.
+    pub fn with_feedbacks(message: Message, feedbacks: Option<Vec<MessageFeedback>>) -> Self {
+        let feedbacks = feedbacks.map(|f| f.into_iter().map(MessageFeedbackObject).collect());
+        MessageObject(message, feedbacks)
     }
 }
 
@@ -162,6 +174,8 @@ crate::plain_fields!(MessageObject, |m| {
     "createdAt" => m.0.created_at,
     "updatedAt" => m.0.updated_at,
     "executionId" => m.0.execution_id,
+}, relations |selection| {
+    "feedbacks" => plain_list(m.1.as_ref()?, selection),
 });
 
 #[Object(name = "Message")]
@@ -253,10 +267,7 @@ impl MessageObject {
     /// End users' likes and dislikes of this message.
     async fn feedbacks(&self, ctx: &Context<'_>) -> Result<Vec<Plain<MessageFeedbackObject>>> {
         if let Some(joined) = &self.1 {
-            return Ok(joined
-                .iter()
-                .map(|f| Plain(MessageFeedbackObject(f.clone())))
-                .collect());
+            return Ok(joined.iter().cloned().map(Plain).collect());
         }
         let found = ctx
             .loader()?
@@ -290,6 +301,7 @@ impl MessageObject {
 }
 
 /// Someone using a published application.
+#[derive(Clone)]
 pub struct EndUserObject(pub EndUser);
 
 crate::plain_fields!(EndUserObject, |u| {
@@ -343,6 +355,7 @@ impl EndUserObject {
     }
 }
 
+#[derive(Clone)]
 pub struct MessageFeedbackObject(pub MessageFeedback);
 
 crate::plain_fields!(MessageFeedbackObject, |f| {

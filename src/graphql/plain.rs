@@ -3,8 +3,10 @@
 //! from the row in hand; on a page of 400 messages that machinery cost more than the
 //! statements. `Plain<T>` answers the fields `T` names plain (`PlainFields`) straight from
 //! the row, in selection order, and leaves every other field (relations, arguments, JSON) to
-//! `T`'s own resolver, awaited together so their loaders still batch. Anything unusual in
-//! the selection (fragments, directives) goes to `T` whole. Schema extensions would not see
+//! `T`'s own resolver, awaited together so their loaders still batch. A relation whose
+//! objects are already in hand (read in the parent's statement) is answered plain too when
+//! each of them answers all that is asked of it plain (`PlainFields::plain_relation`).
+//! Anything unusual in the selection (fragments, directives) goes to `T` whole. Schema extensions would not see
 //! the plain fields: the schema has none (`graphql::schema_builder`).
 //!
 //! `Plain<T>` is the same GraphQL type as `T`: it registers `T` and answers for it.
@@ -28,6 +30,60 @@ pub trait PlainFields: ContainerType {
     /// The value of field `name` when it is plain (no argument, no context, nothing to
     /// await, no error possible); `None` sends it to the object's resolver.
     fn plain_field(&self, name: &str) -> Option<Value>;
+
+    /// The value of field `name` (one without arguments, asking `selection` of its objects)
+    /// when its objects are in hand and each answers all of `selection` plain
+    /// ([`plain_object`]); `None` sends it to the object's resolver.
+    fn plain_relation(&self, _name: &str, _selection: &[Positioned<Selection>]) -> Option<Value> {
+        None
+    }
+}
+
+/// `object`'s answer to `selection` when every field of it is plain: fields only, none with
+/// a directive or an argument, no response key twice. `None` otherwise (the caller sends the
+/// field to the resolvers, which answer whatever the selection is).
+pub fn plain_object<T: PlainFields>(
+    object: &T,
+    selection: &[Positioned<Selection>],
+) -> Option<Value> {
+    let mut values: IndexMap<Name, Value> = IndexMap::with_capacity(selection.len());
+    for item in selection {
+        let Selection::Field(field) = &item.node else {
+            return None;
+        };
+        let field = &field.node;
+        if !field.directives.is_empty() || !field.arguments.is_empty() {
+            return None;
+        }
+        let name = field.name.node.as_str();
+        let nested = &field.selection_set.node.items;
+        let value = if name == "__typename" {
+            Value::String(object.introspection_type_name().into_owned())
+        } else if nested.is_empty() {
+            object.plain_field(name)?
+        } else {
+            object.plain_relation(name, nested)?
+        };
+        if values
+            .insert(field.response_key().node.clone(), value)
+            .is_some()
+        {
+            return None;
+        }
+    }
+    Some(Value::Object(values))
+}
+
+/// A list of objects in hand, when each answers all of `selection` plain.
+pub fn plain_list<'a, T: PlainFields + 'a>(
+    objects: impl IntoIterator<Item = &'a T>,
+    selection: &[Positioned<Selection>],
+) -> Option<Value> {
+    objects
+        .into_iter()
+        .map(|object| plain_object(object, selection))
+        .collect::<Option<Vec<_>>>()
+        .map(Value::List)
 }
 
 /// `T`, with its plain fields answered without a future each.
@@ -72,14 +128,15 @@ impl<T: PlainFields> OutputType for Plain<T> {
             };
             let key = &field.node.response_key().node;
             let name = field.node.name.node.as_str();
+            let nested = &field.node.selection_set.node.items;
             let plain = if name == "__typename" {
                 Some(Value::String(self.0.introspection_type_name().into_owned()))
-            } else if field.node.arguments.is_empty()
-                && field.node.selection_set.node.items.is_empty()
-            {
+            } else if !field.node.arguments.is_empty() {
+                None
+            } else if nested.is_empty() {
                 self.0.plain_field(name)
             } else {
-                None
+                self.0.plain_relation(name, nested)
             };
             match plain {
                 Some(value) => {
@@ -184,10 +241,13 @@ impl<E: EnumType> PlainValue for Stored<'_, E> {
     }
 }
 
-/// Implements `PlainFields` from a list of `"fieldName" => value` (values `PlainValue`).
+/// Implements `PlainFields` from a list of `"fieldName" => value` (values `PlainValue`),
+/// and optionally of relations in hand, `"fieldName" => answer` (an `Option<Value>` given
+/// the selection `$selection`: `plain_object`, `plain_list`).
 #[macro_export]
 macro_rules! plain_fields {
-    ($object:ty, |$this:ident| { $($name:literal => $value:expr),* $(,)? }) => {
+    ($object:ty, |$this:ident| { $($name:literal => $value:expr),* $(,)? }
+     $(, relations |$selection:ident| { $($relation:literal => $answer:expr),* $(,)? })?) => {
         impl $crate::graphql::plain::PlainFields for $object {
             fn plain_field(&self, name: &str) -> Option<async_graphql::Value> {
                 use $crate::graphql::plain::PlainValue;
@@ -197,6 +257,19 @@ macro_rules! plain_fields {
                     _ => None,
                 }
             }
+            $(
+            fn plain_relation(
+                &self,
+                name: &str,
+                $selection: &[async_graphql::Positioned<async_graphql::parser::types::Selection>],
+            ) -> Option<async_graphql::Value> {
+                let $this = self;
+                match name {
+                    $($relation => $answer,)*
+                    _ => None,
+                }
+            }
+            )?
         }
     };
 }

@@ -720,3 +720,102 @@ async fn a_page_never_joins_another_workspaces_end_user() {
         assert_eq!(edges[1]["node"]["endUser"]["name"], "User 2", "{answer}");
     }
 }
+
+/// End users and feedback read with their page are answered plain when all that is asked
+/// of them is plain; the same selection through fragments (async-graphql's resolvers, at
+/// every level) answers the same, and so does one with a field that is not plain.
+#[tokio::test]
+async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    seed::chat_history(&server, org.workspace_id, 3, 4).await;
+    for statement in [
+        "UPDATE end_users SET session_id = 's-' || name, email = 'mail@' || name, phone = '+100',
+           avatar_url = 'https://example.com/a.png', last_active_at = created_at
+         WHERE name <> 'User 3'",
+        "UPDATE conversations SET end_user_id = NULL WHERE title = 'Conversation 2'",
+        "UPDATE message_feedbacks SET content = 'helpful'",
+    ] {
+        server.execute(statement).await;
+    }
+    let end_user = "__typename id sessionId externalUserId name email phone avatarUrl isAnonymous lastActiveAt createdAt again: name";
+    let feedback = "__typename id rating content createdAt messageId again: rating";
+    let ask = async |end_user: &str, feedback: &str, fragments: bool| {
+        let wrap = |t: &str, s: &str| {
+            if fragments {
+                format!("... on {t} {{ {s} }}")
+            } else {
+                s.to_string()
+            }
+        };
+        let query = format!(
+            "query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 3) {{ edges {{ node {{ {} }} }} }} }} }}",
+            wrap(
+                "Conversation",
+                &format!(
+                    "title endUser {{ {} }} messages(first: 4) {{ edges {{ node {{ {} }} }} }}",
+                    wrap("EndUser", end_user),
+                    wrap(
+                        "Message",
+                        &format!(
+                            "sequenceNumber feedbacks {{ {} }}",
+                            wrap("MessageFeedback", feedback)
+                        )
+                    )
+                )
+            )
+        );
+        data(
+            server
+                .graphql_as(owner.token(), &query, json!({ "w": org.workspace_id }))
+                .await,
+        )
+    };
+    let plain = ask(end_user, feedback, false).await;
+    assert_eq!(plain, ask(end_user, feedback, true).await);
+    let titled = |answer: &Value, title: &str| {
+        answer["workspace"]["conversations"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["node"]["title"] == title)
+            .unwrap()["node"]
+            .clone()
+    };
+    let (first, second, third) = (
+        titled(&plain, "Conversation 1"),
+        titled(&plain, "Conversation 2"),
+        titled(&plain, "Conversation 3"),
+    );
+    assert_eq!(first["endUser"]["email"], "mail@User 1");
+    assert_eq!(first["endUser"]["again"], "User 1");
+    assert_eq!(first["endUser"]["__typename"], "EndUser");
+    assert_eq!(second["endUser"], Value::Null);
+    assert_eq!(third["endUser"]["phone"], Value::Null);
+    let reply = &first["messages"]["edges"][0]["node"];
+    assert_eq!(reply["feedbacks"][0]["content"], "helpful");
+    assert_eq!(reply["feedbacks"][0]["again"], "LIKE");
+    assert_eq!(reply["feedbacks"][0]["__typename"], "MessageFeedback");
+    assert_eq!(
+        first["messages"]["edges"][1]["node"]["feedbacks"],
+        json!([])
+    );
+    // A field that is not plain beside them (JSON, a relation of their own) sends the
+    // relation to its resolver: the plain fields answer the same.
+    let mixed = ask(
+        &format!("{end_user} metadata"),
+        &format!("{feedback} endUser {{ name }}"),
+        false,
+    )
+    .await;
+    let mixed_first = titled(&mixed, "Conversation 1");
+    assert_eq!(mixed_first["endUser"]["email"], "mail@User 1");
+    assert_eq!(mixed_first["endUser"]["metadata"], json!({}));
+    let mixed_reply = &mixed_first["messages"]["edges"][0]["node"];
+    assert_eq!(
+        mixed_reply["feedbacks"][0]["id"],
+        reply["feedbacks"][0]["id"]
+    );
+    assert_eq!(mixed_reply["feedbacks"][0]["endUser"]["name"], "User 1");
+}
