@@ -51,7 +51,7 @@ pub async fn child_page<R, T>(
 ) -> Result<Conn<T>>
 where
     R: ListRow,
-    DbLoader: Loader<PageOf<R>, Value = Vec<R>, Error = Arc<AppError>>,
+    DbLoader: Loader<PageOf<R>, Value = Arc<Vec<R>>, Error = Arc<AppError>>,
     T: OutputType,
 {
     let rows = child_rows(ctx, list, parent, page, filter.clone()).await?;
@@ -69,11 +69,13 @@ pub async fn child_rows<R>(
 ) -> Result<Vec<R>>
 where
     R: ListRow,
-    DbLoader: Loader<PageOf<R>, Value = Vec<R>, Error = Arc<AppError>>,
+    DbLoader: Loader<PageOf<R>, Value = Arc<Vec<R>>, Error = Arc<AppError>>,
 {
-    Ok(ctx
+    let rows = ctx
         .loader()?
         .load_one(PageOf::new(list, parent, page, filter))
         .await?
-        .unwrap_or_default())
+        .unwrap_or_default();
+    // The loader has let go of its copy by now, nearly always: the rows move out whole.
+    Ok(Arc::try_unwrap(rows).unwrap_or_else(|shared| shared.as_ref().clone()))
 }
