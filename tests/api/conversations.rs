@@ -736,6 +736,15 @@ async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
          WHERE name <> 'User 3'",
         "UPDATE conversations SET end_user_id = NULL WHERE title = 'Conversation 2'",
         "UPDATE message_feedbacks SET content = 'helpful'",
+        // A second feedback on Conversation 1's last reply, older than the first: the page
+        // and the loader give both, oldest first.
+        "INSERT INTO message_feedbacks (workspace_id, message_id, conversation_id, application_id, end_user_id, rating, content, created_at)
+         SELECT f.workspace_id, f.message_id, f.conversation_id, f.application_id,
+                (SELECT id FROM end_users WHERE name = 'User 2' AND workspace_id = f.workspace_id),
+                'DISLIKE', NULL, f.created_at - interval '1 minute'
+         FROM message_feedbacks f JOIN conversations c ON c.id = f.conversation_id
+         WHERE c.title = 'Conversation 1'
+         ORDER BY f.created_at DESC LIMIT 1",
     ] {
         server.execute(statement).await;
     }
@@ -759,7 +768,7 @@ async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
                     wrap(
                         "Message",
                         &format!(
-                            "sequenceNumber feedbacks {{ {} }}",
+                            "id sequenceNumber feedbacks {{ {} }}",
                             wrap("MessageFeedback", feedback)
                         )
                     )
@@ -794,8 +803,21 @@ async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
     assert_eq!(second["endUser"], Value::Null);
     assert_eq!(third["endUser"]["phone"], Value::Null);
     let reply = &first["messages"]["edges"][0]["node"];
-    assert_eq!(reply["feedbacks"][0]["content"], "helpful");
-    assert_eq!(reply["feedbacks"][0]["again"], "LIKE");
+    assert_eq!(reply["feedbacks"][0]["again"], "DISLIKE");
+    assert_eq!(reply["feedbacks"][0]["content"], Value::Null);
+    assert_eq!(reply["feedbacks"][1]["content"], "helpful");
+    assert_eq!(reply["feedbacks"][1]["again"], "LIKE");
+    // The same feedback read by the message's own loader.
+    let alone = data(
+        server
+            .graphql_as(
+                owner.token(),
+                &format!("query($m: UUID!) {{ message(id: $m) {{ feedbacks {{ {feedback} }} }} }}"),
+                json!({ "m": reply["id"] }),
+            )
+            .await,
+    );
+    assert_eq!(alone["message"]["feedbacks"], reply["feedbacks"]);
     assert_eq!(reply["feedbacks"][0]["__typename"], "MessageFeedback");
     assert_eq!(
         first["messages"]["edges"][1]["node"]["feedbacks"],
@@ -814,8 +836,9 @@ async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
     assert_eq!(mixed_first["endUser"]["metadata"], json!({}));
     let mixed_reply = &mixed_first["messages"]["edges"][0]["node"];
     assert_eq!(
-        mixed_reply["feedbacks"][0]["id"],
-        reply["feedbacks"][0]["id"]
+        mixed_reply["feedbacks"][1]["id"],
+        reply["feedbacks"][1]["id"]
     );
-    assert_eq!(mixed_reply["feedbacks"][0]["endUser"]["name"], "User 1");
+    assert_eq!(mixed_reply["feedbacks"][0]["endUser"]["name"], "User 2");
+    assert_eq!(mixed_reply["feedbacks"][1]["endUser"]["name"], "User 1");
 }
