@@ -6,8 +6,8 @@
 //! `T`'s own resolver, awaited together so their loaders still batch. A relation whose
 //! objects are already in hand (read in the parent's statement) is answered plain too when
 //! each of them answers all that is asked of it plain (`PlainFields::plain_relation`).
-//! Anything unusual in the selection (fragments, directives) goes to `T` whole. Schema extensions would not see
-//! the plain fields: the schema has none (`graphql::schema_builder`).
+//! Anything unusual in the selection (fragments, directives) goes to `T` whole. Schema
+//! extensions would not see the plain fields: the schema has none (`graphql::schema_builder`).
 //!
 //! `Plain<T>` is the same GraphQL type as `T`: it registers `T` and answers for it.
 
@@ -52,18 +52,10 @@ pub fn plain_object<T: PlainFields>(
             return None;
         };
         let field = &field.node;
-        if !field.directives.is_empty() || !field.arguments.is_empty() {
+        if !field.directives.is_empty() {
             return None;
         }
-        let name = field.name.node.as_str();
-        let nested = &field.selection_set.node.items;
-        let value = if name == "__typename" {
-            Value::String(object.introspection_type_name().into_owned())
-        } else if nested.is_empty() {
-            object.plain_field(name)?
-        } else {
-            object.plain_relation(name, nested)?
-        };
+        let value = plain_answer(object, field)?;
         if values
             .insert(field.response_key().node.clone(), value)
             .is_some()
@@ -72,6 +64,22 @@ pub fn plain_object<T: PlainFields>(
         }
     }
     Some(Value::Object(values))
+}
+
+/// `object`'s plain answer to `field` (one without directives): its type's name, a plain
+/// field, or a relation in hand answered plain; `None` when the field needs its resolver.
+fn plain_answer<T: PlainFields>(object: &T, field: &Field) -> Option<Value> {
+    let name = field.name.node.as_str();
+    let nested = &field.selection_set.node.items;
+    if name == "__typename" {
+        Some(Value::String(object.introspection_type_name().into_owned()))
+    } else if !field.arguments.is_empty() {
+        None
+    } else if nested.is_empty() {
+        object.plain_field(name)
+    } else {
+        object.plain_relation(name, nested)
+    }
 }
 
 /// A list of objects in hand, when each answers all of `selection` plain.
@@ -127,21 +135,9 @@ impl<T: PlainFields> OutputType for Plain<T> {
                 continue;
             };
             let key = &field.node.response_key().node;
-            let name = field.node.name.node.as_str();
-            let nested = &field.node.selection_set.node.items;
-            let plain = if name == "__typename" {
-                Some(Value::String(self.0.introspection_type_name().into_owned()))
-            } else if !field.node.arguments.is_empty() {
-                None
-            } else if nested.is_empty() {
-                self.0.plain_field(name)
-            } else {
-                self.0.plain_relation(name, nested)
-            };
-            match plain {
-                Some(value) => {
-                    values.entry(key.clone()).or_insert(value);
-                }
+            match plain_answer(&self.0, &field.node) {
+                // A key asked twice merges its objects (`endUser { name } endUser { email }`).
+                Some(value) => merge(&mut values, key.clone(), value),
                 None => {
                     // Its place in the answer is kept; filled (or taken out) below.
                     values.entry(key.clone()).or_insert(Value::Null);

@@ -841,4 +841,29 @@ async fn relations_read_with_their_page_answer_as_their_resolvers_do() {
     );
     assert_eq!(mixed_reply["feedbacks"][0]["endUser"]["name"], "User 2");
     assert_eq!(mixed_reply["feedbacks"][1]["endUser"]["name"], "User 1");
+
+    // A relation asked twice answers as the resolvers do: an object merges its selections.
+    let twice = "title endUser { name } endUser { email }
+        messages(first: 4) { edges { node { id feedbacks { id } feedbacks { rating } } } }";
+    let ask_twice = async |selection: String| {
+        data(
+            server
+                .graphql_as(
+                    owner.token(),
+                    &format!("query($w: UUID!) {{ workspace(id: $w) {{ conversations(first: 3) {{ edges {{ node {{ {selection} }} }} }} }} }}"),
+                    json!({ "w": org.workspace_id }),
+                )
+                .await,
+        )
+    };
+    let merged = ask_twice(twice.to_string()).await;
+    assert_eq!(
+        merged,
+        ask_twice(format!("... on Conversation {{ {twice} }}")).await
+    );
+    let merged_first = titled(&merged, "Conversation 1");
+    assert_eq!(
+        merged_first["endUser"],
+        json!({ "name": "User 1", "email": "mail@User 1" })
+    );
 }
