@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::application::ApplicationObject;
 use super::context::{ContextExt, conn};
-use super::conversation_row::ConversationWithEndUser;
+use super::conversation_row::{ConversationWithEndUser, brief_enough};
 use super::enums::{
     AnnotationType, ConversationStatus, FeedbackRating, MessageRole, MessageStatus, parse,
 };
@@ -20,7 +20,7 @@ use super::loaders::*;
 use super::loaders::{ExecutionRecordById, ListRow};
 use super::message_page::{message_cursor, messages_of_page};
 use super::pages::{child_page, child_rows, count_totals};
-use super::pagination::{Conn, Cursor, PageArgs, Totals, connection};
+use super::pagination::{Conn, Cursor, Page, PageArgs, Totals, connection};
 use super::plain::{Plain, plain_list, plain_object, stored};
 use super::tenancy::UserProfileObject;
 use super::tool_call::ToolCallObject;
@@ -127,12 +127,6 @@ impl ConversationObject {
             totals,
         ))
     }
-}
-
-/// Whether a page selects `field` of its nodes (`edges { node { field } }` or
-/// `nodes { field }`).
-fn page_shows(ctx: &Context<'_>, field: &str) -> bool {
-    selection_shows(&ctx.look_ahead(), field)
 }
 
 /// Whether the selection of a page (`look`) selects `field` of its nodes.
@@ -466,18 +460,20 @@ pub fn conversation_filter(filter: Option<ConversationFilter>) -> ListFilter {
     }
 }
 
-/// The page of a workspace's conversations its selection asks for, when it asks for one
-/// (`conversations` once, without directives) whose arguments read; otherwise `None`, and
-/// the list's own resolver reads the page (and reports what is wrong with it).
+/// The page of a workspace's conversations its selection asks for, and whether it asks for
+/// their `totalCount`, when it asks for one (`conversations` once, without directives)
+/// whose arguments read; otherwise `None`, and the list's own resolver reads the page (and
+/// reports what is wrong with it).
 pub enum AskedConversations {
     Plain(PageOf<Conversation>),
-    WithEndUser(PageOf<ConversationWithEndUser>),
+    WithEndUser(PageOf<ConversationWithEndUser<false>>),
+    BriefWithEndUser(PageOf<ConversationWithEndUser<true>>),
 }
 
 pub fn asked_conversations(
     workspace: &SelectionField<'_>,
     workspace_id: Uuid,
-) -> Option<AskedConversations> {
+) -> Option<(AskedConversations, bool)> {
     let mut asked = workspace
         .selection_set()
         .filter(|field| field.name() == "conversations");
@@ -501,11 +497,15 @@ pub fn asked_conversations(
     let page = args.page().ok()?;
     let filter = conversation_filter(filter);
     let list = ListName::WorkspaceConversations;
-    Some(if selection_shows(&Lookahead::from(field), "endUser") {
-        AskedConversations::WithEndUser(PageOf::new(list, workspace_id, page, filter))
-    } else {
+    let look = Lookahead::from(field);
+    let asked = if !selection_shows(&look, "endUser") {
         AskedConversations::Plain(PageOf::new(list, workspace_id, page, filter))
-    })
+    } else if brief_enough(&look) {
+        AskedConversations::BriefWithEndUser(PageOf::new(list, workspace_id, page, filter))
+    } else {
+        AskedConversations::WithEndUser(PageOf::new(list, workspace_id, page, filter))
+    };
+    Some((asked, look.field("totalCount").exists()))
 }
 
 /// Conversations of a workspace or of an application, most recently active first.
@@ -518,14 +518,30 @@ pub async fn conversations_of(
 ) -> Result<Conn<Plain<ConversationObject>>> {
     let page = args.page()?;
     let filter = conversation_filter(filter);
-    if !page_shows(ctx, "endUser") {
+    let look = ctx.look_ahead();
+    if !selection_shows(&look, "endUser") {
         return child_page(ctx, list, parent, page, filter, |c| {
             Plain(ConversationObject::of(c))
         })
         .await;
     }
-    // The end users are read in the page's statement.
-    let rows: Vec<ConversationWithEndUser> =
+    if brief_enough(&look) {
+        with_end_users::<true>(ctx, list, parent, page, filter).await
+    } else {
+        with_end_users::<false>(ctx, list, parent, page, filter).await
+    }
+}
+
+/// A page of conversations with their end users read in the page's statement (brief rows
+/// when `BRIEF`).
+async fn with_end_users<const BRIEF: bool>(
+    ctx: &Context<'_>,
+    list: ListName,
+    parent: Uuid,
+    page: Page,
+    filter: ListFilter,
+) -> Result<Conn<Plain<ConversationObject>>> {
+    let rows: Vec<ConversationWithEndUser<BRIEF>> =
         child_rows(ctx, list, parent, page, filter.clone()).await?;
     let rows: Vec<_> = rows
         .into_iter()

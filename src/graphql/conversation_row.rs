@@ -5,11 +5,21 @@
 //! are, where a `row_to_json` of the end user cost the list's statement more than the rest
 //! of its page. The end user must be of the conversation's workspace, as every viewer who
 //! sees the conversation may see its end user.
+//!
+//! A page whose selection asks only what a list of conversations shows ([`brief_enough`])
+//! reads a brief row (`ConversationWithEndUser<true>`): the conversation without its summary
+//! and metadata, the end user's identity, name and avatar only. Each way is its own row
+//! type, so its own loader cache: a brief row never answers a field it did not read.
 
+use async_graphql::Lookahead;
+use chrono::DateTime;
 use diesel::deserialize::{self, QueryableByName};
 use diesel::pg::Pg;
 use diesel::row::NamedRow;
-use diesel::sql_types::{Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{
+    Bool, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid, VarChar,
+};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::lists::ListName;
@@ -17,13 +27,49 @@ use super::loaders::ListRow;
 use super::pagination::Cursor;
 use crate::db::models::{Conversation, EndUser};
 
+/// The fields of `Conversation` a brief row answers: all but `summary` and `metadata`
+/// (relations need only the ids).
+pub const BRIEF_FIELDS: &[&str] = &[
+    "__typename",
+    "id",
+    "title",
+    "status",
+    "messageCount",
+    "createdAt",
+    "updatedAt",
+    "application",
+    "endUser",
+    "messages",
+];
+
+/// The fields of `EndUser` a brief row answers: who it is and how a list shows them.
+pub const BRIEF_END_USER_FIELDS: &[&str] =
+    &["__typename", "id", "externalUserId", "name", "avatarUrl"];
+
+/// Whether every field a page (`look`) asks of its conversations, and of their end users,
+/// is answered by a brief row.
+pub fn brief_enough(look: &Lookahead<'_>) -> bool {
+    let edges = look.field("edges").field("node").selection_fields();
+    let nodes = look.field("nodes").selection_fields();
+    edges.iter().chain(&nodes).all(|node| {
+        node.selection_set().all(|field| {
+            BRIEF_FIELDS.contains(&field.name())
+                && (field.name() != "endUser"
+                    || field
+                        .selection_set()
+                        .all(|f| BRIEF_END_USER_FIELDS.contains(&f.name())))
+        })
+    })
+}
+
+/// A conversation and its end user, both brief when `BRIEF`.
 #[derive(Debug, Clone)]
-pub struct ConversationWithEndUser {
+pub struct ConversationWithEndUser<const BRIEF: bool> {
     pub conversation: Conversation,
     pub end_user: Option<EndUser>,
 }
 
-impl ConversationWithEndUser {
+impl<const BRIEF: bool> ConversationWithEndUser<BRIEF> {
     /// The conversation, and its end user (`None` when it has none).
     pub fn into_parts(self) -> (Conversation, Option<EndUser>) {
         (self.conversation, self.end_user)
@@ -41,8 +87,23 @@ macro_rules! end_user_columns {
     };
 }
 
-impl ListRow for ConversationWithEndUser {
-    const COLUMNS: &'static str = concat!("t.*, ", end_user_columns!());
+/// The columns of a brief row: a conversation without its summary and metadata, and the
+/// end user's identity, name and avatar.
+macro_rules! brief_columns {
+    () => {
+        "t.id, t.workspace_id, t.application_id, t.end_user_id, t.title, t.status, \
+         t.message_count, t.created_at, t.updated_at, e.id AS eu_id, \
+         e.workspace_id AS eu_workspace_id, e.external_user_id AS eu_external_user_id, \
+         e.name AS eu_name, e.avatar_url AS eu_avatar_url"
+    };
+}
+
+impl<const BRIEF: bool> ListRow for ConversationWithEndUser<BRIEF> {
+    const COLUMNS: &'static str = if BRIEF {
+        brief_columns!()
+    } else {
+        concat!("t.*, ", end_user_columns!())
+    };
     const JOINS: &'static str =
         "LEFT JOIN end_users e ON e.id = t.end_user_id AND e.workspace_id = t.workspace_id";
     fn parent(&self, list: ListName) -> Uuid {
@@ -53,8 +114,58 @@ impl ListRow for ConversationWithEndUser {
     }
 }
 
-impl QueryableByName<Pg> for ConversationWithEndUser {
+/// A brief row's conversation: what it did not read is empty, and never answered
+/// ([`BRIEF_FIELDS`]).
+fn brief_conversation<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Conversation> {
+    Ok(Conversation {
+        id: NamedRow::get::<SqlUuid, _>(row, "id")?,
+        workspace_id: NamedRow::get::<SqlUuid, _>(row, "workspace_id")?,
+        application_id: NamedRow::get::<SqlUuid, _>(row, "application_id")?,
+        end_user_id: NamedRow::get::<Nullable<SqlUuid>, _>(row, "end_user_id")?,
+        title: NamedRow::get::<VarChar, _>(row, "title")?,
+        status: NamedRow::get::<VarChar, _>(row, "status")?,
+        summary: None,
+        message_count: NamedRow::get::<Integer, _>(row, "message_count")?,
+        metadata: Value::Null,
+        deleted_at: None,
+        created_at: NamedRow::get::<Timestamptz, _>(row, "created_at")?,
+        updated_at: NamedRow::get::<Timestamptz, _>(row, "updated_at")?,
+    })
+}
+
+/// A brief row's end user: what it did not read is empty (its times the epoch), and never
+/// answered ([`BRIEF_END_USER_FIELDS`]).
+fn brief_end_user<'a>(row: &impl NamedRow<'a, Pg>, id: Uuid) -> deserialize::Result<EndUser> {
+    Ok(EndUser {
+        id,
+        workspace_id: NamedRow::get::<SqlUuid, _>(row, "eu_workspace_id")?,
+        session_id: None,
+        external_user_id: NamedRow::get::<Nullable<Text>, _>(row, "eu_external_user_id")?,
+        name: NamedRow::get::<Nullable<Text>, _>(row, "eu_name")?,
+        email: None,
+        phone: None,
+        avatar_url: NamedRow::get::<Nullable<Text>, _>(row, "eu_avatar_url")?,
+        metadata: Value::Null,
+        is_anonymous: false,
+        last_active_at: None,
+        created_at: DateTime::UNIX_EPOCH,
+        updated_at: DateTime::UNIX_EPOCH,
+    })
+}
+
+impl<const BRIEF: bool> QueryableByName<Pg> for ConversationWithEndUser<BRIEF> {
     fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        if BRIEF {
+            let conversation = brief_conversation(row)?;
+            let end_user = match NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "eu_id")? {
+                None => None,
+                Some(id) => Some(brief_end_user(row, id)?),
+            };
+            return Ok(ConversationWithEndUser {
+                conversation,
+                end_user,
+            });
+        }
         let conversation = Conversation::build(row)?;
         // The join leaves every column of the end user null when there is none.
         let end_user = match NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "eu_id")? {

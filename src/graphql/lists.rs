@@ -451,37 +451,45 @@ where
     Ok(statement.load::<Row>(conn).await?)
 }
 
-/// A row of [`load_workspace_page`]: the workspace's row as JSON text, and one row of its
-/// page (`None` on the one row of a workspace whose page is empty).
+/// A row of [`load_workspace_page`]: the workspace's row as JSON text, the list's total when
+/// it was counted, and one row of its page (`None` on the one row of a workspace whose page
+/// is empty).
 pub struct WithWorkspace<Row> {
     pub workspace: String,
+    pub total: Option<i64>,
     pub row: Option<Row>,
 }
 
 impl<Row: QueryableByName<Pg>> QueryableByName<Pg> for WithWorkspace<Row> {
     fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
         let workspace = NamedRow::get::<Text, String>(row, "workspace_row")?;
+        let total = NamedRow::get::<Nullable<BigInt>, Option<i64>>(row, "list_total")?;
         // Every list row has an id; the left join leaves it null when the page is empty.
         let id = NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "id")?;
         let row = match id {
             Some(_) => Some(Row::build(row)?),
             None => None,
         };
-        Ok(WithWorkspace { workspace, row })
+        Ok(WithWorkspace {
+            workspace,
+            total,
+            row,
+        })
     }
 }
 
 /// A workspace the builder `user_id` can see, and one page of one of its lists, in one
 /// statement (the workspace check and the page, which a query asking for a workspace's list
-/// would otherwise send apart). No rows: the builder cannot see the workspace (or it does
-/// not exist); one row without a list row: the page is empty.
+/// would otherwise send apart), with the list's total when `count` (as [`count`] counts it).
+/// No rows: the builder cannot see the workspace (or it does not exist); one row without a
+/// list row: the page is empty.
 pub async fn load_workspace_page<Row>(
     conn: &mut AsyncPgConnection,
     list: ListName,
-    workspace_id: Uuid,
-    user_id: Uuid,
+    (workspace_id, user_id): (Uuid, Uuid),
     (page, filter): (&Page, &ListFilter),
     (columns, joins): (&str, &str),
+    count: bool,
 ) -> AppResult<Vec<WithWorkspace<Row>>>
 where
     Row: QueryableByName<Pg> + Send + 'static,
@@ -493,12 +501,25 @@ where
     }
     // The page is of the workspace row `p`, which the builder ($2) can see: every row of it
     // is one they may see, and the page needs no condition of its own for that.
-    let visible = ("TRUE".to_string(), vec![Bind::Id(user_id)]);
-    let (each_page, binds) = page_sql(list, visible, (page, filter), (columns, joins));
+    let visible = || ("TRUE".to_string(), vec![Bind::Id(user_id)]);
+    let (each_page, binds) = page_sql(list, visible(), (page, filter), (columns, joins));
+    // The count's conditions are the page's before its cursors: the same text and binds.
+    let total = if count {
+        let (counted, _) = filtered(list, visible(), filter);
+        format!(
+            "(SELECT count(*) FROM {table} t WHERE t.workspace_id = w.id AND {counted})",
+            table = list.spec().table
+        )
+    } else {
+        "NULL::int8".to_string()
+    };
+    // `OFFSET 0` keeps the workspace's subquery whole: pulled up into the join, its JSON
+    // (and its count) were computed again for every row of the page.
     let sql = format!(
-        "SELECT t.*, p.workspace_row FROM (SELECT w.id, row_to_json(w)::text AS workspace_row \
+        "SELECT t.*, p.workspace_row, p.list_total FROM (SELECT w.id, \
+         row_to_json(w)::text AS workspace_row, {total} AS list_total \
          FROM workspaces w WHERE w.id = $1 AND w.team_id IN \
-         (SELECT m.team_id FROM team_members m WHERE m.user_id = $2)) p \
+         (SELECT m.team_id FROM team_members m WHERE m.user_id = $2) OFFSET 0) p \
          LEFT JOIN LATERAL ({each_page}) t ON true"
     );
     let statement = Statement::new(sql)

@@ -43,6 +43,8 @@ pub struct DbLoader {
     /// Pages read before they were asked for (with their workspace), each taken by the
     /// first load of its key.
     primed: Mutex<HashMap<PrimedKey, Box<dyn Any + Send>>>,
+    /// Totals counted with such a page, each taken by the first load of its key.
+    counted: Mutex<HashMap<CountOf, i64>>,
 }
 
 /// A primed page: its row type, list, parent, page and filter.
@@ -54,15 +56,18 @@ impl DbLoader {
             pool,
             viewer,
             primed: Mutex::new(HashMap::new()),
+            counted: Mutex::new(HashMap::new()),
         }
     }
 
     /// The workspace `key.parent`, if the viewer can see it, read in one statement with the
-    /// page `key` of one of its lists; the page is kept for the list's loader, so the query
-    /// that asked for both sends one statement where it would send two.
+    /// page `key` of one of its lists (and the list's total when `count`); the page (and
+    /// total) is kept for the list's loader (and the count's), so the query that asked for
+    /// them sends one statement where it would send two (or three).
     pub async fn workspace_with_page<R: ListRow>(
         &self,
         key: PageOf<R>,
+        count: bool,
     ) -> AppResult<Option<Workspace>> {
         let Some(user_id) = self.viewer.user() else {
             return Ok(None);
@@ -71,10 +76,10 @@ impl DbLoader {
         let read: Vec<lists::WithWorkspace<R>> = lists::load_workspace_page(
             &mut conn,
             key.list,
-            key.parent,
-            user_id,
+            (key.parent, user_id),
             (&key.page, &key.filter),
             (R::COLUMNS, R::JOINS),
+            count,
         )
         .await?;
         drop(conn);
@@ -84,6 +89,17 @@ impl DbLoader {
         let workspace: Workspace = serde_json::from_str(&first.workspace).map_err(|e| {
             AppError::internal(format!("a joined workspace did not read back: {e}"))
         })?;
+        if let Some(total) = first.total {
+            let counted = CountOf {
+                list: key.list,
+                parent: key.parent,
+                filter: key.filter.clone(),
+            };
+            self.counted
+                .lock()
+                .map_err(|_| AppError::internal("the counted totals' lock was poisoned"))?
+                .insert(counted, total);
+        }
         let mut rows: Vec<R> = read.into_iter().filter_map(|r| r.row).collect();
         in_list_order(&mut rows, &key.page);
         self.primed
@@ -691,6 +707,26 @@ impl Loader<CountOf> for DbLoader {
         if self.viewer == Viewer::Nobody {
             return Ok(HashMap::new());
         }
+        let mut out = HashMap::new();
+        // Totals counted with their page are taken as they are.
+        let keys: Vec<&CountOf> = {
+            let mut counted = self
+                .counted
+                .lock()
+                .map_err(|_| fail(AppError::internal("the counted totals' lock was poisoned")))?;
+            keys.iter()
+                .filter(|key| match counted.remove(*key) {
+                    Some(total) => {
+                        out.insert((*key).clone(), total);
+                        false
+                    }
+                    None => true,
+                })
+                .collect()
+        };
+        if keys.is_empty() {
+            return Ok(out);
+        }
         let mut conn = self.pool.get().await.map_err(fail)?;
         let mut groups: HashMap<(ListName, ListFilter), Vec<Uuid>> = HashMap::new();
         for key in keys {
@@ -699,7 +735,6 @@ impl Loader<CountOf> for DbLoader {
                 .or_default()
                 .push(key.parent);
         }
-        let mut out = HashMap::new();
         for ((list, filter), parents) in groups {
             let counted = lists::count(&mut conn, list, &parents, &self.viewer, &filter)
                 .await

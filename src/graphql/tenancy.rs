@@ -565,13 +565,18 @@ impl TenancyQuery {
     async fn workspace(&self, ctx: &Context<'_>, id: Uuid) -> Result<Option<WorkspaceObject>> {
         ctx.actor()?;
         let loader = ctx.loader()?;
-        // A page of its conversations asked for with it is read in the same statement.
+        // A page of its conversations asked for with it (and their total) is read in the
+        // same statement.
+        let db = loader.loader();
         let workspace = match asked_conversations(&ctx.field(), id) {
-            Some(AskedConversations::Plain(page)) => {
-                loader.loader().workspace_with_page(page).await?
+            Some((AskedConversations::Plain(page), count)) => {
+                db.workspace_with_page(page, count).await?
             }
-            Some(AskedConversations::WithEndUser(page)) => {
-                loader.loader().workspace_with_page(page).await?
+            Some((AskedConversations::WithEndUser(page), count)) => {
+                db.workspace_with_page(page, count).await?
+            }
+            Some((AskedConversations::BriefWithEndUser(page), count)) => {
+                db.workspace_with_page(page, count).await?
             }
             None => loader.load_one(WorkspaceById(id)).await?,
         };

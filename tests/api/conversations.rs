@@ -84,10 +84,10 @@ async fn a_nested_history_costs_the_same_statements_whatever_the_number_of_rows(
         true
     );
 
-    // the workspace with its conversations and their end users, their count, messages with
+    // the workspace with its conversations, their end users and their count; messages with
     // their feedback, the feedbacks' end users, annotations: one statement each, for 50
     // conversations and 1,000 messages.
-    assert_eq!(small_statements, 5, "statements for the small workspace");
+    assert_eq!(small_statements, 4, "statements for the small workspace");
     assert_eq!(
         large_statements, small_statements,
         "statements grow with rows"
@@ -133,9 +133,9 @@ async fn a_workspace_and_the_page_of_its_conversations_are_read_in_one_statement
     let (together, statements) = ask(&owner, false, first.clone()).await;
     let (apart, apart_statements) = ask(&owner, true, first).await;
     assert_eq!(data(together.clone()), data(apart));
-    // The workspace and the page together, the count apart; apart, the workspace on its own
+    // The workspace, the page and its count together; apart, the workspace on its own
     // besides the pages and counts.
-    assert_eq!(statements, 2);
+    assert_eq!(statements, 1);
     assert!(apart_statements >= 4, "{apart_statements} statements apart");
     let page = &together["data"]["workspace"]["conversations"];
     assert_eq!(page["totalCount"], 5);
@@ -682,6 +682,115 @@ async fn a_brief_page_of_messages_answers_as_a_full_one() {
     let node = &conversation["named"]["edges"][0]["node"];
     assert_eq!(node["metadata"], json!({ "source": "web" }));
     assert_eq!(node["query"], "the query");
+}
+
+/// A page of conversations that asks only what a list shows reads brief rows; each field it
+/// answers equals a full read's, on the workspace's page (read with the workspace) as on the
+/// application's, and a detail of the end user asked beside them is read in full.
+#[tokio::test]
+async fn a_brief_page_of_conversations_answers_as_a_full_one() {
+    let server = TestServer::start().await;
+    let owner = register(&server, "owner@example.com").await;
+    let org = create_organization(&server, &owner, "Acme").await;
+    let app = seed::chat_history(&server, org.workspace_id, 3, 1).await;
+    // Every column a brief read leaves out, given a value a brief read could not invent.
+    for statement in [
+        "UPDATE conversations SET summary = 'about ' || title, metadata = '{\"channel\": \"web\"}'",
+        "UPDATE end_users SET session_id = 's-' || name, email = 'mail@' || name, phone = '+100',
+           avatar_url = 'https://example.com/' || name || '.png', is_anonymous = true,
+           last_active_at = created_at - interval '1 day', external_user_id = 'ext-' || name,
+           metadata = '{\"plan\": \"pro\"}'",
+        "UPDATE conversations SET end_user_id = NULL WHERE title = 'Conversation 2'",
+    ] {
+        server.execute(statement).await;
+    }
+    let brief_fields = "__typename id title status messageCount createdAt updatedAt
+        application { id } messages(first: 1) { nodes { content } }
+        endUser { __typename id externalUserId name avatarUrl }";
+    let details = "summary metadata";
+    let end_user_details =
+        "endUser { sessionId email phone isAnonymous lastActiveAt createdAt metadata }";
+    let ask = async |fields: &str| {
+        let query = format!(
+            "query($w: UUID!, $a: UUID!) {{
+               workspace(id: $w) {{ conversations(first: 3) {{ nodes {{ {fields} }} }} }}
+               application(id: $a) {{ conversations(first: 3) {{ edges {{ node {{ {fields} }} }} }} }} }}"
+        );
+        let answer = data(
+            server
+                .graphql_as(
+                    owner.token(),
+                    &query,
+                    json!({ "w": org.workspace_id, "a": app }),
+                )
+                .await,
+        );
+        let workspace = answer["workspace"]["conversations"]["nodes"].clone();
+        let application: Vec<Value> = answer["application"]["conversations"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect();
+        (workspace, Value::Array(application))
+    };
+    let brief = ask(brief_fields).await;
+    let full = ask(&format!("{brief_fields} {details}")).await;
+    let with_end_user = ask(&format!("{brief_fields} {end_user_details}")).await;
+    for (brief, full) in [
+        (&brief.0, &full.0),
+        (&brief.1, &full.1),
+        (&brief.0, &with_end_user.0),
+    ] {
+        let brief = brief.as_array().unwrap();
+        assert_eq!(brief.len(), 3);
+        for (b, f) in brief.iter().zip(full.as_array().unwrap()) {
+            for (field, value) in b.as_object().unwrap() {
+                if field == "endUser" && !value.is_null() {
+                    for (k, v) in value.as_object().unwrap() {
+                        assert_eq!(&f[field][k], v, "endUser.{k}");
+                    }
+                } else {
+                    assert_eq!(&f[field], value, "{field}");
+                }
+            }
+        }
+    }
+    // (The updates above made the pages' order their own: each conversation is found by title.)
+    let titled = |page: &Value, title: &str| -> Value {
+        page.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["title"] == title)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {title} in {page}"))
+    };
+    let first = titled(&brief.0, "Conversation 1");
+    assert_eq!(first["endUser"]["name"], "User 1");
+    assert_eq!(first["endUser"]["externalUserId"], "ext-User 1");
+    assert_eq!(
+        first["endUser"]["avatarUrl"],
+        "https://example.com/User 1.png"
+    );
+    assert_eq!(titled(&brief.1, "Conversation 2")["endUser"], Value::Null);
+    assert_eq!(
+        titled(&full.0, "Conversation 1")["summary"],
+        "about Conversation 1"
+    );
+    assert_eq!(
+        titled(&full.1, "Conversation 3")["metadata"],
+        json!({ "channel": "web" })
+    );
+    // The end user's details beside a brief page, on both pages: read in full.
+    for page in [&with_end_user.0, &with_end_user.1] {
+        let end_user = &titled(page, "Conversation 1")["endUser"];
+        assert_eq!(end_user["email"], "mail@User 1", "{end_user}");
+        assert_eq!(end_user["sessionId"], "s-User 1");
+        assert_eq!(end_user["isAnonymous"], true);
+        assert_eq!(end_user["metadata"], json!({ "plan": "pro" }));
+        assert!(end_user["lastActiveAt"].is_string());
+        assert!(!end_user["createdAt"].as_str().unwrap().starts_with("1970"));
+    }
 }
 
 /// A page joins only an end user of the conversation's own workspace: a conversation made
