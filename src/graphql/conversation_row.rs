@@ -24,6 +24,7 @@ use uuid::Uuid;
 
 use super::lists::ListName;
 use super::loaders::ListRow;
+use super::pages::page_asks_only;
 use super::pagination::Cursor;
 use crate::db::models::{Conversation, EndUser};
 
@@ -49,16 +50,12 @@ pub const BRIEF_END_USER_FIELDS: &[&str] =
 /// Whether every field a page (`look`) asks of its conversations, and of their end users,
 /// is answered by a brief row.
 pub fn brief_enough(look: &Lookahead<'_>) -> bool {
-    let edges = look.field("edges").field("node").selection_fields();
-    let nodes = look.field("nodes").selection_fields();
-    edges.iter().chain(&nodes).all(|node| {
-        node.selection_set().all(|field| {
-            BRIEF_FIELDS.contains(&field.name())
-                && (field.name() != "endUser"
-                    || field
-                        .selection_set()
-                        .all(|f| BRIEF_END_USER_FIELDS.contains(&f.name())))
-        })
+    page_asks_only(look, |field| {
+        BRIEF_FIELDS.contains(&field.name())
+            && (field.name() != "endUser"
+                || field
+                    .selection_set()
+                    .all(|f| BRIEF_END_USER_FIELDS.contains(&f.name())))
     })
 }
 
@@ -153,41 +150,37 @@ fn brief_end_user<'a>(row: &impl NamedRow<'a, Pg>, id: Uuid) -> deserialize::Res
     })
 }
 
+/// An end user read in full under the prefix `eu_`.
+fn full_end_user<'a>(row: &impl NamedRow<'a, Pg>, id: Uuid) -> deserialize::Result<EndUser> {
+    Ok(EndUser {
+        id,
+        workspace_id: NamedRow::get::<SqlUuid, _>(row, "eu_workspace_id")?,
+        session_id: NamedRow::get::<Nullable<Text>, _>(row, "eu_session_id")?,
+        external_user_id: NamedRow::get::<Nullable<Text>, _>(row, "eu_external_user_id")?,
+        name: NamedRow::get::<Nullable<Text>, _>(row, "eu_name")?,
+        email: NamedRow::get::<Nullable<Text>, _>(row, "eu_email")?,
+        phone: NamedRow::get::<Nullable<Text>, _>(row, "eu_phone")?,
+        avatar_url: NamedRow::get::<Nullable<Text>, _>(row, "eu_avatar_url")?,
+        metadata: NamedRow::get::<Jsonb, _>(row, "eu_metadata")?,
+        is_anonymous: NamedRow::get::<Bool, _>(row, "eu_is_anonymous")?,
+        last_active_at: NamedRow::get::<Nullable<Timestamptz>, _>(row, "eu_last_active_at")?,
+        created_at: NamedRow::get::<Timestamptz, _>(row, "eu_created_at")?,
+        updated_at: NamedRow::get::<Timestamptz, _>(row, "eu_updated_at")?,
+    })
+}
+
 impl<const BRIEF: bool> QueryableByName<Pg> for ConversationWithEndUser<BRIEF> {
     fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
-        if BRIEF {
-            let conversation = brief_conversation(row)?;
-            let end_user = match NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "eu_id")? {
-                None => None,
-                Some(id) => Some(brief_end_user(row, id)?),
-            };
-            return Ok(ConversationWithEndUser {
-                conversation,
-                end_user,
-            });
-        }
-        let conversation = Conversation::build(row)?;
+        let conversation = if BRIEF {
+            brief_conversation(row)?
+        } else {
+            Conversation::build(row)?
+        };
         // The join leaves every column of the end user null when there is none.
         let end_user = match NamedRow::get::<Nullable<SqlUuid>, Option<Uuid>>(row, "eu_id")? {
             None => None,
-            Some(id) => Some(EndUser {
-                id,
-                workspace_id: NamedRow::get::<SqlUuid, _>(row, "eu_workspace_id")?,
-                session_id: NamedRow::get::<Nullable<Text>, _>(row, "eu_session_id")?,
-                external_user_id: NamedRow::get::<Nullable<Text>, _>(row, "eu_external_user_id")?,
-                name: NamedRow::get::<Nullable<Text>, _>(row, "eu_name")?,
-                email: NamedRow::get::<Nullable<Text>, _>(row, "eu_email")?,
-                phone: NamedRow::get::<Nullable<Text>, _>(row, "eu_phone")?,
-                avatar_url: NamedRow::get::<Nullable<Text>, _>(row, "eu_avatar_url")?,
-                metadata: NamedRow::get::<Jsonb, _>(row, "eu_metadata")?,
-                is_anonymous: NamedRow::get::<Bool, _>(row, "eu_is_anonymous")?,
-                last_active_at: NamedRow::get::<Nullable<Timestamptz>, _>(
-                    row,
-                    "eu_last_active_at",
-                )?,
-                created_at: NamedRow::get::<Timestamptz, _>(row, "eu_created_at")?,
-                updated_at: NamedRow::get::<Timestamptz, _>(row, "eu_updated_at")?,
-            }),
+            Some(id) if BRIEF => Some(brief_end_user(row, id)?),
+            Some(id) => Some(full_end_user(row, id)?),
         };
         Ok(ConversationWithEndUser {
             conversation,

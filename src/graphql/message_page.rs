@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::lists::{ListFilter, ListName};
 use super::loaders::ListRow;
-use super::pages::child_rows;
+use super::pages::{child_rows, page_asks_only};
 use super::pagination::{Cursor, Page};
 use crate::db::models::{Message, MessageFeedback};
 use crate::error::{AppError, AppResult};
@@ -161,12 +161,7 @@ pub fn message_cursor(message: &Message) -> Cursor {
 
 /// Whether every field a page (`look`) asks of its messages is answered by a brief read.
 fn brief_enough(look: &Lookahead<'_>) -> bool {
-    let edges = look.field("edges").field("node").selection_fields();
-    let nodes = look.field("nodes").selection_fields();
-    edges.iter().chain(&nodes).all(|node| {
-        node.selection_set()
-            .all(|field| BRIEF_FIELDS.contains(&field.name()))
-    })
+    page_asks_only(look, |field| BRIEF_FIELDS.contains(&field.name()))
 }
 
 /// The messages of one page of `conversation`, each with its feedback when the page shows

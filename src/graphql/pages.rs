@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
-use async_graphql::{Context, OutputType, Result};
+use async_graphql::{Context, Lookahead, OutputType, Result, SelectionField};
 use uuid::Uuid;
 
 use super::context::ContextExt;
@@ -12,6 +12,17 @@ use super::lists::{ListFilter, ListName};
 use super::loaders::{CountOf, DbLoader, ListRow, PageOf};
 use super::pagination::{Conn, Page, Totals, connection};
 use crate::error::AppError;
+
+/// Whether every field a page (`look`) asks of its nodes (`edges { node }` and `nodes`,
+/// through fragments) is one `allowed` accepts.
+pub fn page_asks_only(look: &Lookahead<'_>, allowed: impl Fn(&SelectionField<'_>) -> bool) -> bool {
+    let edges = look.field("edges").field("node").selection_fields();
+    let nodes = look.field("nodes").selection_fields();
+    edges
+        .iter()
+        .chain(&nodes)
+        .all(|node| node.selection_set().all(|field| allowed(&field)))
+}
 
 /// The `totalCount` of a child list, counted through the loader when asked for.
 pub fn count_totals(
