@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::marker::PhantomData;
 
 use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry;
 use async_graphql::parser::types::{Field, Selection};
 use async_graphql::registry::Registry;
 use async_graphql::resolver_utils::resolve_container;
@@ -173,19 +174,21 @@ impl<T: PlainFields> OutputType for Plain<T> {
 /// Puts a field's value in its place; a key selected twice merges its objects, as
 /// async-graphql does.
 fn merge(target: &mut IndexMap<Name, Value>, key: Name, value: Value) {
-    match target.get_mut(&key) {
-        Some(Value::Object(existing)) => {
-            if let Value::Object(more) = value {
-                for (k, v) in more {
-                    merge(existing, k, v);
+    match target.entry(key) {
+        Entry::Vacant(slot) => {
+            slot.insert(value);
+        }
+        Entry::Occupied(mut slot) => match slot.get_mut() {
+            Value::Object(existing) => {
+                if let Value::Object(more) = value {
+                    for (k, v) in more {
+                        merge(existing, k, v);
+                    }
                 }
             }
-        }
-        Some(slot @ Value::Null) => *slot = value,
-        Some(_) => {}
-        None => {
-            target.insert(key, value);
-        }
+            held @ Value::Null => *held = value,
+            _ => {}
+        },
     }
 }
 
