@@ -13,6 +13,7 @@ use diesel::pg::Pg;
 use diesel::row::NamedRow;
 use diesel::sql_types::{BigInt, Nullable, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use super::pagination::{Page, contains_pattern, key_time};
@@ -448,8 +449,25 @@ where
     let statement = Statement::new(sql)
         .bind(Bind::Ids(parents.to_vec()))
         .bind_all(binds);
-    Ok(statement.load::<Row>(conn).await?)
+    // Sized for full pages up front (bounded, for pages asked with large sizes): growing the
+    // vector row by row showed in a chat history's profile.
+    let expected = parents
+        .len()
+        .saturating_mul(usize::try_from(page.size).unwrap_or(0).saturating_add(1))
+        .min(PRESIZED_ROWS);
+    let rows = statement
+        .load_stream::<Row>(conn)
+        .await?
+        .try_fold(Vec::with_capacity(expected), |mut rows, row| {
+            rows.push(row);
+            std::future::ready(Ok(rows))
+        })
+        .await?;
+    Ok(rows)
 }
+
+/// The most rows [`load_pages`] makes room for before reading them.
+const PRESIZED_ROWS: usize = 1024;
 
 /// A row of [`load_workspace_page`]: the workspace's row as JSON text, the list's total when
 /// it was counted, and one row of its page (`None` on the one row of a workspace whose page

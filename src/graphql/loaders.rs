@@ -541,8 +541,15 @@ impl<R: ListRow> Loader<PageOf<R>> for DbLoader {
             )
             .await
             .map_err(fail)?;
-            let mut by_parent: HashMap<Uuid, Vec<R>> =
-                parents.iter().map(|p| (*p, Vec::new())).collect();
+            // Each parent's vector sized from its count of rows, not grown row by row.
+            let mut counts: HashMap<Uuid, usize> = parents.iter().map(|p| (*p, 0)).collect();
+            for row in &rows {
+                *counts.entry(row.parent(list)).or_default() += 1;
+            }
+            let mut by_parent: HashMap<Uuid, Vec<R>> = counts
+                .into_iter()
+                .map(|(parent, count)| (parent, Vec::with_capacity(count)))
+                .collect();
             for row in rows {
                 by_parent.entry(row.parent(list)).or_default().push(row);
             }
