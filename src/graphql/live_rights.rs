@@ -14,7 +14,6 @@ use async_graphql::Result;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
-use tokio_util::sync::ReusableBoxFuture;
 use uuid::Uuid;
 
 use crate::app::App;
@@ -25,6 +24,7 @@ use crate::error::{AppError, AppResult};
 use crate::knowledge::documents::visible_document;
 use crate::realtime::bus::{Delivery, Missed, Subscription as BusSubscription};
 use crate::realtime::events::Event;
+use crate::realtime::woken::Woken;
 use crate::workflow::executions::visible_execution;
 
 /// What a subscription follows, as its caller must still be allowed to see it.
@@ -97,7 +97,7 @@ impl RightsWatch {
             inner: stream.boxed(),
             changes: self.builder.map(|(user_id, feed)| Changes {
                 user_id,
-                next: ReusableBoxFuture::new(receive(feed)),
+                next: Woken::new(receive(feed)),
             }),
             check: None,
             app,
@@ -109,8 +109,9 @@ impl RightsWatch {
 }
 
 /// A subscription's stream and the changes of rights it listens to, polled in place: the
-/// subscription's items pass straight through, and the wait for a change is one allocation
-/// for the subscription's life (made again only after a change arrives).
+/// subscription's items pass straight through, and the wait for a change is polled only
+/// when the rights feed woke it (`woken`: the feed is one for every subscription of the
+/// process), made again only after a change arrives.
 struct Guarded<T> {
     inner: BoxStream<'static, Result<T>>,
     /// The builder's changes; `None` for API keys and end users, or once the feed closed.
@@ -125,7 +126,7 @@ struct Guarded<T> {
 
 struct Changes {
     user_id: Uuid,
-    next: ReusableBoxFuture<'static, (Result<Delivery, Missed>, BusSubscription)>,
+    next: Woken<(Result<Delivery, Missed>, BusSubscription)>,
 }
 
 /// The feed's next delivery, with the feed handed back.
@@ -143,7 +144,7 @@ enum Change {
 
 impl Changes {
     fn poll_change(&mut self, cx: &mut Context<'_>) -> Poll<Change> {
-        let (delivery, feed) = ready!(self.next.poll(cx));
+        let (delivery, feed) = ready!(self.next.poll_done(cx));
         let change = match delivery {
             Ok(Delivery::Event(event)) => match &*event {
                 Event::MembershipChanged { user_id, .. } if *user_id == self.user_id => {

@@ -11,15 +11,14 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use futures_util::StreamExt;
-use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use tokio::sync::watch;
 
 use super::connections::Slot;
 use super::rights::{Ended, Held, RightsWatch};
 use super::{HttpState, RequestId};
 use crate::graphql::streamed_json;
 use crate::metrics::{Deliveries, Metrics};
+use crate::realtime::woken::Woken;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -46,13 +45,14 @@ pub async fn respond(
     slots: [Slot; 2],
 ) -> Response {
     let app = state.app.clone();
-    let rights: BoxFuture<'static, Ended> = match held {
+    // Both polled when their signal wakes them, not with every frame (`woken`).
+    let rights: Woken<Ended> = match held {
         Some(held) => match RightsWatch::open(&app, held).await {
             // Polled before the responses: nothing runs.
-            Err(ended) => Box::pin(std::future::ready(ended)),
-            Ok(watch) => Box::pin(async move { watch.ended(&app).await }),
+            Err(ended) => Woken::new(std::future::ready(ended)),
+            Ok(watch) => Woken::new(async move { watch.ended(&app).await }),
         },
-        None => Box::pin(std::future::pending()),
+        None => Woken::new(std::future::pending()),
     };
     let events = Events {
         responses,
@@ -60,7 +60,7 @@ pub async fn respond(
         metrics: state.app.metrics.clone(),
         request_id,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
-        stop: state.stop.clone(),
+        stop: Woken::new(stopped(state.stop.clone())),
         rights,
         finished: false,
         _slots: slots,
@@ -87,8 +87,8 @@ struct Events {
     metrics: Arc<Metrics>,
     request_id: RequestId,
     keep_alive: tokio::time::Interval,
-    stop: watch::Receiver<bool>,
-    rights: BoxFuture<'static, Ended>,
+    stop: Woken<()>,
+    rights: Woken<Ended>,
     finished: bool,
     /// This connection's places among the live connections of its address and caller.
     _slots: [Slot; 2],
@@ -101,11 +101,11 @@ impl Events {
         }
         tokio::select! {
             biased;
-            () = stopped(&mut self.stop) => {
+            () = self.stop.done() => {
                 self.finished = true;
                 None
             }
-            ended = &mut self.rights => {
+            ended = self.rights.done() => {
                 self.finished = true;
                 let body = serde_json::json!({ "errors": [{
                     "message": ended.reason(),
@@ -134,6 +134,6 @@ impl Events {
 }
 
 /// Resolves once the server is shutting down.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopping| *stopping).await;
 }

@@ -7,6 +7,7 @@
 //! - `replay`: a subscriber's view of a stream from `after`, with no gap and no repeat.
 //! - `events`: what travels.
 //! - `history`: what a producer published, to put back a stream Redis lost.
+//! - `woken`: a wait polled only when its signal woke it (shutdown, ended rights).
 
 pub mod bus;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod history;
 mod producer;
 pub mod replay;
 pub mod streams;
+pub mod woken;
 
 use std::sync::Arc;
 use std::time::Duration;

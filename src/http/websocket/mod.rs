@@ -45,6 +45,7 @@ use super::{HttpState, RequestId};
 use crate::app::App;
 use crate::auth::Credentials;
 use crate::graphql::subscription::SubscriptionBudget;
+use crate::realtime::woken::Woken;
 use executor::Runner;
 use protocol::{Operations, Outgoing};
 
@@ -200,6 +201,10 @@ impl Session {
         // Keeps the server waiting for this socket to close at shutdown.
         let _open = self.state.sessions.clone();
         let mut stop = self.state.stop.clone();
+        // Polled when the shutdown signal wakes it, not with every frame (`woken`).
+        let mut stopping = Woken::new(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        });
         let init_timeout = self.state.app.config.realtime.init_timeout;
         let (sink, mut source) = socket.split();
         let mut live = Connection::new(self, sink);
@@ -209,9 +214,9 @@ impl Session {
         loop {
             let step = tokio::select! {
                 biased;
-                () = stopped(&mut stop) => Step::Stopping,
+                () = stopping.done() => Step::Stopping,
                 () = &mut init_deadline, if !live.initialised => Step::InitTimedOut,
-                ended = pending_or(live.rights.as_mut()), if live.rights.is_some() => {
+                ended = woken_or_pending(live.rights.as_mut()), if live.rights.is_some() => {
                     Step::RightsEnded(ended)
                 }
                 outcome = pending_or(live.init.as_mut()), if live.init.is_some() => {
@@ -243,7 +248,7 @@ struct Connection {
     /// Told by an operation's check that the credential is gone.
     lost: Option<watch::Receiver<Option<Ended>>>,
     /// Resolves when the credential stops standing.
-    rights: Option<BoxFuture<'static, Ended>>,
+    rights: Option<Woken<Ended>>,
 }
 
 impl Connection {
@@ -330,7 +335,7 @@ impl Connection {
         self._caller_slot = accepted.slot;
         if let (Some(watch), Some(lost)) = (accepted.watch, self.lost.take()) {
             let app = self.runner.app.clone();
-            self.rights = Some(Box::pin(rights_end(app, watch, lost)));
+            self.rights = Some(Woken::new(rights_end(app, watch, lost)));
         }
         self.data = Some(Arc::new(accepted.data));
         self.send(protocol::CONNECTION_ACK.to_string()).await
@@ -421,6 +426,14 @@ const TOO_MANY_INITS: &str = "Too many initialisation requests";
 async fn pending_or<T>(future: Option<&mut BoxFuture<'static, T>>) -> T {
     match future {
         Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The output of `wait`; pending forever without one (a branch `select!` keeps disabled).
+async fn woken_or_pending<T>(wait: Option<&mut Woken<T>>) -> T {
+    match wait {
+        Some(wait) => wait.done().await,
         None => std::future::pending().await,
     }
 }
@@ -521,11 +534,6 @@ async fn close(sink: &mut Sink, code: u16, reason: &str) {
         sink.send(Message::Close(Some(frame))),
     )
     .await;
-}
-
-/// Resolves once the server is shutting down.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
 }
 
 #[cfg(test)]
