@@ -34,7 +34,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
-use futures_util::stream::SplitSink;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Semaphore, watch};
 
@@ -206,7 +206,10 @@ impl Session {
             let _ = stop.wait_for(|stopping| *stopping).await;
         });
         let init_timeout = self.state.app.config.realtime.init_timeout;
-        let (sink, mut source) = socket.split();
+        let (sink, source) = socket.split();
+        // The client's next message, also polled only when the socket woke it: the loop goes
+        // round once per frame sent, and the client rarely says anything.
+        let mut incoming = Woken::new(next_message(source));
         let mut live = Connection::new(self, sink);
         // graphql-ws's rule: no connection_init in time, 4408.
         let init_deadline = tokio::time::sleep(init_timeout);
@@ -222,7 +225,10 @@ impl Session {
                 outcome = pending_or(live.init.as_mut()), if live.init.is_some() => {
                     Step::Initialised(outcome)
                 }
-                message = source.next(), if live.init.is_none() => Step::Client(message),
+                (message, source) = incoming.done(), if live.init.is_none() => {
+                    incoming.set(next_message(source));
+                    Step::Client(message)
+                }
                 outgoing = live.operations.next() => Step::Outgoing(outgoing),
             };
             if live.step(step).await == Flow::End {
@@ -428,6 +434,13 @@ async fn pending_or<T>(future: Option<&mut BoxFuture<'static, T>>) -> T {
         Some(future) => future.await,
         None => std::future::pending().await,
     }
+}
+
+/// The client's next message (`None` once its input ended), with the socket's reading half.
+async fn next_message(
+    mut source: SplitStream<WebSocket>,
+) -> (Option<Result<Message, axum::Error>>, SplitStream<WebSocket>) {
+    (source.next().await, source)
 }
 
 /// The output of `wait`; pending forever without one (a branch `select!` keeps disabled).
