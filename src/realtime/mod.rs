@@ -7,7 +7,8 @@
 //! - `replay`: a subscriber's view of a stream from `after`, with no gap and no repeat.
 //! - `events`: what travels.
 //! - `history`: what a producer published, to put back a stream Redis lost.
-//! - `woken`: a wait polled only when its signal woke it (shutdown, ended rights).
+//! - `woken`: a wait polled only when its signal woke it (shutdown, ended rights, a
+//!   WebSocket client's next message).
 
 pub mod bus;
 pub mod config;
