@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, watch};
 use crate::app::App;
 use crate::graphql::WeftSchema;
 use crate::graphql::documents::DocumentCache;
+use crate::realtime::woken::Woken;
 
 pub use connections::LiveConnections;
 pub use request_id::RequestId;
@@ -44,6 +45,14 @@ pub struct HttpState {
     pub sessions: Sessions,
     /// Live connections per client address and per caller.
     pub live: Arc<LiveConnections>,
+}
+
+/// Resolves once the server is shutting down; polled only when that signal wakes it (`Woken`),
+/// since a live connection's loop goes round once per frame it sends.
+pub(crate) fn shutdown(mut stop: watch::Receiver<bool>) -> Woken<()> {
+    Woken::new(async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    })
 }
 
 /// A count of open WebSockets: each holds a clone; `wait` returns when none is left.

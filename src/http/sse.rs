@@ -45,7 +45,7 @@ pub async fn respond(
     slots: [Slot; 2],
 ) -> Response {
     let app = state.app.clone();
-    // Both polled when their signal wakes them, not with every frame (`woken`).
+    // Polled when its signal wakes it, not with every frame (`woken`).
     let rights: Woken<Ended> = match held {
         Some(held) => match RightsWatch::open(&app, held).await {
             // Polled before the responses: nothing runs.
@@ -60,7 +60,7 @@ pub async fn respond(
         metrics: state.app.metrics.clone(),
         request_id,
         keep_alive: tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE),
-        stop: Woken::new(stopped(state.stop.clone())),
+        stop: super::shutdown(state.stop.clone()),
         rights,
         finished: false,
         _slots: slots,
@@ -131,9 +131,4 @@ impl Events {
             _ = self.keep_alive.tick() => Some(Bytes::from_static(b":\n\n")),
         }
     }
-}
-
-/// Resolves once the server is shutting down.
-async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
 }

@@ -200,11 +200,7 @@ impl Session {
     async fn run(self, socket: WebSocket) {
         // Keeps the server waiting for this socket to close at shutdown.
         let _open = self.state.sessions.clone();
-        let mut stop = self.state.stop.clone();
-        // Polled when the shutdown signal wakes it, not with every frame (`woken`).
-        let mut stopping = Woken::new(async move {
-            let _ = stop.wait_for(|stopping| *stopping).await;
-        });
+        let mut stopping = super::shutdown(self.state.stop.clone());
         let init_timeout = self.state.app.config.realtime.init_timeout;
         let (sink, source) = socket.split();
         // The client's next message, also polled only when the socket woke it: the loop goes
